@@ -1,0 +1,192 @@
+"""The concepts of smslink as plain typed values: no I/O here.
+
+Everything else (store, engine, CLI, web) passes these around, so they stay small and
+free of behaviour beyond what follows from the data itself (e.g. status ordering).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+DEFAULT_BASE_URL = "https://api.twilio.com/2010-04-01"
+DEFAULT_POLL_INTERVAL_MS = 10_000
+#: 30 polls at the default 10 s interval: five minutes, by which time Twilio has a final
+#: status for the vast majority of messages; carriers that never send receipts end as `sent`.
+DEFAULT_POLL_ATTEMPTS = 30
+#: Twilio limits concurrent API requests per account (about 100 is the usual figure) and the
+#: account is shared with other tools; 50 keeps throughput high while leaving headroom.
+DEFAULT_CONCURRENCY = 50
+#: Country assumed for numbers written without a leading + (ISO 3166 alpha-2).
+DEFAULT_REGION = "US"
+#: Twilio's own limit (error 21617).
+MAX_BODY_CHARS = 1600
+MAX_PLACEHOLDERS = 5
+
+
+class ResultStatus(StrEnum):
+    """What a recipient's result row says, in the original connector's vocabulary."""
+
+    DELIVERED = "delivered"  # the handset confirmed receipt
+    UNDELIVERED = "undelivered"  # the carrier could not deliver (error_code says why)
+    FAILED = "failed"  # Twilio could not send it at all (error_code says why)
+    SENT = "sent"  # accepted by the carrier; polling ended before a final receipt
+    ERROR = "error"  # never sent: bad input or an API error for this record
+
+
+class Stage(StrEnum):
+    """Where a delivery is in the pipeline; the store keeps it so a run can resume."""
+
+    PENDING = "pending"  # rendered and stored; no POST has been attempted
+    POSTING = "posting"  # a POST may be in flight or may have reached Twilio: never resend blindly
+    TRACKING = "tracking"  # Twilio accepted it (we hold its sid); polling for a final status
+    DONE = "done"  # the result status is final for this run
+
+
+class RunState(StrEnum):
+    """The lifecycle of one send of a touchpoint to one audience."""
+
+    INGESTING = "ingesting"  # reading the audience into the store
+    SENDING = "sending"  # posting and tracking
+    INTERRUPTED = "interrupted"  # stopped by Ctrl-C or a crash; `runs resume` finishes it
+    STOPPED = "stopped"  # a configuration error stopped it; fix the connection, then resume
+    COMPLETED = "completed"  # every delivery is done and the results file is written
+
+
+#: Twilio message statuses by progress. A status may only replace one of lower rank,
+#: because status reads and callbacks can arrive out of order.
+_TWILIO_RANK: dict[str, int] = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+    "canceled": 4,
+}
+#: Twilio statuses after which polling stops (the seed's delivered/undelivered/failed,
+#: plus read and canceled which are final too).
+TWILIO_FINAL = frozenset({"delivered", "undelivered", "failed", "read", "canceled"})
+
+
+def twilio_rank(status: str | None) -> int:
+    """Progress rank of a Twilio status; unknown statuses rank lowest so they never win."""
+    return -1 if status is None else _TWILIO_RANK.get(status, -1)
+
+
+def advances(current: str | None, new: str | None) -> bool:
+    """True when `new` moves a message forward from `current` (never backwards or sideways)."""
+    return twilio_rank(new) > twilio_rank(current)
+
+
+def result_for_twilio_status(status: str) -> ResultStatus:
+    """Map a Twilio status at the end of polling onto the seed's result vocabulary.
+
+    Final statuses map onto themselves (read counts as delivered, canceled as failed);
+    anything still in flight when the attempts run out is reported as `sent`, as the
+    original connector does.
+    """
+    match status:
+        case "delivered" | "read":
+            return ResultStatus.DELIVERED
+        case "undelivered":
+            return ResultStatus.UNDELIVERED
+        case "failed" | "canceled":
+            return ResultStatus.FAILED
+        case _:
+            return ResultStatus.SENT
+
+
+@dataclass(slots=True)
+class Connection:
+    """A Twilio account as an administrator configured it. The secret is kept out of repr."""
+
+    name: str
+    account_sid: str
+    auth_token: str = field(repr=False)
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    api_key_sid: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    poll_interval_ms: int = DEFAULT_POLL_INTERVAL_MS
+    poll_attempts: int = DEFAULT_POLL_ATTEMPTS
+    concurrency: int = DEFAULT_CONCURRENCY
+    region: str = DEFAULT_REGION
+
+    @property
+    def username(self) -> str:
+        """Basic-auth user: the API key when one is set, else the account itself."""
+        return self.api_key_sid or self.account_sid
+
+    @property
+    def sender(self) -> str:
+        """What the messages come from, for display and for finding them again."""
+        return self.messaging_service_sid or self.from_number or ""
+
+
+@dataclass(slots=True)
+class Touchpoint:
+    """A message template and where each of its fields comes from in the audience."""
+
+    name: str
+    connection: str
+    message: str
+    phone_column: str
+    mapping: dict[str, str] = field(default_factory=dict)  # placeholder -> audience column
+
+
+@dataclass(slots=True)
+class Run:
+    """One send of a touchpoint to one audience."""
+
+    id: int
+    touchpoint: str
+    connection: str
+    input_path: str
+    output_path: str
+    state: RunState
+    created_at: datetime
+    columns: list[str] = field(default_factory=list)  # the audience's header, in order
+    total: int = 0  # records ingested so far
+    error: str | None = None  # why the run stopped, when it did
+    finished_at: datetime | None = None
+    #: Touchpoint and connection settings as they were when the run started, so a resume
+    #: sends the same message even if the touchpoint was edited in between.
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One recipient of a run, from its input row to its final result."""
+
+    run_id: int
+    seq: int  # position in the audience, 0-based: results come out in this order
+    row: dict[str, str]  # the input record as read
+    to: str | None = None  # E.164, or None when the phone did not validate
+    body: str | None = None
+    segments: int = 0
+    stage: Stage = Stage.PENDING
+    status: ResultStatus | None = None  # set when stage is DONE
+    twilio_status: str | None = None  # Twilio's raw status, kept beside ours
+    message_sid: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    polls: int = 0  # status reads spent on this message so far
+    claimed_at: datetime | None = None  # when the POST attempt began (for reconciliation)
+    updated_at: datetime | None = None  # last status change
+
+
+@dataclass(slots=True)
+class RunTotals:
+    """Counts by stage and result for progress bars and summaries."""
+
+    total: int = 0
+    pending: int = 0
+    posting: int = 0
+    tracking: int = 0
+    done: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
