@@ -123,6 +123,14 @@ class Connection:
         return self.api_key_sid or self.account_sid
 
     @property
+    def from_filter(self) -> str | None:
+        """The `From` that finds this connection's messages in a listing.
+
+        None with a Messaging Service: Twilio picks a number from its pool per message.
+        """
+        return None if self.messaging_service_sid else self.from_number
+
+    @property
     def sender(self) -> str:
         """What the messages come from, for display and for finding them again."""
         return self.messaging_service_sid or self.from_number or ""
@@ -190,3 +198,36 @@ class RunTotals:
     tracking: int = 0
     done: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """What the sender needs to POST one delivery, and nothing more (no input row), so a
+    claimed batch stays small in memory however wide the audience is."""
+
+    run_id: int
+    seq: int
+    to: str
+    body: str
+    segments: int
+    claimed_at: datetime
+
+
+@dataclass(slots=True)
+class Progress:
+    """The mutable state of a delivery, written back in batches by the send and track loops.
+
+    It carries the whole mutable state rather than a diff, so a batch is one statement shape
+    whatever changed; the store never applies it to a delivery that is already DONE.
+    """
+
+    run_id: int
+    seq: int
+    stage: Stage
+    status: ResultStatus | None = None
+    twilio_status: str | None = None
+    message_sid: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    polls: int = 0
+    updated_at: datetime | None = None

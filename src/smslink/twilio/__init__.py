@@ -1,0 +1,22 @@
+"""Twilio's HTTP API: the client, and its errors grouped by what to do about them."""
+
+from smslink.twilio.client import Message, TwilioClient
+from smslink.twilio.errors import (
+    AnswerLost,
+    ApiError,
+    ConnectFailed,
+    ErrorKind,
+    TransportError,
+    TwilioError,
+)
+
+__all__ = [
+    "AnswerLost",
+    "ApiError",
+    "ConnectFailed",
+    "ErrorKind",
+    "Message",
+    "TransportError",
+    "TwilioClient",
+    "TwilioError",
+]

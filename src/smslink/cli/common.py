@@ -1,0 +1,44 @@
+"""What every command shares: the console, the store, and turning errors into one clear line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from smslink.store import AlreadyExists, InUse, NotFound, Store, open_store
+from smslink.store.errors import StoreError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+#: Exit codes: 0 success; 1 the run could not finish (connection refused, Twilio unreachable);
+#: 2 bad input or configuration given on the command line; 130 interrupted (Ctrl-C).
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def store_session() -> Iterator[Store]:
+    """The configured store; store errors become one clear line and exit code 2."""
+    try:
+        store = open_store()
+    except StoreError as error:
+        fail(str(error))
+    except Exception as error:  # a bad SMSLINK_DATABASE_URL, an unreachable server
+        fail(f"cannot open the database: {error}")
+    try:
+        yield store
+    except (NotFound, AlreadyExists, InUse) as error:
+        fail(str(error))
+    finally:
+        store.close()

@@ -1,0 +1,258 @@
+"""`smslink connection ...`: what an administrator configures, and the Test button."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from smslink.cli.common import EXIT_FAILED, console, fail, store_session
+from smslink.models import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_POLL_ATTEMPTS,
+    DEFAULT_POLL_INTERVAL_MS,
+    DEFAULT_REGION,
+    Connection,
+)
+from smslink.phone import check_region
+from smslink.secrets import mask
+from smslink.twilio import ApiError, TwilioClient, TwilioError
+
+app = typer.Typer(help="Twilio connections: account, credentials, sender and polling.")
+
+TOKEN_ENV = "TWILIO_AUTH_TOKEN"
+_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+_API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")
+#: E.164, a short code (5-6 digits) or an alphanumeric sender ID (up to 11, with a letter).
+_SENDER = re.compile(r"\+[1-9]\d{6,14}|\d{5,6}|(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="A name for the connection.")],
+    account_sid: Annotated[str, typer.Option(help="Twilio Account SID (AC...).")],
+    from_number: Annotated[
+        str | None, typer.Option("--from", help="Sender: E.164 number, short code or sender ID.")
+    ] = None,
+    messaging_service_sid: Annotated[
+        str | None, typer.Option(help="Send through a Messaging Service (MG...) instead.")
+    ] = None,
+    api_key_sid: Annotated[
+        str | None,
+        typer.Option(help="Authenticate with an API key (SK...); its secret is the token."),
+    ] = None,
+    base_url: Annotated[str, typer.Option(help="Twilio API base URL.")] = DEFAULT_BASE_URL,
+    poll_interval_ms: Annotated[
+        int, typer.Option(help="Milliseconds between status polls.", min=100)
+    ] = DEFAULT_POLL_INTERVAL_MS,
+    poll_attempts: Annotated[
+        int, typer.Option(help="Polls per message before reporting 'sent'.", min=1)
+    ] = DEFAULT_POLL_ATTEMPTS,
+    concurrency: Annotated[
+        int, typer.Option(help="Most API requests in flight at once.", min=1, max=1000)
+    ] = DEFAULT_CONCURRENCY,
+    region: Annotated[
+        str, typer.Option(help="Country for numbers written without +.")
+    ] = DEFAULT_REGION,
+) -> None:
+    """Add a connection. The auth token comes from $TWILIO_AUTH_TOKEN or a hidden prompt."""
+    connection = _checked(
+        Connection(
+            name=name,
+            account_sid=account_sid,
+            auth_token="",
+            from_number=from_number,
+            messaging_service_sid=messaging_service_sid,
+            api_key_sid=api_key_sid,
+            base_url=base_url.rstrip("/"),
+            poll_interval_ms=poll_interval_ms,
+            poll_attempts=poll_attempts,
+            concurrency=concurrency,
+            region=region,
+        )
+    )
+    connection.auth_token = _read_token(api_key_sid is not None)
+    with store_session() as store:
+        store.add_connection(connection)
+    console.print(f"Added connection [bold]{name}[/]. Try it: smslink connection test {name}")
+
+
+@app.command("update")
+def update_(
+    name: Annotated[str, typer.Argument(help="The connection to change.")],
+    account_sid: Annotated[str | None, typer.Option()] = None,
+    from_number: Annotated[str | None, typer.Option("--from")] = None,
+    messaging_service_sid: Annotated[
+        str | None, typer.Option(help="MG...; pass '' to send from --from instead.")
+    ] = None,
+    api_key_sid: Annotated[
+        str | None, typer.Option(help="SK...; pass '' to use the account's own token.")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option()] = None,
+    poll_interval_ms: Annotated[int | None, typer.Option(min=100)] = None,
+    poll_attempts: Annotated[int | None, typer.Option(min=1)] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=1000)] = None,
+    region: Annotated[str | None, typer.Option()] = None,
+    new_token: Annotated[
+        bool, typer.Option("--new-token", help="Replace the secret ($TWILIO_AUTH_TOKEN or prompt).")
+    ] = False,
+) -> None:
+    """Change some settings of a connection; the rest stay as they are."""
+    with store_session() as store:
+        connection = store.get_connection(name)
+        changes = {
+            "account_sid": account_sid,
+            "from_number": from_number,
+            "messaging_service_sid": messaging_service_sid,
+            "api_key_sid": api_key_sid,
+            "base_url": base_url.rstrip("/") if base_url else None,
+            "poll_interval_ms": poll_interval_ms,
+            "poll_attempts": poll_attempts,
+            "concurrency": concurrency,
+            "region": region,
+        }
+        for field_name, value in changes.items():
+            if value is not None:
+                setattr(connection, field_name, value if value != "" else None)
+        connection = _checked(connection)
+        if new_token:
+            connection.auth_token = _read_token(connection.api_key_sid is not None)
+        store.update_connection(connection)
+    console.print(f"Updated connection [bold]{name}[/].")
+
+
+def _checked(c: Connection) -> Connection:
+    """The connection with its region normalised, or a clear failure naming the option."""
+    if not _ACCOUNT_SID.fullmatch(c.account_sid or ""):
+        fail(f"--account-sid {c.account_sid!r} is not an Account SID: AC followed by 32 hex digits")
+    if not c.from_number and not c.messaging_service_sid:
+        fail("give a sender: --from +1... (or a short code / sender ID) or --messaging-service-sid")
+    if c.from_number and not _SENDER.fullmatch(c.from_number):
+        fail(
+            f"--from {c.from_number!r} is not a sender Twilio accepts: use an E.164 number "
+            "(+14155550123), a short code (12345) or an alphanumeric sender ID (up to 11)"
+        )
+    if c.messaging_service_sid and not _SERVICE_SID.fullmatch(c.messaging_service_sid):
+        fail(f"--messaging-service-sid {c.messaging_service_sid!r}: MG followed by 32 hex digits")
+    if c.api_key_sid and not _API_KEY_SID.fullmatch(c.api_key_sid):
+        fail(f"--api-key-sid {c.api_key_sid!r}: SK followed by 32 hex digits")
+    if not re.match(r"https?://[^/\s]+", c.base_url):
+        fail(f"--base-url {c.base_url!r} must start with https:// (or http:// for a local server)")
+    try:
+        c.region = check_region(c.region)
+    except ValueError as error:
+        fail(f"--region: {error}")
+    return c
+
+
+def _read_token(api_key: bool) -> str:
+    """The secret, never from a command-line argument (it would land in shell history)."""
+    what = "API key secret" if api_key else "auth token"
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    if not sys.stdin.isatty():
+        fail(f"set {TOKEN_ENV} to the {what} (it is never taken as a command-line argument)")
+    token = typer.prompt(f"Twilio {what}", hide_input=True).strip()
+    if not token:
+        fail(f"the {what} is empty")
+    return token
+
+
+@app.command("list")
+def list_() -> None:
+    """List connections (secrets masked)."""
+    with store_session() as store:
+        connections = store.list_connections()
+    if not connections:
+        console.print(
+            "No connections yet: smslink connection add NAME --account-sid AC... --from +1..."
+        )
+        return
+    table = Table("name", "account", "sender", "base URL", "poll", "concurrency", "region")
+    for c in connections:
+        table.add_row(
+            c.name,
+            c.account_sid,
+            c.sender,
+            c.base_url,
+            f"{c.poll_interval_ms} ms x {c.poll_attempts}",
+            str(c.concurrency),
+            c.region,
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(name: str) -> None:
+    """Show one connection (the token masked)."""
+    with store_session() as store:
+        c = store.get_connection(name)
+    table = Table.grid(padding=(0, 2))
+    for label, value in (
+        ("name", c.name),
+        ("account SID", c.account_sid),
+        ("auth", f"API key {c.api_key_sid}" if c.api_key_sid else "account auth token"),
+        ("secret", mask(c.auth_token)),
+        ("from", c.from_number or ""),
+        ("messaging service", c.messaging_service_sid or ""),
+        ("base URL", c.base_url),
+        ("poll interval", f"{c.poll_interval_ms} ms"),
+        ("poll attempts", str(c.poll_attempts)),
+        ("concurrency", str(c.concurrency)),
+        ("region", c.region),
+    ):
+        table.add_row(f"[bold]{label}[/]", value)
+    console.print(table)
+
+
+@app.command("remove")
+def remove(name: str) -> None:
+    """Remove a connection that no touchpoint uses."""
+    with store_session() as store:
+        store.remove_connection(name)
+    console.print(f"Removed connection {name}.")
+
+
+@app.command("test")
+def test(name: str) -> None:
+    """The Test button: a read-only account query that proves URL and credentials work."""
+    with store_session() as store:
+        connection = store.get_connection(name)
+    try:
+        account = asyncio.run(_fetch_account(connection))
+    except ApiError as error:
+        fail(
+            f"Twilio refused: error {error.code or error.status}: {error.message}"
+            + (f" ({error.more_info})" if error.more_info else ""),
+            EXIT_FAILED,
+        )
+    except TwilioError as error:
+        fail(f"cannot reach Twilio at {connection.base_url}: {error}", EXIT_FAILED)
+    status = account.get("status", "unknown")
+    console.print(
+        f"[green]OK[/]: {connection.base_url} answers; account {account.get('sid')} "
+        f"({account.get('friendly_name', '')}) is {status}."
+    )
+    if status != "active":
+        fail(f"the account is {status}, not active: messages will not go out", EXIT_FAILED)
+
+
+async def _fetch_account(connection: Connection) -> dict[str, object]:
+    client = TwilioClient(
+        base_url=connection.base_url,
+        account_sid=connection.account_sid,
+        username=connection.username,
+        password=connection.auth_token,
+        connect_timeout_s=10.0,
+        read_timeout_s=15.0,
+    )
+    async with client:
+        return await client.fetch_account()

@@ -1,0 +1,144 @@
+"""`smslink demo` and `smslink simulator`: the embedded default, no Twilio account needed.
+
+The demo is the main job end to end (connection, touchpoint, send, track, results) against
+the built-in simulator on a free loopback port and the ordinary SQLite store, so what a new
+user sees is exactly what a real send does; only the base URL and credentials differ.
+"""
+
+from __future__ import annotations
+
+import csv
+from contextlib import suppress
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from smslink.cli.common import console, store_session
+from smslink.cli.progress import live_progress
+from smslink.cli.runs import _execute, print_summary
+from smslink.engine.counters import RunCounters
+from smslink.engine.run import RunRequest, start_run
+from smslink.models import Connection, Touchpoint
+from smslink.simulator import SimulatorConfig, run_in_thread
+from smslink.simulator import main as serve_simulator
+from smslink.simulator.config import DEFAULT_AUTH_TOKEN
+from smslink.store import NotFound, Store
+
+DEMO_NAME = "demo"
+DEMO_ACCOUNT_SID = "AC" + "de300000000000000000000000000001"
+DEMO_MESSAGE = "Hi <FirstName>, your order is ready for pickup in <City>. Reply STOP to opt out."
+#: Quick enough to finish in seconds, with every kind of result showing up.
+DEMO_SIMULATOR = SimulatorConfig(
+    auth_token="demo-token",
+    queued_s=0.3,
+    sending_s=0.3,
+    sent_s=1.0,
+    undelivered_share=0.08,
+    failed_share=0.05,
+    stuck_share=0.05,
+    seed=7,
+)
+
+
+def demo(
+    output: Annotated[Path, typer.Option(help="Where to write the results.")] = Path(
+        "demo-results.csv"
+    ),
+) -> None:
+    """Send a sample audience through the built-in simulator and show every result."""
+    with run_in_thread(DEMO_SIMULATOR) as base_url, store_session() as store:
+        console.print(f"Twilio simulator on {base_url}")
+        _configure(store, base_url)
+        audience = files("smslink") / "data" / "demo_audience.csv"
+        with as_file(audience) as audience_path:
+            counters = RunCounters()
+            run_id = start_run(store, RunRequest(DEMO_NAME, Path(audience_path), output))
+            with live_progress(counters, console):
+                run = _execute(store, run_id, counters)
+        _print_results(Path(run.output_path))
+        print_summary(store, run)
+
+
+def _configure(store: Store, base_url: str) -> None:
+    """Create or refresh the demo connection and touchpoint (the port changes every time)."""
+    connection = Connection(
+        name=DEMO_NAME,
+        account_sid=DEMO_ACCOUNT_SID,
+        auth_token=DEMO_SIMULATOR.auth_token,
+        from_number="+15005550006",
+        base_url=base_url,
+        poll_interval_ms=500,
+        poll_attempts=8,
+        concurrency=10,
+    )
+    try:
+        store.get_connection(DEMO_NAME)
+        store.update_connection(connection)
+    except NotFound:
+        store.add_connection(connection)
+    with suppress(NotFound):
+        store.remove_touchpoint(DEMO_NAME)
+    store.add_touchpoint(
+        Touchpoint(
+            name=DEMO_NAME,
+            connection=DEMO_NAME,
+            message=DEMO_MESSAGE,
+            phone_column="Phone",
+            mapping={"FirstName": "FirstName", "City": "City"},
+        )
+    )
+    console.print(f"Connection and touchpoint '{DEMO_NAME}': {DEMO_MESSAGE}", markup=False)
+
+
+def _print_results(path: Path) -> None:
+    table = Table("id", "name", "to", "status", "code", "message")
+    with path.open(newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            table.add_row(
+                row["CustomerId"],
+                row["FirstName"],
+                row["to"],
+                _styled(row["status"]),
+                row["error_code"],
+                row["error_message"],
+            )
+    console.print(table)
+
+
+def _styled(status: str) -> str:
+    colour = {"delivered": "green", "sent": "cyan", "error": "red"}.get(status, "yellow")
+    return f"[{colour}]{status}[/]"
+
+
+def simulator(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
+    auth_token: Annotated[
+        str, typer.Option(help="The token every account accepts.")
+    ] = DEFAULT_AUTH_TOKEN,
+    latency_ms: Annotated[float, typer.Option(help="Delay before every answer.")] = 0.0,
+    undelivered_share: Annotated[float, typer.Option(help="Share ending undelivered.")] = 0.0,
+    failed_share: Annotated[float, typer.Option(help="Share ending failed.")] = 0.0,
+    stuck_share: Annotated[float, typer.Option(help="Share staying 'sent' forever.")] = 0.0,
+    queued_s: Annotated[float, typer.Option(help="Seconds queued.")] = 0.2,
+    sending_s: Annotated[float, typer.Option(help="Seconds sending.")] = 0.2,
+    sent_s: Annotated[float, typer.Option(help="Seconds sent before final.")] = 0.5,
+    owned_number: Annotated[
+        list[str] | None, typer.Option(help="A From number the account owns (repeatable).")
+    ] = None,
+) -> None:
+    """Serve a Twilio-compatible API on loopback until Ctrl-C (for tests and trying out)."""
+    config = {
+        "latency_ms": latency_ms,
+        "undelivered_share": undelivered_share,
+        "failed_share": failed_share,
+        "stuck_share": stuck_share,
+        "queued_s": queued_s,
+        "sending_s": sending_s,
+        "sent_s": sent_s,
+    }
+    if owned_number:
+        config["owned_numbers"] = frozenset(owned_number)
+    serve_simulator(port=port, auth_token=auth_token, **config)

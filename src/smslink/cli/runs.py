@@ -1,0 +1,202 @@
+"""`smslink send` and `smslink runs ...`: sending to an audience, watching, resuming."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from smslink.audience.readers import AudienceError
+from smslink.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    console,
+    err_console,
+    fail,
+    store_session,
+)
+from smslink.cli.progress import live_progress
+from smslink.cli.touchpoints import print_totals
+from smslink.engine.counters import RunCounters
+from smslink.engine.prepare import Recipe
+from smslink.engine.preview import dry_run
+from smslink.engine.run import InputError, RunRequest, execute_run, start_run
+from smslink.engine.send import RunHalted
+from smslink.models import ResultStatus, Run, RunState
+from smslink.store import Store
+from smslink.template import TemplateError
+
+app = typer.Typer(help="Runs: every send, its progress and results; resume after a stop.")
+
+_STATUS_ORDER = [s.value for s in ResultStatus]
+
+
+def send(
+    touchpoint: Annotated[str, typer.Argument(help="The touchpoint to send.")],
+    input_: Annotated[Path, typer.Option("--input", help="Audience file (.csv or .jsonl).")],
+    output: Annotated[Path, typer.Option(help="Results file (.csv or .jsonl).")],
+    dry_run_: Annotated[
+        bool, typer.Option("--dry-run", help="Check and render every record; send nothing.")
+    ] = False,
+    encoding: Annotated[
+        str | None, typer.Option(help="Text encoding of a CSV that is not UTF-8, e.g. cp1252.")
+    ] = None,
+) -> None:
+    """Send a touchpoint to every record of an audience and track each message."""
+    if dry_run_:
+        _dry_run(touchpoint, input_, output, encoding)
+        return
+    request = RunRequest(touchpoint, input_, output, encoding)
+    counters = RunCounters()
+    with store_session() as store:
+        run_id = None
+        try:
+            run_id = start_run(store, request)
+            with live_progress(counters, console):
+                run = _execute(store, run_id, counters)
+        except (InputError, AudienceError) as error:
+            fail(str(error))
+        except KeyboardInterrupt:
+            _interrupted(run_id)
+        print_summary(store, run)
+
+
+def _dry_run(touchpoint: str, input_: Path, output: Path, encoding: str | None) -> None:
+    with store_session() as store:
+        t = store.get_touchpoint(touchpoint)
+        region = store.get_connection(t.connection).region
+    try:
+        totals = dry_run(Recipe.from_touchpoint(t, region), input_, output, encoding)
+    except (TemplateError, AudienceError) as error:
+        fail(str(error))
+    print_totals(totals)
+    console.print(f"Dry run: nothing was sent. Rendered results: {output}")
+
+
+def _execute(store: Store, run_id: int, counters: RunCounters) -> Run:
+    """Run the async pipeline; Ctrl-C and SIGTERM stop it cleanly as KeyboardInterrupt."""
+
+    async def main() -> Run:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if task is not None:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        return await execute_run(store, run_id, counters)
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    except RunHalted as halt:
+        fail(
+            f"run {run_id} stopped: {halt}. Nothing more was sent; fix the connection, "
+            f"then: smslink runs resume {run_id}",
+            EXIT_FAILED,
+        )
+
+
+def _interrupted(run_id: int | None) -> None:
+    if run_id is None:
+        err_console.print("Interrupted before anything was stored; nothing was sent.")
+    else:
+        err_console.print(
+            f"Interrupted. Run {run_id} is saved; finish it with: smslink runs resume {run_id}"
+        )
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def print_summary(store: Store, run: Run) -> None:
+    totals = store.totals(run.id)
+    table = Table("status", "records", title=f"Run {run.id}: {run.touchpoint}")
+    for status in sorted(totals.by_status, key=_status_key):
+        table.add_row(status, f"{totals.by_status[status]:,}")
+    table.add_row("[bold]total[/]", f"[bold]{totals.total:,}[/]")
+    console.print(table)
+    console.print(f"Results: {run.output_path}")
+
+
+def _status_key(status: str) -> int:
+    return _STATUS_ORDER.index(status) if status in _STATUS_ORDER else len(_STATUS_ORDER)
+
+
+@app.command("list")
+def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+    """List recent runs."""
+    with store_session() as store:
+        runs = store.list_runs(limit)
+        if not runs:
+            console.print("No runs yet: smslink send TOUCHPOINT --input FILE --output FILE")
+            return
+        table = Table("id", "touchpoint", "state", "started (UTC)", "records", "done")
+        for run in runs:
+            totals = store.totals(run.id)
+            table.add_row(
+                str(run.id),
+                run.touchpoint,
+                str(run.state),
+                run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                f"{run.total:,}",
+                f"{totals.done:,}",
+            )
+    console.print(table)
+
+
+@app.command("show")
+def show(run_id: int) -> None:
+    """Show a run: its state, counts by stage and by status, and where its results are."""
+    with store_session() as store:
+        run = store.get_run(run_id)
+        totals = store.totals(run_id)
+    grid = Table.grid(padding=(0, 2))
+    rows = [
+        ("run", str(run.id)),
+        ("touchpoint", run.touchpoint),
+        ("connection", run.connection),
+        ("state", str(run.state)),
+        ("started", run.created_at.isoformat()),
+        ("finished", run.finished_at.isoformat() if run.finished_at else ""),
+        ("input", run.input_path),
+        ("results", run.output_path if run.state is RunState.COMPLETED else "(not written yet)"),
+        ("records", f"{totals.total:,}"),
+        (
+            "stages",
+            f"pending {totals.pending:,}, posting {totals.posting:,}, "
+            f"tracking {totals.tracking:,}, done {totals.done:,}",
+        ),
+        (
+            "results by status",
+            ", ".join(
+                f"{s} {totals.by_status[s]:,}" for s in sorted(totals.by_status, key=_status_key)
+            ),
+        ),
+    ]
+    if run.error:
+        rows.append(("stopped because", run.error))
+    for label, value in rows:
+        grid.add_row(f"[bold]{label}[/]", value)
+    console.print(grid)
+    if run.state not in (RunState.COMPLETED,):
+        console.print(f"Finish it with: smslink runs resume {run.id}")
+
+
+@app.command("resume")
+def resume(run_id: int) -> None:
+    """Finish a run after Ctrl-C, a crash or a fixed connection; never re-sends a message."""
+    counters = RunCounters()
+    with store_session() as store:
+        run = store.get_run(run_id)
+        if run.state is RunState.COMPLETED:
+            console.print(f"Run {run_id} is already complete; results: {run.output_path}")
+            return
+        try:
+            with live_progress(counters, console):
+                run = _execute(store, run_id, counters)
+        except InputError as error:
+            fail(str(error))
+        except KeyboardInterrupt:
+            _interrupted(run_id)
+        print_summary(store, run)

@@ -1,0 +1,324 @@
+"""The run lifecycle: start (ingest), execute (send and track), resume, write results.
+
+`start_run` and `resume_run` are the only entry points the CLI (and later the web layer)
+need. Both end in `_execute`, which is written so it can pick up a run in any state the
+store can hold: TRACKING deliveries are tracked again, POSTING ones reconciled with Twilio,
+PENDING ones sent. That makes "resume after a crash" and "run" the same code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from smslink.audience.readers import AudienceError, AudienceReader, open_audience
+from smslink.engine.counters import RunCounters
+from smslink.engine.ingest import ingest
+from smslink.engine.prepare import Recipe
+from smslink.engine.progress_writer import ProgressWriter
+from smslink.engine.reconcile import find_sent
+from smslink.engine.results import write_results
+from smslink.engine.send import RunHalted, Sender
+from smslink.engine.track import Tracker
+from smslink.models import (
+    Connection,
+    Delivery,
+    Progress,
+    ResultStatus,
+    Run,
+    RunState,
+    Stage,
+    Touchpoint,
+)
+from smslink.store import Store
+from smslink.template import TemplateError
+from smslink.twilio import TwilioClient, TwilioError
+
+#: Reconciliations of POSTING deliveries in flight at once on resume.
+RECONCILE_CONCURRENCY = 10
+
+
+class InputError(Exception):
+    """The audience or touchpoint cannot be used as it is; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    touchpoint: str
+    input_path: Path
+    output_path: Path
+    encoding: str | None = None
+
+
+def start_run(store: Store, request: RunRequest) -> int:
+    """Create a run for an audience and return its id; `execute_run` then does the work.
+
+    Checks the touchpoint and the audience's header first and raises InputError, with
+    nothing stored, when either cannot be used.
+    """
+    touchpoint = store.get_touchpoint(request.touchpoint)
+    connection = store.get_connection(touchpoint.connection)
+    recipe = _recipe(touchpoint, connection.region)
+    with open_audience(request.input_path, request.encoding) as reader:
+        missing = recipe.missing_columns(list(reader.columns))
+        if missing and not _is_jsonl(request.input_path):
+            raise InputError(
+                f"{request.input_path.name} has no column "
+                + ", ".join(f"'{c}'" for c in missing)
+                + f" (touchpoint '{touchpoint.name}' maps to it); its columns are: "
+                + ", ".join(reader.columns)
+            )
+    run = store.create_run(
+        touchpoint=touchpoint.name,
+        connection=connection.name,
+        input_path=str(request.input_path.resolve()),
+        output_path=str(request.output_path.resolve()),
+        settings=_snapshot(touchpoint, connection, request.encoding),
+    )
+    return run.id
+
+
+async def execute_run(
+    store: Store,
+    run_id: int,
+    counters: RunCounters,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Run:
+    """Send and track everything the run still has to do, then write its results.
+
+    Raises RunHalted (run STOPPED) on a configuration error; on cancellation (Ctrl-C) the
+    run is marked INTERRUPTED and the cancellation propagates.
+    """
+    run = store.get_run(run_id)
+    if run.state is RunState.COMPLETED:
+        return run
+    if run.state is RunState.INGESTING:
+        _ingest(store, run, counters)
+    store.update_run(run_id, state=RunState.SENDING, error=None)
+    connection = store.get_connection(run.connection)
+    _count_done(store, run_id, counters)
+    try:
+        await _send_and_track(store, run, connection, counters, clock)
+    except RunHalted as halt:
+        store.update_run(run_id, state=RunState.STOPPED, error=str(halt))
+        raise
+    except BaseException:
+        store.update_run(run_id, state=RunState.INTERRUPTED)
+        raise
+    write_results(store, store.get_run(run_id))
+    store.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
+    return store.get_run(run_id)
+
+
+async def _send_and_track(
+    store: Store,
+    run: Run,
+    connection: Connection,
+    counters: RunCounters,
+    clock: Callable[[], datetime],
+) -> None:
+    client = TwilioClient(
+        base_url=connection.base_url,
+        account_sid=connection.account_sid,
+        username=connection.username,
+        password=connection.auth_token,
+        max_connections=connection.concurrency,
+    )
+    async with client, ProgressWriter(store) as writer:
+        tracker = Tracker(
+            client=client,
+            connection=connection,
+            run_id=run.id,
+            writer=writer,
+            counters=counters,
+            since=run.created_at,
+        )
+        known_sids = _resume_tracking(store, run.id, tracker)
+        await _reconcile_posting(store, client, connection, run.id, writer, tracker, known_sids)
+        counters.posted = len(known_sids)
+        sender = Sender(
+            store=store,
+            client=client,
+            connection=connection,
+            run_id=run.id,
+            writer=writer,
+            tracker=tracker,
+            counters=counters,
+            known_sids=known_sids,
+            clock=clock,
+        )
+        sending_done = asyncio.Event()
+        tracking = asyncio.create_task(tracker.run(sending_done))
+        try:
+            await sender.run()
+            sending_done.set()
+            await tracking
+        finally:
+            if not tracking.done():
+                tracking.cancel()
+                with suppress(asyncio.CancelledError):
+                    await tracking
+
+
+def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> set[str]:
+    """Put TRACKING deliveries back under tracking; return every sid the run owns."""
+    known: set[str] = set()
+    for delivery in store.iter_deliveries(
+        run_id, stages=(Stage.TRACKING, Stage.DONE), with_row=False
+    ):
+        if delivery.message_sid:
+            known.add(delivery.message_sid)
+            if delivery.stage is Stage.TRACKING:
+                tracker.add(
+                    delivery.seq,
+                    delivery.message_sid,
+                    delivery.twilio_status or "queued",
+                    polls=delivery.polls,
+                    updated_at=delivery.updated_at,
+                )
+    return known
+
+
+async def _reconcile_posting(
+    store: Store,
+    client: TwilioClient,
+    connection: Connection,
+    run_id: int,
+    writer: ProgressWriter,
+    tracker: Tracker,
+    known_sids: set[str],
+) -> None:
+    """Settle deliveries whose POST may have reached Twilio before a crash or Ctrl-C.
+
+    Each is looked up at Twilio: found -> tracked; proven absent -> PENDING (sent again);
+    lookup failed -> `error` "outcome unknown". Never resent without proof.
+    """
+    posting = list(store.iter_deliveries(run_id, stages=(Stage.POSTING,), with_row=False))
+    limit = asyncio.Semaphore(RECONCILE_CONCURRENCY)
+
+    async def settle(delivery: Delivery) -> None:
+        assert delivery.to is not None and delivery.body is not None
+        async with limit:
+            try:
+                found = await find_sent(
+                    client,
+                    connection,
+                    to=delivery.to,
+                    body=delivery.body,
+                    attempted_at=delivery.claimed_at or datetime.now(UTC),
+                    known_sids=known_sids,
+                )
+            except TwilioError as error:
+                writer.put(_outcome_unknown(delivery, error))
+                return
+        if found is None:
+            writer.put(Progress(run_id=run_id, seq=delivery.seq, stage=Stage.PENDING))
+            return
+        known_sids.add(found.sid)
+        updated_at = found.date_updated or datetime.now(UTC)
+        writer.put(
+            Progress(
+                run_id=run_id,
+                seq=delivery.seq,
+                stage=Stage.TRACKING,
+                twilio_status=found.status,
+                message_sid=found.sid,
+                updated_at=updated_at,
+            )
+        )
+        tracker.add(delivery.seq, found.sid, found.status, updated_at=updated_at)
+
+    await asyncio.gather(*(settle(d) for d in posting))
+    writer.flush()  # PENDING ones must be claimable before sending starts
+
+
+def _outcome_unknown(delivery: Delivery, error: TwilioError) -> Progress:
+    return Progress(
+        run_id=delivery.run_id,
+        seq=delivery.seq,
+        stage=Stage.DONE,
+        status=ResultStatus.ERROR,
+        error_message=(
+            "outcome unknown: the run stopped while this message was being sent, and "
+            f"Twilio could not be asked whether it went out ({error}); check Twilio's "
+            "message log before sending to this recipient again"
+        ),
+        updated_at=datetime.now(UTC),
+    )
+
+
+def _count_done(store: Store, run_id: int, counters: RunCounters) -> None:
+    totals = store.totals(run_id)
+    counters.total = counters.ingested = totals.total
+    counters.done = totals.done
+    counters.by_status.clear()
+    counters.by_status.update(totals.by_status)
+
+
+def _ingest(store: Store, run: Run, counters: RunCounters) -> None:
+    """Read the audience into the store, skipping what an interrupted ingest stored."""
+    settings = run.settings
+    connection_region = str(settings.get("region", "US"))
+    touchpoint = Touchpoint(
+        name=run.touchpoint,
+        connection=run.connection,
+        message=str(settings["message"]),
+        phone_column=str(settings["phone_column"]),
+        mapping=dict(settings.get("mapping", {})),  # type: ignore[call-overload]
+    )
+    recipe = _recipe(touchpoint, connection_region)
+    encoding = settings.get("encoding")
+    try:
+        with open_audience(Path(run.input_path), str(encoding) if encoding else None) as reader:
+            _ingest_from(store, run, reader, recipe, counters)
+    except (OSError, AudienceError) as error:
+        reason = (
+            f"cannot read the audience of run {run.id}: {error}. Nothing was sent; "
+            "fix the file and send it as a new run"
+        )
+        store.update_run(run.id, error=reason)
+        raise InputError(reason) from error
+
+
+def _ingest_from(
+    store: Store, run: Run, reader: AudienceReader, recipe: Recipe, counters: RunCounters
+) -> None:
+    total = ingest(
+        store,
+        run.id,
+        reader,
+        recipe,
+        counters,
+        already_stored=run.total,
+        known_columns=run.columns,
+    )
+    columns = list(run.columns) + [c for c in reader.columns if c not in run.columns]
+    store.update_run(run.id, state=RunState.SENDING, columns=columns)
+    counters.total = total
+
+
+def _recipe(touchpoint: Touchpoint, region: str) -> Recipe:
+    try:
+        return Recipe.from_touchpoint(touchpoint, region)
+    except TemplateError as error:
+        raise InputError(f"touchpoint '{touchpoint.name}': {error}") from error
+
+
+def _snapshot(touchpoint: Touchpoint, connection: Connection, encoding: str | None) -> dict:
+    """What the run must keep using even if the touchpoint is edited before a resume."""
+    return {
+        "message": touchpoint.message,
+        "phone_column": touchpoint.phone_column,
+        "mapping": dict(touchpoint.mapping),
+        "region": connection.region,
+        "encoding": encoding,
+    }
+
+
+def _is_jsonl(path: Path) -> bool:
+    return path.suffix.lower() in (".jsonl", ".ndjson")

@@ -1,0 +1,206 @@
+"""The send pipeline: claim deliveries from the store, POST them, hand them to tracking.
+
+Deliveries are claimed in batches (PENDING -> POSTING, committed) before any of them is
+posted, so the store always knows which records may have reached Twilio. A worker per
+allowed concurrent request takes claimed deliveries one at a time. Every outcome is one of:
+Twilio accepted it (tracked), Twilio refused it for this recipient or record (`error` with
+Twilio's code and message), the answer was lost (reconciled, never resent blindly), or the
+connection itself is wrong (the run stops, unsent deliveries go back to PENDING).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from smslink.engine.counters import RunCounters
+from smslink.engine.progress_writer import ProgressWriter
+from smslink.engine.reconcile import find_sent
+from smslink.engine.track import Tracker
+from smslink.models import TWILIO_FINAL, Connection, Outgoing, Progress, ResultStatus, Stage
+from smslink.models import result_for_twilio_status as final_result
+from smslink.store import Store
+from smslink.twilio import AnswerLost, ApiError, ErrorKind, Message, TwilioClient, TwilioError
+
+#: How many times an ambiguous POST is retried after reconciliation proved it absent.
+MAX_SENDS_PER_DELIVERY = 3
+
+
+class RunHalted(Exception):
+    """The connection is wrong or Twilio is unreachable: every further record would fail."""
+
+
+class Sender:
+    """Posts every PENDING delivery of one run with at most `concurrency` requests at once."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: TwilioClient,
+        connection: Connection,
+        run_id: int,
+        writer: ProgressWriter,
+        tracker: Tracker,
+        counters: RunCounters,
+        known_sids: set[str],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._connection = connection
+        self._run_id = run_id
+        self._writer = writer
+        self._tracker = tracker
+        self._counters = counters
+        self._known_sids = known_sids
+        self._clock = clock
+        self._concurrency = max(1, connection.concurrency)
+        self._claimed: deque[Outgoing] = deque()
+        self._claim_lock = asyncio.Lock()
+        self._exhausted = False
+        self._halt: RunHalted | None = None
+
+    async def run(self) -> None:
+        """Send until nothing is PENDING; raises RunHalted on a configuration error."""
+        try:
+            await asyncio.gather(*(self._worker() for _ in range(self._concurrency)))
+        finally:
+            # Claimed but never posted (halt, Ctrl-C): safe to send later.
+            self._release(list(self._claimed))
+            self._claimed.clear()
+        if self._halt is not None:
+            raise self._halt
+
+    async def _worker(self) -> None:
+        while self._halt is None:
+            outgoing = await self._next()
+            if outgoing is None:
+                return
+            await self._send(outgoing)
+
+    async def _next(self) -> Outgoing | None:
+        if not self._claimed and not self._exhausted:
+            async with self._claim_lock:
+                if not self._claimed and not self._exhausted:
+                    batch = self._store.claim_pending(
+                        self._run_id, max(200, self._concurrency * 2), self._clock()
+                    )
+                    self._claimed.extend(batch)
+                    self._exhausted = not batch
+        return self._claimed.popleft() if self._claimed else None
+
+    async def _send(self, outgoing: Outgoing) -> None:
+        for _ in range(MAX_SENDS_PER_DELIVERY):
+            try:
+                message = await self._client.create_message(
+                    to=outgoing.to,
+                    body=outgoing.body,
+                    from_number=self._connection.from_number,
+                    messaging_service_sid=self._connection.messaging_service_sid,
+                )
+            except AnswerLost as lost:
+                found = await self._reconcile(outgoing, lost)
+                if found is False:
+                    continue  # proven not created: sending again cannot duplicate it
+                if found is not None:
+                    self._accepted(outgoing, found)
+                return
+            except ApiError as error:
+                self._refused(outgoing, error)
+                return
+            except TwilioError as error:  # connect failures after every retry
+                self._stop(outgoing, f"cannot reach Twilio: {error}")
+                return
+            self._accepted(outgoing, message)
+            return
+        self._unknown(outgoing, "the answer was lost on every attempt")
+
+    async def _reconcile(self, outgoing: Outgoing, lost: AnswerLost) -> Message | bool | None:
+        """The message the lost POST created, False if none, None once reported unknown."""
+        try:
+            found = await find_sent(
+                self._client,
+                self._connection,
+                to=outgoing.to,
+                body=outgoing.body,
+                attempted_at=outgoing.claimed_at,
+                known_sids=self._known_sids,
+            )
+        except TwilioError as error:
+            self._unknown(outgoing, f"{lost}; checking with Twilio failed too: {error}")
+            return None
+        return found if found is not None else False
+
+    def _accepted(self, outgoing: Outgoing, message: Message) -> None:
+        self._known_sids.add(message.sid)
+        self._counters.posted += 1
+        updated_at = message.date_updated or self._clock()
+        if message.status in TWILIO_FINAL:
+            result = final_result(message.status)
+            self._writer.put(
+                Progress(
+                    run_id=self._run_id,
+                    seq=outgoing.seq,
+                    stage=Stage.DONE,
+                    status=result,
+                    twilio_status=message.status,
+                    message_sid=message.sid,
+                    error_code=message.error_code,
+                    error_message=message.error_message,
+                    updated_at=updated_at,
+                )
+            )
+            self._counters.finished(result)
+            return
+        self._writer.put(
+            Progress(
+                run_id=self._run_id,
+                seq=outgoing.seq,
+                stage=Stage.TRACKING,
+                twilio_status=message.status,
+                message_sid=message.sid,
+                updated_at=updated_at,
+            )
+        )
+        self._tracker.add(outgoing.seq, message.sid, message.status, updated_at=updated_at)
+
+    def _refused(self, outgoing: Outgoing, error: ApiError) -> None:
+        if error.kind is ErrorKind.CONFIGURATION:
+            self._stop(outgoing, f"Twilio refused the connection's settings: {error}")
+            return
+        self._finish_with_error(outgoing, error.code, error.message)
+
+    def _unknown(self, outgoing: Outgoing, reason: str) -> None:
+        self._finish_with_error(
+            outgoing,
+            None,
+            f"outcome unknown: the message may or may not have been sent ({reason}); "
+            "check Twilio's message log before sending to this recipient again",
+        )
+
+    def _finish_with_error(self, outgoing: Outgoing, code: int | None, message: str) -> None:
+        self._writer.put(
+            Progress(
+                run_id=self._run_id,
+                seq=outgoing.seq,
+                stage=Stage.DONE,
+                status=ResultStatus.ERROR,
+                error_code=code,
+                error_message=message,
+                updated_at=self._clock(),
+            )
+        )
+        self._counters.finished(ResultStatus.ERROR)
+
+    def _stop(self, outgoing: Outgoing, reason: str) -> None:
+        """Halt the run; this delivery was not sent, so it goes back to PENDING."""
+        self._release([outgoing])
+        if self._halt is None:
+            self._halt = RunHalted(reason)
+
+    def _release(self, deliveries: list[Outgoing]) -> None:
+        for outgoing in deliveries:
+            self._writer.put(Progress(run_id=self._run_id, seq=outgoing.seq, stage=Stage.PENDING))

@@ -1,0 +1,23 @@
+"""The store's exceptions, one per thing a caller can act on."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of everything the store raises on purpose."""
+
+
+class NotFound(StoreError, LookupError):
+    """No connection, touchpoint or run by that name or id."""
+
+
+class AlreadyExists(StoreError):
+    """A connection or touchpoint by that name exists already."""
+
+
+class InUse(StoreError):
+    """Removing it would leave something else pointing at nothing."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer smslink than this one."""

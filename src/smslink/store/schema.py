@@ -1,0 +1,139 @@
+"""The tables, as SQLAlchemy Core metadata that creates identically on SQLite and PostgreSQL.
+
+Enums are stored as their string values and JSON as plain text rather than native ENUM/JSONB:
+the same bytes on both backends, and adding a status needs no ALTER TYPE migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+#: Bump with every change to the tables below, and teach `Store` to migrate from the old one.
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on both backends.
+
+    SQLite has no timezone type and SQLAlchemy writes a datetime's wall-clock fields as they
+    are, so a non-UTC value would silently shift; we convert to UTC first and re-attach UTC
+    on read. Naive values are taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("account_sid", String(64), nullable=False),
+    # Fernet token of the auth token (or API key secret); never the plaintext.
+    Column("auth_token_encrypted", Text, nullable=False),
+    Column("from_number", String(32)),
+    Column("messaging_service_sid", String(64)),
+    Column("api_key_sid", String(64)),
+    Column("base_url", Text, nullable=False),
+    Column("poll_interval_ms", Integer, nullable=False),
+    Column("poll_attempts", Integer, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("region", String(8), nullable=False),
+)
+
+touchpoints = Table(
+    "touchpoints",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    # RESTRICT: removing a connection that touchpoints use fails in the database itself,
+    # so no check-then-delete race between two administrators.
+    Column(
+        "connection",
+        String(200),
+        ForeignKey("connections.name", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    Column("message", Text, nullable=False),
+    Column("phone_column", Text, nullable=False),
+    Column("mapping_json", Text, nullable=False),
+)
+
+# Runs name their touchpoint and connection without a foreign key: a finished run's history
+# outlives the configuration it was sent with (its settings column keeps a snapshot).
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("touchpoint", String(200), nullable=False),
+    Column("connection", String(200), nullable=False),
+    Column("input_path", Text, nullable=False),
+    Column("output_path", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("columns_json", Text, nullable=False),
+    Column("total", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("finished_at", UTCDateTime),
+    Column("settings_json", Text, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("row_json", Text, nullable=False),
+    # `to` is an SQL keyword; a plain name keeps hand-written queries painless.
+    Column("to_number", String(32)),
+    Column("body", Text),
+    Column("segments", Integer, nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("status", String(16)),
+    Column("twilio_status", String(32)),
+    Column("message_sid", String(64)),
+    Column("error_code", Integer),
+    Column("error_message", Text),
+    Column("polls", Integer, nullable=False),
+    Column("claimed_at", UTCDateTime),
+    Column("updated_at", UTCDateTime),
+    # claim_pending and iter_deliveries(stages=...) walk one stage of one run in seq order.
+    Index("ix_deliveries_run_stage_seq", "run_id", "stage", "seq"),
+    # status callbacks arrive with only the sid.
+    Index("ix_deliveries_message_sid", "message_sid"),
+)

@@ -1,0 +1,288 @@
+"""The only code that speaks Twilio's 2010-04-01 HTTP API.
+
+Built directly on aiohttp (measured here at ~0.7 ms CPU per request at 100 concurrent,
+against ~10 ms for httpx): sending is CPU-bound on small machines, so every per-request
+cost is kept out of the hot path: URLs and the auth header are built once, bodies are
+form-encoded by hand and answers parsed with the standard json module.
+
+The client retries only what is safe to retry (429 answers, connections that never reached
+the server, GETs answered 5xx), with bounded exponential backoff and jitter honouring
+`Retry-After`. A POST whose answer was lost is raised as `AnswerLost` for the caller to
+reconcile: the send API has no idempotency key, so repeating it could deliver twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from yarl import URL
+
+from smslink.twilio.errors import AnswerLost, ApiError, ConnectFailed, ErrorKind, TwilioError
+
+#: How often a retryable failure is tried again before it is raised.
+DEFAULT_MAX_RETRIES = 6
+#: First backoff step in seconds; doubled each retry, capped, with full jitter.
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """The parts of Twilio's Message resource that smslink acts on."""
+
+    sid: str
+    status: str
+    to: str
+    from_: str | None
+    body: str | None
+    num_segments: int
+    error_code: int | None
+    error_message: str | None
+    date_created: datetime | None
+    date_updated: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Message:
+        segments = data.get("num_segments")
+        error_code = data.get("error_code")
+        return cls(
+            sid=str(data["sid"]),
+            status=str(data["status"]),
+            to=str(data.get("to") or ""),
+            from_=_str_or_none(data.get("from")),
+            body=_str_or_none(data.get("body")),
+            num_segments=int(segments) if segments not in (None, "") else 0,  # type: ignore[arg-type]
+            error_code=int(error_code) if error_code not in (None, "") else None,  # type: ignore[arg-type]
+            error_message=_str_or_none(data.get("error_message")),
+            date_created=_parse_date(data.get("date_created")),
+            date_updated=_parse_date(data.get("date_updated")),
+        )
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _parse_date(value: object) -> datetime | None:
+    """Twilio dates are RFC 2822 (`Thu, 30 Jul 2015 20:12:31 +0000`)."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+class TwilioClient:
+    """An asynchronous client for one Twilio account; use as `async with`."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        account_sid: str,
+        username: str,
+        password: str,
+        max_connections: int = 100,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 30.0,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._account_url = URL(f"{self._base}/Accounts/{quote(account_sid)}.json")
+        self._messages_url = URL(f"{self._base}/Accounts/{quote(account_sid)}/Messages.json")
+        self._message_prefix = f"{self._base}/Accounts/{quote(account_sid)}/Messages/"
+        credentials = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {credentials}", "Accept": "application/json"}
+        self._post_headers = {
+            **self._headers,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout_s, sock_read=read_timeout_s
+        )
+        self._max_retries = max_retries
+        self._session: aiohttp.ClientSession | None = None
+        #: Counts of requests by purpose, for progress and benchmarks.
+        self.requests: dict[str, int] = {"create": 0, "fetch": 0, "list": 0, "account": 0}
+
+    async def __aenter__(self) -> TwilioClient:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            skip_auto_headers=("User-Agent",),
+            headers={"User-Agent": "smslink"},
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- the four calls smslink makes ---------------------------------------------------
+
+    async def create_message(
+        self,
+        *,
+        to: str,
+        body: str,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        status_callback: str | None = None,
+    ) -> Message:
+        """POST a message. Raises AnswerLost when it may or may not have been created."""
+        form: list[tuple[str, str]] = [("To", to), ("Body", body)]
+        if messaging_service_sid:
+            form.append(("MessagingServiceSid", messaging_service_sid))
+        else:
+            form.append(("From", from_number or ""))
+        if status_callback:
+            form.append(("StatusCallback", status_callback))
+        self.requests["create"] += 1
+        data = await self._request("POST", self._messages_url, body=urlencode(form).encode())
+        return Message.from_json(data)
+
+    async def fetch_message(self, sid: str) -> Message:
+        self.requests["fetch"] += 1
+        data = await self._request("GET", URL(f"{self._message_prefix}{quote(sid)}.json"))
+        return Message.from_json(data)
+
+    async def list_messages(
+        self,
+        *,
+        to: str | None = None,
+        from_number: str | None = None,
+        date_sent_after: datetime | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[list[Message]]:
+        """Yield pages of messages, newest first, following `next_page_uri`."""
+        params: dict[str, str] = {"PageSize": str(page_size)}
+        if to:
+            params["To"] = to
+        if from_number:
+            params["From"] = from_number
+        if date_sent_after is not None:
+            params["DateSent>"] = date_sent_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+        url: URL | None = self._messages_url.with_query(params)
+        while url is not None:
+            self.requests["list"] += 1
+            page = await self._request("GET", url)
+            yield [Message.from_json(item) for item in page.get("messages", [])]
+            next_uri = page.get("next_page_uri")
+            url = self._resolve(str(next_uri)) if next_uri else None
+
+    async def fetch_account(self) -> dict[str, object]:
+        """The read-only account query behind the connection Test button."""
+        self.requests["account"] += 1
+        return await self._request("GET", self._account_url, retry=False)
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _resolve(self, uri: str) -> URL:
+        """Twilio's paging URIs are paths from the API root (`/2010-04-01/...`)."""
+        if uri.startswith("http"):
+            return URL(uri, encoded=True)
+        root = URL(self._base)
+        return root.with_path("", encoded=True).join(URL(uri, encoded=True))
+
+    async def _request(
+        self, method: str, url: URL, *, body: bytes | None = None, retry: bool = True
+    ) -> dict:
+        attempt = 0
+        while True:
+            try:
+                return await self._request_once(method, url, body)
+            except TwilioError as error:
+                if not retry or error.kind is not ErrorKind.RETRYABLE:
+                    raise
+                if attempt >= self._max_retries:
+                    raise
+                await asyncio.sleep(_backoff(attempt, getattr(error, "retry_after", None)))
+                attempt += 1
+
+    async def _request_once(self, method: str, url: URL, body: bytes | None) -> dict:
+        session = self._session
+        if session is None:
+            raise RuntimeError("TwilioClient is used outside `async with`")
+        headers = self._post_headers if body is not None else self._headers
+        try:
+            async with session.request(method, url, data=body, headers=headers) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as error:
+            raise ConnectFailed(_describe_connect_error(error)) from error
+        except aiohttp.ConnectionTimeoutError as error:
+            raise ConnectFailed(f"timed out connecting to {url.host}") from error
+        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+            raise AnswerLost(f"no answer from {url.host} in time", method=method) from error
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as error:
+            raise AnswerLost(
+                f"connection to {url.host} lost before the answer: {error}", method=method
+            ) from error
+        except aiohttp.ClientError as error:
+            raise AnswerLost(f"{type(error).__name__}: {error}", method=method) from error
+        if 200 <= status < 300:
+            return json.loads(raw)
+        raise _api_error(status, raw, method, retry_after)
+
+
+def _api_error(status: int, raw: bytes, method: str, retry_after: str | None) -> ApiError:
+    code: int | None = None
+    message = f"HTTP {status}"
+    more_info: str | None = None
+    try:
+        data = json.loads(raw)
+        code = int(data["code"]) if data.get("code") is not None else None
+        message = str(data.get("message") or message)
+        more_info = data.get("more_info")
+    except (ValueError, TypeError, AttributeError, KeyError):
+        pass
+    return ApiError(
+        status=status,
+        code=code,
+        message=message,
+        more_info=more_info,
+        method=method,
+        retry_after=_parse_retry_after(retry_after),
+    )
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    """Full-jitter exponential backoff; a server's Retry-After is a floor."""
+    delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+    return max(delay, retry_after or 0.0)
+
+
+def _describe_connect_error(error: aiohttp.ClientConnectorError) -> str:
+    host = f"{error.host}:{error.port}"
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve host {error.host} (DNS): check the base URL"
+    if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return f"TLS handshake with {host} failed: {error.os_error or error}"
+    reason = error.os_error.strerror if error.os_error and error.os_error.strerror else str(error)
+    return f"cannot connect to {host}: {reason}"

@@ -1,0 +1,110 @@
+"""Stopping a run (Ctrl-C, SIGTERM, kill -9) and resuming it: nothing lost, nothing sent twice."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from smslink.simulator import SimulatorConfig, run_in_thread
+from tests.e2e.conftest import TOKEN, Cli, Simulator, audience, read_csv
+
+RECORDS = 400
+#: Slow enough (4 at a time, 20 ms each) that the run is surely mid-send when stopped.
+SLOW = SimulatorConfig(auth_token=TOKEN, latency_ms=20, queued_s=0.05, sending_s=0.05, sent_s=0.1)
+
+
+@pytest.fixture
+def slow_simulator() -> Simulator:
+    with run_in_thread(SLOW) as base_url:
+        yield Simulator(base_url)
+
+
+def _wait_for_posts(simulator: Simulator, at_least: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while simulator.stats()["posts"] < at_least:
+        assert time.monotonic() < deadline, "the run never started posting"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("how", "exit_code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 130), (signal.SIGKILL, -9)],
+    ids=["ctrl-c", "sigterm", "kill-9"],
+)
+def test_stopped_run_resumes_without_duplicates_or_losses(
+    cli: Cli, slow_simulator: Simulator, tmp_path: Path, how: signal.Signals, exit_code: int
+) -> None:
+    cli.add_connection("sim", slow_simulator.base_url, "--concurrency", "4")
+    cli.run(
+        "touchpoint",
+        "add",
+        "hello",
+        "--connection",
+        "sim",
+        "--message",
+        "Hi <Name>",
+        "--phone",
+        "phone",
+        "--map",
+        "Name=name",
+    )
+    out = tmp_path / "out.csv"
+    process = cli.start(
+        "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)), "--output", str(out)
+    )
+    _wait_for_posts(slow_simulator, 40)
+    process.send_signal(how)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == exit_code, stderr
+    if how is not signal.SIGKILL:
+        assert "smslink runs resume 1" in stderr
+    assert not out.exists()
+    posted_before = slow_simulator.stats()["posts"]
+    assert posted_before < RECORDS
+
+    cli.run("runs", "resume", "1")
+
+    rows = read_csv(out)
+    assert [r["id"] for r in rows] == [f"C{i:05d}" for i in range(RECORDS)]
+    assert {r["status"] for r in rows} == {"delivered"}
+    stats = slow_simulator.stats()
+    assert stats["messages"] == RECORDS
+    assert max(stats["messages_by_to"].values()) == 1
+    assert len({r["message_sid"] for r in rows}) == RECORDS
+    assert "completed" in cli.run("runs", "show", "1").stdout
+
+
+def test_resume_of_a_completed_run_does_nothing(
+    cli: Cli, simulator: Simulator, tmp_path: Path
+) -> None:
+    cli.add_connection("sim", simulator.base_url)
+    cli.run(
+        "touchpoint",
+        "add",
+        "hello",
+        "--connection",
+        "sim",
+        "--message",
+        "Hi <Name>",
+        "--phone",
+        "phone",
+        "--map",
+        "Name=name",
+    )
+    cli.run(
+        "send",
+        "hello",
+        "--input",
+        str(audience(tmp_path / "a.csv", 5)),
+        "--output",
+        str(tmp_path / "out.csv"),
+    )
+
+    result = cli.run("runs", "resume", "1")
+
+    assert "already complete" in result.stdout
+    assert simulator.stats()["posts"] == 5

@@ -1,0 +1,261 @@
+"""`smslink send` end to end: results, statuses as Twilio recorded them, errors, dry runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import twilio.rest
+
+from tests.e2e.conftest import (
+    ACCOUNT_SID,
+    TOKEN,
+    Cli,
+    Simulator,
+    audience,
+    read_csv,
+    write_csv,
+)
+
+RESULT_COLUMNS = [
+    "to",
+    "status",
+    "error_code",
+    "error_message",
+    "message_sid",
+    "segments",
+    "timestamp",
+]
+
+
+def _touchpoint(cli: Cli, simulator: Simulator, message: str = "Hi <Name>!") -> None:
+    cli.add_connection("sim", simulator.base_url)
+    cli.run(
+        "touchpoint",
+        "add",
+        "hello",
+        "--connection",
+        "sim",
+        "--message",
+        message,
+        "--phone",
+        "phone",
+        "--map",
+        "Name=name",
+    )
+
+
+def _twilio_statuses(simulator: Simulator, sids: list[str]) -> dict[str, str]:
+    """Each message's status as the simulator reports it to Twilio's own SDK."""
+    client = twilio.rest.Client(ACCOUNT_SID, TOKEN)
+    client.api.base_url = simulator.root
+    return {sid: client.messages(sid).fetch().status for sid in sids}
+
+
+def test_send_reports_one_row_per_record_in_order_matching_twilio(
+    cli: Cli, simulator: Simulator, tmp_path: Path
+) -> None:
+    _touchpoint(cli, simulator)
+    source = write_csv(
+        tmp_path / "audience.csv",
+        ["id", "name", "phone"],
+        [
+            ["1", "Ann", "(212) 555-0101"],
+            ["2", "Bob", "+15005550001"],  # Twilio: invalid To (21211)
+            ["3", "", "+12125550103"],  # empty placeholder value
+            ["4", "Dan", "12345"],  # invalid phone
+            ["5", "Eve", "+442079460123"],
+            ["6", "Fay", "+15005550004"],  # Twilio: unsubscribed (21610)
+        ],
+    )
+    out = tmp_path / "results.csv"
+
+    result = cli.run("send", "hello", "--input", str(source), "--output", str(out))
+
+    rows = read_csv(out)
+    assert [r["id"] for r in rows] == ["1", "2", "3", "4", "5", "6"]
+    assert list(rows[0].keys()) == ["id", "name", "phone", *RESULT_COLUMNS]
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["1"]["to"] == "+12125550101"
+    assert by_id["1"]["status"] == "delivered"
+    assert by_id["5"]["status"] == "delivered"
+    assert (by_id["2"]["status"], by_id["2"]["error_code"]) == ("error", "21211")
+    assert (by_id["6"]["status"], by_id["6"]["error_code"]) == ("error", "21610")
+    assert by_id["3"]["status"] == "error" and "'name' is empty" in by_id["3"]["error_message"]
+    assert (
+        by_id["4"]["status"] == "error"
+        and "not a valid phone number" in by_id["4"]["error_message"]
+    )
+    sent = {r["message_sid"]: r["status"] for r in rows if r["message_sid"]}
+    assert _twilio_statuses(simulator, list(sent)) == sent
+    assert all(r["timestamp"].endswith("Z") for r in rows)
+    stats = simulator.stats()
+    assert max(stats["messages_by_to"].values()) == 1  # nobody got two messages
+    assert "delivered" in result.stdout and "Results:" in result.stdout
+
+
+def test_jsonl_in_and_out_with_a_clashing_status_column(
+    cli: Cli, simulator: Simulator, tmp_path: Path
+) -> None:
+    _touchpoint(cli, simulator)
+    source = tmp_path / "audience.jsonl"
+    records = [
+        {"name": "Ann", "phone": "+12125550101", "status": "vip"},
+        {"name": "Bob", "phone": "+12125550102", "status": "new", "extra": 1},
+    ]
+    source.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    out = tmp_path / "results.jsonl"
+
+    cli.run("send", "hello", "--input", str(source), "--output", str(out))
+
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["status"] for r in rows] == ["vip", "new"]  # the input column is untouched
+    assert [r["smslink_status"] for r in rows] == ["delivered", "delivered"]
+    assert rows[1]["extra"] == "1"
+
+
+def test_dry_run_sends_nothing_and_reports_what_would_fail(
+    cli: Cli, simulator: Simulator, tmp_path: Path
+) -> None:
+    _touchpoint(cli, simulator)
+    source = audience(tmp_path / "a.csv", 3)
+    write_csv(source, ["id", "name", "phone"], [["1", "Ann", "+12125550101"], ["2", "Bob", "x"]])
+    out = tmp_path / "dry.csv"
+
+    result = cli.run("send", "hello", "--input", str(source), "--output", str(out), "--dry-run")
+
+    assert [r["status"] for r in read_csv(out)] == ["ready", "error"]
+    assert "1 would fail" in result.stdout and "record 2" in result.stdout
+    assert simulator.stats()["posts"] == 0
+
+
+def test_configuration_error_stops_the_run_once_and_resume_finishes_it(
+    cli: Cli, simulator: Simulator, tmp_path: Path
+) -> None:
+    cli.run(
+        "connection",
+        "add",
+        "sim",
+        "--account-sid",
+        ACCOUNT_SID,
+        "--from",
+        "+15005550007",
+        "--base-url",
+        simulator.base_url,
+        "--poll-interval-ms",
+        "200",
+        "--concurrency",
+        "4",
+    )  # +15005550007 is not the account's number: 21606
+    cli.run(
+        "touchpoint",
+        "add",
+        "hello",
+        "--connection",
+        "sim",
+        "--message",
+        "Hi <Name>",
+        "--phone",
+        "phone",
+        "--map",
+        "Name=name",
+    )
+    source = audience(tmp_path / "a.csv", 50)
+    out = tmp_path / "out.csv"
+
+    stopped = cli.run("send", "hello", "--input", str(source), "--output", str(out), check=False)
+
+    assert stopped.returncode == 1
+    assert "21606" in stopped.stderr and "smslink runs resume 1" in stopped.stderr
+    assert stopped.stderr.count("error:") == 1
+    assert not out.exists()
+    assert simulator.stats()["posts"] <= 4  # only what was in flight when the first answer came
+    assert "stopped" in cli.run("runs", "show", "1").stdout
+
+    cli.run("connection", "update", "sim", "--from", "+15005550006")
+    cli.run("runs", "resume", "1")
+
+    rows = read_csv(out)
+    assert len(rows) == 50 and {r["status"] for r in rows} == {"delivered"}
+    assert max(simulator.stats()["messages_by_to"].values()) == 1
+
+
+def test_missing_column_and_bad_encoding_are_input_errors(
+    cli: Cli, simulator: Simulator, tmp_path: Path
+) -> None:
+    _touchpoint(cli, simulator)
+    wrong = write_csv(tmp_path / "wrong.csv", ["id", "mobile"], [["1", "+12125550101"]])
+    result = cli.run(
+        "send", "hello", "--input", str(wrong), "--output", str(tmp_path / "o.csv"), check=False
+    )
+    assert result.returncode == 2
+    assert "no column 'phone'" in result.stderr and "mobile" in result.stderr
+
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("id,name,phone\n1,Jürgen,+12125550101\n".encode("cp1252"))
+    result = cli.run(
+        "send", "hello", "--input", str(latin), "--output", str(tmp_path / "o.csv"), check=False
+    )
+    assert result.returncode == 2 and "--encoding" in result.stderr
+
+    cli.run(
+        "send",
+        "hello",
+        "--input",
+        str(latin),
+        "--output",
+        str(tmp_path / "o.csv"),
+        "--encoding",
+        "cp1252",
+    )
+    assert read_csv(tmp_path / "o.csv")[0]["name"] == "Jürgen"
+    assert simulator.stats()["posts"] == 1
+
+
+def test_polling_runs_out_as_sent_and_uses_the_list_endpoint(cli: Cli, tmp_path: Path) -> None:
+    from smslink.simulator import SimulatorConfig, run_in_thread
+
+    stuck = SimulatorConfig(
+        auth_token=TOKEN, queued_s=0.01, sending_s=0.01, sent_s=0.01, stuck_share=1.0
+    )
+    with run_in_thread(stuck) as base_url:
+        simulator = Simulator(base_url)
+        cli.run(
+            "connection",
+            "add",
+            "sim",
+            "--account-sid",
+            ACCOUNT_SID,
+            "--from",
+            "+15005550006",
+            "--base-url",
+            base_url,
+            "--poll-interval-ms",
+            "200",
+            "--poll-attempts",
+            "3",
+        )
+        cli.run(
+            "touchpoint",
+            "add",
+            "hello",
+            "--connection",
+            "sim",
+            "--message",
+            "Hi <Name>",
+            "--phone",
+            "phone",
+            "--map",
+            "Name=name",
+        )
+        out = tmp_path / "out.csv"
+        cli.run(
+            "send", "hello", "--input", str(audience(tmp_path / "a.csv", 300)), "--output", str(out)
+        )
+        stats = simulator.stats()
+
+    rows = read_csv(out)
+    assert {r["status"] for r in rows} == {"sent"}
+    # 3 polls of 300 messages: a page of the list each round, not 900 single fetches.
+    assert stats["fetches"] == 0
+    assert stats["lists"] <= 6

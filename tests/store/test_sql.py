@@ -1,0 +1,510 @@
+"""The store, against a real SQLite file and a real PostgreSQL (each test in a fresh schema)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from smslink.models import (
+    Connection,
+    Delivery,
+    Progress,
+    ResultStatus,
+    RunState,
+    Stage,
+    Touchpoint,
+)
+from smslink.secrets import SecretBox, SecretError
+from smslink.store import AlreadyExists, InUse, NotFound, SchemaTooNew, Store, open_store
+from smslink.store.schema import connections, deliveries, meta
+
+PG_URL = os.environ.get("SMSLINK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TOKEN = "9d2c5e1f0a7b4c3d8e6f1a2b3c4d5e6f"
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@cache
+def _pg_unreachable() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it can."""
+    try:
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as e:
+        return f"PostgreSQL at {PG_URL} unreachable: {type(e).__name__}: {e}".splitlines()[0]
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL no other test uses: a new SQLite file, or a new PostgreSQL schema
+    selected through libpq's `options`, so the store under test needs no test hooks."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'smslink.db'}"
+        return
+    reason = _pg_unreachable()
+    if reason:
+        print(reason)
+        pytest.skip(reason)
+    schema = f"smslink_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield (
+            make_url(PG_URL)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def key() -> bytes:
+    return Fernet.generate_key()
+
+
+@pytest.fixture
+def store(url: str, key: bytes) -> Iterator[Store]:
+    s = open_store(url, secret_box=SecretBox(key))
+    yield s
+    s.close()
+
+
+def _connection(name: str = "main", **overrides: object) -> Connection:
+    fields: dict[str, object] = {
+        "name": name,
+        "account_sid": "AC" + "0" * 32,
+        "auth_token": TOKEN,
+        "from_number": "+15005550006",
+    }
+    fields.update(overrides)
+    return Connection(**fields)  # type: ignore[arg-type]
+
+
+def _touchpoint(name: str = "welcome", connection: str = "main") -> Touchpoint:
+    return Touchpoint(
+        name=name,
+        connection=connection,
+        message="Hi <FirstName>",
+        phone_column="mobile",
+        mapping={"FirstName": "first_name"},
+    )
+
+
+def _run(store: Store) -> int:
+    return store.create_run(
+        touchpoint="welcome",
+        connection="main",
+        input_path="in.csv",
+        output_path="out.csv",
+        settings={"message": "Hi <FirstName>"},
+    ).id
+
+
+def _deliveries(run_id: int, seqs: range, **overrides: object) -> list[Delivery]:
+    return [
+        Delivery(
+            run_id=run_id,
+            seq=i,
+            row={"mobile": f"+1555000{i:04d}", "first_name": f"Zoë {i}"},
+            to=f"+1555000{i:04d}",
+            body=f"Hi Zoë {i}",
+            segments=1,
+            **overrides,  # type: ignore[arg-type]
+        )
+        for i in seqs
+    ]
+
+
+# -- connections ---------------------------------------------------------------------------
+
+
+def test_connection_round_trip(store: Store):
+    c = _connection(messaging_service_sid="MG1", api_key_sid="SK1", poll_attempts=3)
+    store.add_connection(c)
+    assert store.get_connection("main") == c
+    c.auth_token = "rotated-token"
+    c.poll_interval_ms = 500
+    store.update_connection(c)
+    assert store.get_connection("main") == c
+    store.add_connection(_connection("b-second"))
+    assert [x.name for x in store.list_connections()] == ["b-second", "main"]
+
+
+def test_connection_errors(store: Store):
+    store.add_connection(_connection())
+    with pytest.raises(AlreadyExists, match="main"):
+        store.add_connection(_connection())
+    with pytest.raises(NotFound):
+        store.get_connection("nope")
+    with pytest.raises(NotFound):
+        store.update_connection(_connection("nope"))
+    with pytest.raises(NotFound):
+        store.remove_connection("nope")
+    store.remove_connection("main")
+    assert store.list_connections() == []
+
+
+def test_auth_token_is_never_stored_in_clear(store: Store, url: str):
+    store.add_connection(_connection())
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        raw = conn.execute(select(connections)).one()
+    engine.dispose()
+    assert all(TOKEN not in str(value) for value in raw)
+    assert raw.auth_token_encrypted
+    if url.startswith("sqlite"):  # nor anywhere in the database's files
+        store.close()
+        db = Path(make_url(url).database or "")
+        for path in db.parent.iterdir():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_wrong_key_gives_secret_error(store: Store, url: str):
+    store.add_connection(_connection())
+    other = open_store(url, secret_box=SecretBox(Fernet.generate_key()))
+    try:
+        with pytest.raises(SecretError, match=r"was SMSLINK_SECRET_KEY or secret\.key changed"):
+            other.get_connection("main")
+    finally:
+        other.close()
+
+
+def test_removing_a_used_connection_names_its_touchpoints(store: Store):
+    store.add_connection(_connection())
+    store.add_touchpoint(_touchpoint("welcome"))
+    store.add_touchpoint(_touchpoint("reminder"))
+    with pytest.raises(InUse, match="reminder, welcome"):
+        store.remove_connection("main")
+    assert store.get_connection("main").name == "main"
+    store.remove_touchpoint("welcome")
+    store.remove_touchpoint("reminder")
+    store.remove_connection("main")
+
+
+# -- touchpoints ---------------------------------------------------------------------------
+
+
+def test_touchpoint_round_trip_and_errors(store: Store):
+    with pytest.raises(NotFound, match="no connection named 'main'"):
+        store.add_touchpoint(_touchpoint())
+    store.add_connection(_connection())
+    t = _touchpoint()
+    store.add_touchpoint(t)
+    assert store.get_touchpoint("welcome") == t
+    with pytest.raises(AlreadyExists):
+        store.add_touchpoint(t)
+    store.add_touchpoint(_touchpoint("another"))
+    assert [x.name for x in store.list_touchpoints()] == ["another", "welcome"]
+    store.remove_touchpoint("welcome")
+    with pytest.raises(NotFound):
+        store.get_touchpoint("welcome")
+    with pytest.raises(NotFound):
+        store.remove_touchpoint("welcome")
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+def test_run_lifecycle(store: Store):
+    before = datetime.now(UTC)
+    run = store.create_run(
+        touchpoint="welcome",
+        connection="main",
+        input_path="in.csv",
+        output_path="out.csv",
+        settings={"message": "Hi", "poll_attempts": 3},
+    )
+    assert run.state is RunState.INGESTING
+    assert run.created_at.tzinfo is UTC and run.created_at >= before
+    assert store.get_run(run.id) == run
+
+    store.update_run(run.id, state=RunState.STOPPED, error="bad token", columns=["a", "b"])
+    got = store.get_run(run.id)
+    assert (got.state, got.error, got.columns) == (RunState.STOPPED, "bad token", ["a", "b"])
+
+    store.update_run(run.id, state=RunState.SENDING)  # error untouched when not given
+    assert store.get_run(run.id).error == "bad token"
+    store.update_run(run.id, error=None)  # ... and cleared when given as None
+    assert store.get_run(run.id).error is None
+
+    # An aware non-UTC time comes back as the same instant, in UTC.
+    cest = datetime(2024, 5, 1, 14, 30, tzinfo=timezone(timedelta(hours=2)))
+    store.update_run(run.id, state=RunState.COMPLETED, finished_at=cest)
+    finished = store.get_run(run.id).finished_at
+    assert finished == cest and finished is not None and finished.tzinfo is UTC
+
+
+def test_run_errors_and_listing(store: Store):
+    with pytest.raises(NotFound):
+        store.get_run(999)
+    with pytest.raises(NotFound):
+        store.update_run(999, state=RunState.SENDING)
+    with pytest.raises(NotFound):
+        store.update_run(999)
+    ids = [_run(store) for _ in range(5)]
+    assert [r.id for r in store.list_runs()] == ids[::-1]
+    assert [r.id for r in store.list_runs(limit=2)] == ids[:-3:-1]
+
+
+# -- deliveries ----------------------------------------------------------------------------
+
+
+def test_add_deliveries_round_trips_and_sets_total(store: Store):
+    run_id = _run(store)
+    batch = _deliveries(run_id, range(3))
+    batch[2] = Delivery(
+        run_id=run_id,
+        seq=2,
+        row={"mobile": "nope"},
+        stage=Stage.DONE,
+        status=ResultStatus.ERROR,
+        error_message="row 3: mobile 'nope' is not a phone number",
+        updated_at=NOW,
+    )
+    store.add_deliveries(run_id, batch, ["mobile", "first_name"])
+    assert list(store.iter_deliveries(run_id)) == batch
+    run = store.get_run(run_id)
+    assert (run.total, run.columns) == (3, ["mobile", "first_name"])
+
+
+def test_add_deliveries_is_atomic_with_the_total(store: Store):
+    run_id = _run(store)
+    store.add_deliveries(run_id, _deliveries(run_id, range(10)), ["mobile"])
+    # seq 9 is stored already: the whole batch fails, and the total stays with it.
+    with pytest.raises(IntegrityError):
+        store.add_deliveries(run_id, _deliveries(run_id, range(9, 20)), ["mobile"])
+    assert store.get_run(run_id).total == 10
+    assert store.totals(run_id).total == 10
+    store.add_deliveries(run_id, _deliveries(run_id, range(10, 20)), ["mobile"])
+    assert store.get_run(run_id).total == 20 == store.totals(run_id).total
+
+
+def test_add_deliveries_to_a_missing_run(store: Store):
+    with pytest.raises(NotFound):
+        store.add_deliveries(42, _deliveries(42, range(2)), [])
+
+
+def test_claim_pending_takes_lowest_seq_pending_and_commits(store: Store, url: str, key: bytes):
+    run_id = _run(store)
+    rows = _deliveries(run_id, range(10))
+    rows[1].stage = Stage.DONE  # e.g. a row rejected at ingest
+    rows[1].status = ResultStatus.ERROR
+    store.add_deliveries(run_id, rows, ["mobile"])
+
+    claimed = store.claim_pending(run_id, 4, NOW)
+    assert [o.seq for o in claimed] == [0, 2, 3, 4]
+    first = claimed[0]
+    assert (first.run_id, first.to, first.body, first.segments) == (
+        run_id,
+        "+15550000000",
+        "Hi Zoë 0",
+        1,
+    )
+    assert first.claimed_at == NOW
+
+    # Another process (here: a second Store on the same database) sees them POSTING.
+    other = open_store(url, secret_box=SecretBox(key))
+    try:
+        seen = {d.seq: d for d in other.iter_deliveries(run_id, stages={Stage.POSTING})}
+        assert sorted(seen) == [0, 2, 3, 4]
+        assert seen[0].claimed_at == NOW
+        assert [o.seq for o in other.claim_pending(run_id, 100, NOW)] == [5, 6, 7, 8, 9]
+    finally:
+        other.close()
+    assert store.claim_pending(run_id, 4, NOW) == []
+
+
+def test_concurrent_claims_never_overlap(url: str, key: bytes):
+    stores = [open_store(url, secret_box=SecretBox(key)) for _ in range(3)]
+    run_id = _run(stores[0])
+    stores[0].add_deliveries(run_id, _deliveries(run_id, range(300)), ["mobile"])
+    claimed: list[list[int]] = [[] for _ in stores]
+
+    def worker(i: int) -> None:
+        while batch := stores[i].claim_pending(run_id, 7, NOW):
+            claimed[i].extend(o.seq for o in batch)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    every = [seq for seqs in claimed for seq in seqs]
+    assert sorted(every) == list(range(300))
+
+
+def test_save_progress_writes_fields_but_never_touches_done(store: Store):
+    run_id = _run(store)
+    store.add_deliveries(run_id, _deliveries(run_id, range(3)), ["mobile"])
+    store.claim_pending(run_id, 3, NOW)
+    later = NOW + timedelta(seconds=5)
+    store.save_progress(
+        [
+            Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid="SM0"),
+            Progress(
+                run_id,
+                1,
+                Stage.DONE,
+                ResultStatus.UNDELIVERED,
+                "undelivered",
+                "SM1",
+                30003,
+                "Unreachable destination handset",
+                polls=4,
+                updated_at=later,
+            ),
+        ]
+    )
+    # A late, stale write for the finished delivery must not reopen it.
+    store.save_progress(
+        [
+            Progress(run_id, 1, Stage.TRACKING, twilio_status="sent", message_sid="SM1"),
+            Progress(run_id, 2, Stage.DONE, ResultStatus.ERROR, error_message="timeout"),
+        ]
+    )
+    d0, d1, d2 = store.iter_deliveries(run_id)
+    assert (d0.stage, d0.twilio_status, d0.message_sid) == (Stage.TRACKING, "queued", "SM0")
+    assert d0.updated_at is not None and d0.updated_at.tzinfo is UTC  # stamped on save
+    assert (d1.stage, d1.status, d1.twilio_status, d1.error_code, d1.polls, d1.updated_at) == (
+        Stage.DONE,
+        ResultStatus.UNDELIVERED,
+        "undelivered",
+        30003,
+        4,
+        later,
+    )
+    assert d1.error_message == "Unreachable destination handset"
+    assert (d2.stage, d2.status, d2.error_message) == (Stage.DONE, ResultStatus.ERROR, "timeout")
+    assert d2.row["first_name"] == "Zoë 2"  # the input row is never rewritten
+
+
+def test_iter_deliveries_streams_in_order_across_batches(store: Store):
+    run_id = _run(store)
+    other_run = _run(store)
+    for start in range(0, 50, 10):  # several ingest batches
+        store.add_deliveries(run_id, _deliveries(run_id, range(start, start + 10)), ["mobile"])
+    store.add_deliveries(other_run, _deliveries(other_run, range(5)), ["mobile"])
+    store.claim_pending(run_id, 12, NOW)
+
+    assert [d.seq for d in store.iter_deliveries(run_id, batch=7)] == list(range(50))
+    for batch in (1, 5, 12, 13, 1000):
+        posting = store.iter_deliveries(run_id, stages=[Stage.POSTING], batch=batch)
+        assert [d.seq for d in posting] == list(range(12))
+    both = store.iter_deliveries(run_id, stages={Stage.PENDING, Stage.POSTING}, batch=4)
+    assert [d.seq for d in both] == list(range(50))
+    assert list(store.iter_deliveries(run_id, stages=[])) == []
+    slim = list(store.iter_deliveries(run_id, with_row=False, batch=9))
+    assert len(slim) == 50 and all(d.row == {} and d.to for d in slim)
+
+
+def test_iter_deliveries_is_lazy_and_survives_writes_between_pages(store: Store):
+    run_id = _run(store)
+    store.add_deliveries(run_id, _deliveries(run_id, range(20)), ["mobile"])
+    stream = store.iter_deliveries(run_id, stages=[Stage.PENDING], batch=5)
+    first = [next(stream).seq for _ in range(5)]
+    store.claim_pending(run_id, 10, NOW)  # 0..9 leave PENDING while we are mid-stream
+    assert first + [d.seq for d in stream] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        10,
+        11,
+        12,
+        13,
+        14,
+        15,
+        16,
+        17,
+        18,
+        19,
+    ]
+
+
+def test_totals(store: Store):
+    run_id = _run(store)
+    store.add_deliveries(run_id, _deliveries(run_id, range(10)), ["mobile"])
+    assert store.totals(run_id).pending == 10
+    store.claim_pending(run_id, 6, NOW)
+    store.save_progress(
+        [
+            Progress(run_id, 0, Stage.DONE, ResultStatus.DELIVERED),
+            Progress(run_id, 1, Stage.DONE, ResultStatus.DELIVERED),
+            Progress(run_id, 2, Stage.DONE, ResultStatus.FAILED),
+            Progress(run_id, 3, Stage.TRACKING, message_sid="SM3"),
+        ]
+    )
+    t = store.totals(run_id)
+    assert (t.total, t.pending, t.posting, t.tracking, t.done) == (10, 4, 2, 1, 3)
+    assert t.by_status == {"delivered": 2, "failed": 1}
+    assert store.totals(run_id + 1).total == 0
+
+
+# -- opening -------------------------------------------------------------------------------
+
+
+def test_reopening_keeps_data_and_records_schema_version(store: Store, url: str, key: bytes):
+    store.add_connection(_connection())
+    store.close()
+    again = open_store(url, secret_box=SecretBox(key))
+    try:
+        assert again.get_connection("main").auth_token == TOKEN
+    finally:
+        again.close()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar() == "1"
+        )
+    with engine.begin() as conn:
+        conn.execute(update(meta).values(value="999"))
+    engine.dispose()
+    with pytest.raises(SchemaTooNew, match="upgrade smslink"):
+        open_store(url, secret_box=SecretBox(key))
+
+
+def test_sqlite_file_is_private_and_tuned(tmp_path: Path, key: bytes):
+    db = tmp_path / "deep" / "er" / "smslink.db"
+    store = open_store(f"sqlite:///{db}", secret_box=SecretBox(key))
+    try:
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+        with store._engine.connect() as conn:  # the pragmas are what the docstring promises
+            pragma = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            }
+        assert pragma == {
+            "journal_mode": "wal",
+            "synchronous": 1,
+            "foreign_keys": 1,
+            "busy_timeout": 30000,
+        }
+    finally:
+        store.close()
+
+
+def test_deliveries_are_indexed_for_claims_and_callbacks():
+    names = {ix.name: [c.name for c in ix.columns] for ix in deliveries.indexes}
+    assert names["ix_deliveries_run_stage_seq"] == ["run_id", "stage", "seq"]
+    assert names["ix_deliveries_message_sid"] == ["message_sid"]
