@@ -71,6 +71,23 @@ class Cli:
             stdin=subprocess.DEVNULL,
         )
 
+    def add_touchpoint(self, base_url: str, *connection_options: str) -> None:
+        """Connection `sim` and touchpoint `hello` ("Hi <Name>", phone from `phone`)."""
+        self.add_connection("sim", base_url, *connection_options)
+        self.run(
+            "touchpoint",
+            "add",
+            "hello",
+            "--connection",
+            "sim",
+            "--message",
+            "Hi <Name>!",
+            "--phone",
+            "phone",
+            "--map",
+            "Name=name",
+        )
+
     def add_connection(self, name: str, base_url: str, *extra: str) -> None:
         self.run(
             "connection",

@@ -37,20 +37,7 @@ def _wait_for_posts(simulator: Simulator, at_least: int, timeout: float = 30) ->
 def test_stopped_run_resumes_without_duplicates_or_losses(
     cli: Cli, slow_simulator: Simulator, tmp_path: Path, how: signal.Signals, exit_code: int
 ) -> None:
-    cli.add_connection("sim", slow_simulator.base_url, "--concurrency", "4")
-    cli.run(
-        "touchpoint",
-        "add",
-        "hello",
-        "--connection",
-        "sim",
-        "--message",
-        "Hi <Name>",
-        "--phone",
-        "phone",
-        "--map",
-        "Name=name",
-    )
+    cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
     out = tmp_path / "out.csv"
     process = cli.start(
         "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)), "--output", str(out)
@@ -81,20 +68,7 @@ def test_stopped_run_resumes_without_duplicates_or_losses(
 def test_resume_of_a_completed_run_does_nothing(
     cli: Cli, simulator: Simulator, tmp_path: Path
 ) -> None:
-    cli.add_connection("sim", simulator.base_url)
-    cli.run(
-        "touchpoint",
-        "add",
-        "hello",
-        "--connection",
-        "sim",
-        "--message",
-        "Hi <Name>",
-        "--phone",
-        "phone",
-        "--map",
-        "Name=name",
-    )
+    cli.add_touchpoint(simulator.base_url)
     cli.run(
         "send",
         "hello",
@@ -108,3 +82,25 @@ def test_resume_of_a_completed_run_does_nothing(
 
     assert "already complete" in result.stdout
     assert simulator.stats()["posts"] == 5
+
+
+def test_resume_refuses_a_run_another_process_is_still_sending(
+    cli: Cli, slow_simulator: Simulator, tmp_path: Path
+) -> None:
+    cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
+    out = tmp_path / "out.csv"
+    process = cli.start(
+        "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)), "--output", str(out)
+    )
+    try:
+        _wait_for_posts(slow_simulator, 20)
+
+        refused = cli.run("runs", "resume", "1", check=False)
+
+        assert refused.returncode == 1
+        assert f"process {process.pid}" in refused.stderr and "being worked on" in refused.stderr
+    finally:
+        process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert len(read_csv(out)) == RECORDS
+    assert max(slow_simulator.stats()["messages_by_to"].values()) == 1

@@ -28,23 +28,6 @@ RESULT_COLUMNS = [
 ]
 
 
-def _touchpoint(cli: Cli, simulator: Simulator, message: str = "Hi <Name>!") -> None:
-    cli.add_connection("sim", simulator.base_url)
-    cli.run(
-        "touchpoint",
-        "add",
-        "hello",
-        "--connection",
-        "sim",
-        "--message",
-        message,
-        "--phone",
-        "phone",
-        "--map",
-        "Name=name",
-    )
-
-
 def _twilio_statuses(simulator: Simulator, sids: list[str]) -> dict[str, str]:
     """Each message's status as the simulator reports it to Twilio's own SDK."""
     client = twilio.rest.Client(ACCOUNT_SID, TOKEN)
@@ -55,7 +38,7 @@ def _twilio_statuses(simulator: Simulator, sids: list[str]) -> dict[str, str]:
 def test_send_reports_one_row_per_record_in_order_matching_twilio(
     cli: Cli, simulator: Simulator, tmp_path: Path
 ) -> None:
-    _touchpoint(cli, simulator)
+    cli.add_touchpoint(simulator.base_url)
     source = write_csv(
         tmp_path / "audience.csv",
         ["id", "name", "phone"],
@@ -97,7 +80,7 @@ def test_send_reports_one_row_per_record_in_order_matching_twilio(
 def test_jsonl_in_and_out_with_a_clashing_status_column(
     cli: Cli, simulator: Simulator, tmp_path: Path
 ) -> None:
-    _touchpoint(cli, simulator)
+    cli.add_touchpoint(simulator.base_url)
     source = tmp_path / "audience.jsonl"
     records = [
         {"name": "Ann", "phone": "+12125550101", "status": "vip"},
@@ -117,7 +100,7 @@ def test_jsonl_in_and_out_with_a_clashing_status_column(
 def test_dry_run_sends_nothing_and_reports_what_would_fail(
     cli: Cli, simulator: Simulator, tmp_path: Path
 ) -> None:
-    _touchpoint(cli, simulator)
+    cli.add_touchpoint(simulator.base_url)
     source = audience(tmp_path / "a.csv", 3)
     write_csv(source, ["id", "name", "phone"], [["1", "Ann", "+12125550101"], ["2", "Bob", "x"]])
     out = tmp_path / "dry.csv"
@@ -132,34 +115,8 @@ def test_dry_run_sends_nothing_and_reports_what_would_fail(
 def test_configuration_error_stops_the_run_once_and_resume_finishes_it(
     cli: Cli, simulator: Simulator, tmp_path: Path
 ) -> None:
-    cli.run(
-        "connection",
-        "add",
-        "sim",
-        "--account-sid",
-        ACCOUNT_SID,
-        "--from",
-        "+15005550007",
-        "--base-url",
-        simulator.base_url,
-        "--poll-interval-ms",
-        "200",
-        "--concurrency",
-        "4",
-    )  # +15005550007 is not the account's number: 21606
-    cli.run(
-        "touchpoint",
-        "add",
-        "hello",
-        "--connection",
-        "sim",
-        "--message",
-        "Hi <Name>",
-        "--phone",
-        "phone",
-        "--map",
-        "Name=name",
-    )
+    # +15005550007 is not the account's number: Twilio answers 21606 to every send.
+    cli.add_touchpoint(simulator.base_url, "--from", "+15005550007", "--concurrency", "4")
     source = audience(tmp_path / "a.csv", 50)
     out = tmp_path / "out.csv"
 
@@ -183,7 +140,7 @@ def test_configuration_error_stops_the_run_once_and_resume_finishes_it(
 def test_missing_column_and_bad_encoding_are_input_errors(
     cli: Cli, simulator: Simulator, tmp_path: Path
 ) -> None:
-    _touchpoint(cli, simulator)
+    cli.add_touchpoint(simulator.base_url)
     wrong = write_csv(tmp_path / "wrong.csv", ["id", "mobile"], [["1", "+12125550101"]])
     result = cli.run(
         "send", "hello", "--input", str(wrong), "--output", str(tmp_path / "o.csv"), check=False
@@ -220,34 +177,7 @@ def test_polling_runs_out_as_sent_and_uses_the_list_endpoint(cli: Cli, tmp_path:
     )
     with run_in_thread(stuck) as base_url:
         simulator = Simulator(base_url)
-        cli.run(
-            "connection",
-            "add",
-            "sim",
-            "--account-sid",
-            ACCOUNT_SID,
-            "--from",
-            "+15005550006",
-            "--base-url",
-            base_url,
-            "--poll-interval-ms",
-            "200",
-            "--poll-attempts",
-            "3",
-        )
-        cli.run(
-            "touchpoint",
-            "add",
-            "hello",
-            "--connection",
-            "sim",
-            "--message",
-            "Hi <Name>",
-            "--phone",
-            "phone",
-            "--map",
-            "Name=name",
-        )
+        cli.add_touchpoint(base_url, "--poll-attempts", "3")
         out = tmp_path / "out.csv"
         cli.run(
             "send", "hello", "--input", str(audience(tmp_path / "a.csv", 300)), "--output", str(out)

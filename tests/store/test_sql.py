@@ -508,3 +508,28 @@ def test_deliveries_are_indexed_for_claims_and_callbacks():
     names = {ix.name: [c.name for c in ix.columns] for ix in deliveries.indexes}
     assert names["ix_deliveries_run_stage_seq"] == ["run_id", "stage", "seq"]
     assert names["ix_deliveries_message_sid"] == ["message_sid"]
+
+
+# -- run leases: one worker per run ------------------------------------------------------
+
+
+def test_run_lease_admits_one_holder_until_it_expires_or_is_released(store: Store):
+    run_id = _run(store)
+    now = datetime.now(UTC)
+    later = now + timedelta(seconds=60)
+    assert store.acquire_run(run_id, "a", until=later, now=now, replacing=None) is None
+    assert store.acquire_run(run_id, "b", until=later, now=now, replacing=None) == "a"
+    assert store.acquire_run(run_id, "a", until=later, now=now, replacing=None) is None
+    assert store.renew_run(run_id, "a", until=later) is True
+    assert store.renew_run(run_id, "b", until=later) is False
+    assert store.run_lease(run_id)[0] == "a"
+    # Expired: anyone may take it.
+    assert (
+        store.acquire_run(run_id, "b", until=later, now=later + timedelta(1), replacing=None)
+        is None
+    )
+    # A holder proven dead may be replaced before expiry.
+    assert store.acquire_run(run_id, "c", until=later, now=now, replacing="b") is None
+    store.release_run(run_id, "c")
+    assert store.run_lease(run_id) == (None, None)
+    assert store.acquire_run(run_id, "d", until=later, now=now, replacing=None) is None

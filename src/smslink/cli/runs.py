@@ -22,6 +22,7 @@ from smslink.cli.common import (
 from smslink.cli.progress import live_progress
 from smslink.cli.touchpoints import print_totals
 from smslink.engine.counters import RunCounters
+from smslink.engine.lease import RunBusy
 from smslink.engine.prepare import Recipe
 from smslink.engine.preview import dry_run
 from smslink.engine.run import InputError, RunRequest, execute_run, start_run
@@ -91,6 +92,8 @@ def _execute(store: Store, run_id: int, counters: RunCounters) -> Run:
         return asyncio.run(main())
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None
+    except RunBusy as busy:
+        fail(str(busy), EXIT_FAILED)
     except RunHalted as halt:
         fail(
             f"run {run_id} stopped: {halt}. Nothing more was sent; fix the connection, "

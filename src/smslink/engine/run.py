@@ -18,6 +18,7 @@ from pathlib import Path
 from smslink.audience.readers import AudienceError, AudienceReader, open_audience
 from smslink.engine.counters import RunCounters
 from smslink.engine.ingest import ingest
+from smslink.engine.lease import RunLease
 from smslink.engine.prepare import Recipe
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import find_sent
@@ -91,27 +92,29 @@ async def execute_run(
 ) -> Run:
     """Send and track everything the run still has to do, then write its results.
 
-    Raises RunHalted (run STOPPED) on a configuration error; on cancellation (Ctrl-C) the
-    run is marked INTERRUPTED and the cancellation propagates.
+    Raises RunHalted (run STOPPED) on a configuration error, RunBusy when another process
+    is working on the run; on cancellation (Ctrl-C) the run is marked INTERRUPTED and the
+    cancellation propagates.
     """
     run = store.get_run(run_id)
     if run.state is RunState.COMPLETED:
         return run
-    if run.state is RunState.INGESTING:
-        _ingest(store, run, counters)
-    store.update_run(run_id, state=RunState.SENDING, error=None)
-    connection = store.get_connection(run.connection)
-    _count_done(store, run_id, counters)
-    try:
-        await _send_and_track(store, run, connection, counters, clock)
-    except RunHalted as halt:
-        store.update_run(run_id, state=RunState.STOPPED, error=str(halt))
-        raise
-    except BaseException:
-        store.update_run(run_id, state=RunState.INTERRUPTED)
-        raise
-    write_results(store, store.get_run(run_id))
-    store.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
+    async with RunLease(store, run_id):
+        if run.state is RunState.INGESTING:
+            _ingest(store, run, counters)
+        store.update_run(run_id, state=RunState.SENDING, error=None)
+        connection = store.get_connection(run.connection)
+        _count_done(store, run_id, counters)
+        try:
+            await _send_and_track(store, run, connection, counters, clock)
+        except RunHalted as halt:
+            store.update_run(run_id, state=RunState.STOPPED, error=str(halt))
+            raise
+        except BaseException:
+            store.update_run(run_id, state=RunState.INTERRUPTED)
+            raise
+        write_results(store, store.get_run(run_id))
+        store.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
     return store.get_run(run_id)
 
 

@@ -111,6 +111,10 @@ runs = Table(
     Column("error", Text),
     Column("finished_at", UTCDateTime),
     Column("settings_json", Text, nullable=False),
+    # Who is working on the run and until when: one process at a time may send and track it,
+    # or a resume could take another process's in-flight POSTs for crash leftovers.
+    Column("lease_owner", String(200)),
+    Column("lease_expires", UTCDateTime),
 )
 
 deliveries = Table(

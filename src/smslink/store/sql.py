@@ -31,6 +31,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -337,6 +338,63 @@ class Store:
             result = conn.execute(update(runs).where(runs.c.id == run_id).values(values))
         if result.rowcount == 0:
             raise NotFound(f"no run {run_id}")
+
+    def acquire_run(
+        self, run_id: int, owner: str, *, until: datetime, now: datetime, replacing: str | None
+    ) -> str | None:
+        """Take the run's lease for `owner`; returns None on success, else the holder.
+
+        The lease is free when nobody holds it, when it has expired, or when its holder is
+        `replacing` (a holder the caller has proven dead, e.g. a killed process on this host).
+        One UPDATE decides, so two processes can never both succeed.
+        """
+        free = or_(
+            runs.c.lease_owner.is_(None),
+            runs.c.lease_expires < now,
+            runs.c.lease_owner == owner,
+        )
+        if replacing is not None:
+            free = or_(free, runs.c.lease_owner == replacing)
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, free)
+                .values(lease_owner=owner, lease_expires=until)
+            )
+            if result.rowcount:
+                return None
+            holder = conn.execute(select(runs.c.lease_owner).where(runs.c.id == run_id)).first()
+        if holder is None:
+            raise NotFound(f"no run {run_id}")
+        return str(holder.lease_owner)
+
+    def run_lease(self, run_id: int) -> tuple[str | None, datetime | None]:
+        """The run's lease holder and expiry, (None, None) when free."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(runs.c.lease_owner, runs.c.lease_expires).where(runs.c.id == run_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"no run {run_id}")
+        return row.lease_owner, row.lease_expires
+
+    def renew_run(self, run_id: int, owner: str, *, until: datetime) -> bool:
+        """Extend `owner`'s lease; False when it no longer holds it."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.lease_owner == owner)
+                .values(lease_expires=until)
+            )
+        return bool(result.rowcount)
+
+    def release_run(self, run_id: int, owner: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires=None)
+            )
 
     # -- deliveries -------------------------------------------------------------------
 
