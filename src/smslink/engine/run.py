@@ -177,7 +177,7 @@ def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> set[str]:
         if delivery.message_sid:
             known.add(delivery.message_sid)
             if delivery.stage is Stage.TRACKING:
-                tracker.add(
+                tracker.resume(
                     delivery.seq,
                     delivery.message_sid,
                     delivery.twilio_status or "queued",
@@ -223,18 +223,7 @@ async def _reconcile_posting(
             writer.put(Progress(run_id=run_id, seq=delivery.seq, stage=Stage.PENDING))
             return
         known_sids.add(found.sid)
-        updated_at = found.date_updated or datetime.now(UTC)
-        writer.put(
-            Progress(
-                run_id=run_id,
-                seq=delivery.seq,
-                stage=Stage.TRACKING,
-                twilio_status=found.status,
-                message_sid=found.sid,
-                updated_at=updated_at,
-            )
-        )
-        tracker.add(delivery.seq, found.sid, found.status, updated_at=updated_at)
+        tracker.accept(delivery.seq, found)
 
     await asyncio.gather(*(settle(d) for d in posting))
     writer.flush()  # PENDING ones must be claimable before sending starts

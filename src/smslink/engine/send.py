@@ -19,8 +19,7 @@ from smslink.engine.counters import RunCounters
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import find_sent
 from smslink.engine.track import Tracker
-from smslink.models import TWILIO_FINAL, Connection, Outgoing, Progress, ResultStatus, Stage
-from smslink.models import result_for_twilio_status as final_result
+from smslink.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.store import Store
 from smslink.twilio import AnswerLost, ApiError, ErrorKind, Message, TwilioClient, TwilioError
 
@@ -137,35 +136,7 @@ class Sender:
     def _accepted(self, outgoing: Outgoing, message: Message) -> None:
         self._known_sids.add(message.sid)
         self._counters.posted += 1
-        updated_at = message.date_updated or self._clock()
-        if message.status in TWILIO_FINAL:
-            result = final_result(message.status)
-            self._writer.put(
-                Progress(
-                    run_id=self._run_id,
-                    seq=outgoing.seq,
-                    stage=Stage.DONE,
-                    status=result,
-                    twilio_status=message.status,
-                    message_sid=message.sid,
-                    error_code=message.error_code,
-                    error_message=message.error_message,
-                    updated_at=updated_at,
-                )
-            )
-            self._counters.finished(result)
-            return
-        self._writer.put(
-            Progress(
-                run_id=self._run_id,
-                seq=outgoing.seq,
-                stage=Stage.TRACKING,
-                twilio_status=message.status,
-                message_sid=message.sid,
-                updated_at=updated_at,
-            )
-        )
-        self._tracker.add(outgoing.seq, message.sid, message.status, updated_at=updated_at)
+        self._tracker.accept(outgoing.seq, message)
 
     def _refused(self, outgoing: Outgoing, error: ApiError) -> None:
         if error.kind is ErrorKind.CONFIGURATION:

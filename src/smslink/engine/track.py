@@ -74,15 +74,33 @@ class Tracker:
         self._attempts = max(1, connection.poll_attempts)
         self._tracked: dict[str, Tracked] = {}
         self._listed_total = 0  # messages this run created: what a full listing must cover
-        self._wake = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._tracked)
 
-    def add(
-        self, seq: int, sid: str, status: str, *, polls: int = 0, updated_at: datetime | None
+    def accept(self, seq: int, message: Message) -> None:
+        """Take on a message Twilio just accepted (or that reconciliation found): store its
+        state, then track it, or finish it at once when it is already final."""
+        tracked = Tracked(
+            seq,
+            message.sid,
+            message.status,
+            last_polled=time.monotonic(),
+            updated_at=message.date_updated or datetime.now(UTC),
+            error_code=message.error_code,
+            error_message=message.error_message,
+        )
+        self._listed_total += 1
+        if message.status in TWILIO_FINAL:
+            self._finish(tracked)
+            return
+        self._tracked[message.sid] = tracked
+        self._writer.put(self._progress(tracked, Stage.TRACKING, None))
+
+    def resume(
+        self, seq: int, sid: str, status: str, *, polls: int, updated_at: datetime | None
     ) -> None:
-        """Start tracking a message that Twilio accepted."""
+        """Track again a message a stopped run was tracking (its state is already stored)."""
         self._tracked[sid] = Tracked(seq, sid, status, polls, time.monotonic(), updated_at)
         self._listed_total += 1
 
@@ -170,12 +188,14 @@ class Tracker:
             tracked.error_code = message.error_code
             tracked.error_message = message.error_message
             tracked.updated_at = message.date_updated or datetime.now(UTC)
-        final = tracked.status in TWILIO_FINAL
-        if not (final or tracked.polls >= self._attempts):
-            if changed:
-                self._writer.put(self._progress(tracked, Stage.TRACKING, None))
-            return
-        del self._tracked[tracked.sid]
+        if tracked.status in TWILIO_FINAL or tracked.polls >= self._attempts:
+            self._finish(tracked)
+        elif changed:
+            self._writer.put(self._progress(tracked, Stage.TRACKING, None))
+
+    def _finish(self, tracked: Tracked) -> None:
+        """Final status, or attempts used up (then `sent`, as the original connector did)."""
+        self._tracked.pop(tracked.sid, None)
         result = result_for_twilio_status(tracked.status)
         self._writer.put(self._progress(tracked, Stage.DONE, result))
         self._counters.finished(result)
