@@ -47,8 +47,8 @@ class Stage(StrEnum):
 class RunState(StrEnum):
     """The lifecycle of one send of a touchpoint to one audience."""
 
-    INGESTING = "ingesting"  # reading the audience into the store
-    SENDING = "sending"  # posting and tracking
+    CREATED = "created"  # checked and stored; nothing read or sent yet
+    SENDING = "sending"  # reading the audience, posting and tracking (all at once)
     INTERRUPTED = "interrupted"  # stopped by Ctrl-C or a crash; `runs resume` finishes it
     STOPPED = "stopped"  # a configuration error stopped it; fix the connection, then resume
     COMPLETED = "completed"  # every delivery is done and the results file is written
@@ -159,7 +159,8 @@ class Run:
     state: RunState
     created_at: datetime
     columns: list[str] = field(default_factory=list)  # the audience's header, in order
-    total: int = 0  # records ingested so far
+    total: int = 0  # records stored so far
+    audience_complete: bool = False  # every record is stored; until then resume reads on
     error: str | None = None  # why the run stopped, when it did
     finished_at: datetime | None = None
     #: Touchpoint and connection settings as they were when the run started, so a resume

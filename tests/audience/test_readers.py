@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -150,10 +151,12 @@ def test_trailing_delimiters_from_excel_are_ignored(tmp_path: Path) -> None:
         ]
 
 
-def test_a_row_with_more_fields_than_the_header_names_the_record(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.csv", "Phone,Name\n1,Ann\n\n2,Smith, Bob\n")
-    with pytest.raises(AudienceError, match=r"record 2 \(line 4\) has 3 fields but the header"):
-        read_all(path)
+def test_a_row_with_more_fields_than_the_header_is_a_problem_record(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.csv", "Phone,Name\n1,Ann\n\n2,Smith, Bob\n3,Cy\n")
+    records = read_all(path)
+    assert [r.problem for r in records][::2] == [None, None]
+    assert re.search(r"record 2 \(line 4\) has 3 fields but the header", records[1].problem)
+    assert records[2].values == {"Phone": "3", "Name": "Cy"}
 
 
 def test_short_rows_get_empty_values(tmp_path: Path) -> None:
@@ -238,13 +241,12 @@ def test_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path: Path) -> N
         ('["+14155550100"]', "line 2 is a JSON list, not an object"),
     ],
 )
-def test_a_bad_jsonl_line_is_named(tmp_path: Path, line: str, message: str) -> None:
-    path = write(tmp_path, "a.jsonl", '{"Phone": "1"}\n' + line + "\n")
-    with open_audience(path) as reader:
-        records = iter(reader)
-        next(records)
-        with pytest.raises(AudienceError, match=message):
-            next(records)
+def test_a_bad_jsonl_line_is_a_problem_record(tmp_path: Path, line: str, message: str) -> None:
+    path = write(tmp_path, "a.jsonl", '{"Phone": "1"}\n' + line + '\n{"Phone": "3"}\n')
+    records = read_all(path)
+    assert [r.number for r in records] == [1, 2, 3]
+    assert records[1].values == {} and re.search(message, records[1].problem)
+    assert records[0].problem is None and records[2].values == {"Phone": "3"}
 
 
 def test_jsonl_skip_still_learns_columns(tmp_path: Path) -> None:

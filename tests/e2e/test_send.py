@@ -189,3 +189,22 @@ def test_polling_runs_out_as_sent_and_uses_the_list_endpoint(cli: Cli, tmp_path:
     # 3 polls of 300 messages: a page of the list each round, not 900 single fetches.
     assert stats["fetches"] == 0
     assert stats["lists"] <= 6
+
+
+def test_a_malformed_record_gets_its_own_error_and_the_rest_go_out(
+    cli: Cli, simulator: Simulator, tmp_path: Path
+) -> None:
+    cli.add_touchpoint(simulator.base_url)
+    source = tmp_path / "a.csv"
+    source.write_text(
+        "id,name,phone\n1,Ann,+12125550101\n2,Smith, Bob,+12125550102\n3,Cy,+12125550103\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+
+    cli.run("send", "hello", "--input", str(source), "--output", str(out))
+
+    rows = read_csv(out)
+    assert [r["status"] for r in rows] == ["delivered", "error", "delivered"]
+    assert "record 2 (line 3) has 4 fields" in rows[1]["error_message"]
+    assert simulator.stats()["posts"] == 2

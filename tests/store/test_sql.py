@@ -232,7 +232,7 @@ def test_run_lifecycle(store: Store):
         output_path="out.csv",
         settings={"message": "Hi", "poll_attempts": 3},
     )
-    assert run.state is RunState.INGESTING
+    assert run.state is RunState.CREATED
     assert run.created_at.tzinfo is UTC and run.created_at >= before
     assert store.get_run(run.id) == run
 

@@ -33,7 +33,8 @@ class CountersView:
 
     def __rich__(self) -> Group:
         c = self._counters
-        total = max(c.total, c.ingested, 1)
+        known = _known_total(c)
+        total = max(c.total or c.ingested, 1)
         grid = Table.grid(padding=(0, 1))
         grid.add_row(
             "read ",
@@ -43,12 +44,12 @@ class CountersView:
         grid.add_row(
             "sent ",
             ProgressBar(total=total, completed=c.posted, width=40),
-            Text(f"{c.posted:,}/{c.total:,}"),
+            Text(f"{c.posted:,}/{known}"),
         )
         grid.add_row(
             "final",
             ProgressBar(total=total, completed=c.done, width=40),
-            Text(f"{c.done:,}/{c.total:,}"),
+            Text(f"{c.done:,}/{known}"),
         )
         elapsed = time.monotonic() - self._started
         rate = c.posted / elapsed if elapsed > 0 else 0.0
@@ -60,10 +61,18 @@ class CountersView:
         return Group(grid, line)
 
 
+def _known_total(counters: RunCounters) -> str:
+    """The audience size once it is all read; until then what is read so far, and "+"."""
+    if counters.total:
+        return f"{counters.total:,}"
+    return f"{counters.ingested:,}+"
+
+
 def plain_line(counters: RunCounters) -> str:
     c = counters
     return (
-        f"read {c.ingested}, sent {c.posted}/{c.total}, final {c.done}/{c.total}, errors {c.errors}"
+        f"read {c.ingested}, sent {c.posted}/{_known_total(c)}, "
+        f"final {c.done}/{_known_total(c)}, errors {c.errors}"
     )
 
 

@@ -95,11 +95,7 @@ def _execute(store: Store, run_id: int, counters: RunCounters) -> Run:
     except RunBusy as busy:
         fail(str(busy), EXIT_FAILED)
     except RunHalted as halt:
-        fail(
-            f"run {run_id} stopped: {halt}. Nothing more was sent; fix the connection, "
-            f"then: smslink runs resume {run_id}",
-            EXIT_FAILED,
-        )
+        fail(f"run {run_id} stopped: {halt}. Then: smslink runs resume {run_id}", EXIT_FAILED)
 
 
 def _interrupted(run_id: int | None) -> None:

@@ -46,6 +46,8 @@ class Recipe:
 def prepare(run_id: int, seq: int, record: AudienceRecord, recipe: Recipe) -> Delivery:
     """A stored-ready delivery: PENDING when it can be sent, DONE with `error` when not."""
     delivery = Delivery(run_id=run_id, seq=seq, row=record.values)
+    if record.problem:
+        return _rejected(delivery, record.problem)
     raw_phone = record.values.get(recipe.phone_column, "")
     try:
         delivery.to = normalize_phone(raw_phone, recipe.region)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from smslink.audience.readers import AudienceError, AudienceReader, open_audience
+from smslink.audience.readers import check_decodable, open_audience
 from smslink.engine.counters import RunCounters
-from smslink.engine.ingest import ingest
+from smslink.engine.ingest import read_audience
 from smslink.engine.lease import RunLease
 from smslink.engine.prepare import Recipe
 from smslink.engine.progress_writer import ProgressWriter
@@ -65,6 +65,7 @@ def start_run(store: Store, request: RunRequest) -> int:
     connection = store.get_connection(touchpoint.connection)
     recipe = _recipe(touchpoint, connection.region)
     with open_audience(request.input_path, request.encoding) as reader:
+        check_decodable(request.input_path, request.encoding)
         missing = recipe.missing_columns(list(reader.columns))
         if missing and not _is_jsonl(request.input_path):
             raise InputError(
@@ -90,21 +91,19 @@ async def execute_run(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Run:
-    """Send and track everything the run still has to do, then write its results.
+    """Read, send and track everything the run still has to do, then write its results.
 
-    Raises RunHalted (run STOPPED) on a configuration error, RunBusy when another process
-    is working on the run; on cancellation (Ctrl-C) the run is marked INTERRUPTED and the
-    cancellation propagates.
+    Raises RunHalted (run STOPPED) when the connection is refused or the audience cannot be
+    read on, RunBusy when another process is working on the run; on cancellation (Ctrl-C)
+    the run is marked INTERRUPTED and the cancellation propagates.
     """
     run = store.get_run(run_id)
     if run.state is RunState.COMPLETED:
         return run
     async with RunLease(store, run_id):
-        if run.state is RunState.INGESTING:
-            _ingest(store, run, counters)
         store.update_run(run_id, state=RunState.SENDING, error=None)
         connection = store.get_connection(run.connection)
-        _count_done(store, run_id, counters)
+        _count_done(store, run, counters)
         try:
             await _send_and_track(store, run, connection, counters, clock)
         except RunHalted as halt:
@@ -125,6 +124,7 @@ async def _send_and_track(
     counters: RunCounters,
     clock: Callable[[], datetime],
 ) -> None:
+    """Reading the audience, sending and tracking run side by side until all is done."""
     client = TwilioClient(
         base_url=connection.base_url,
         account_sid=connection.account_sid,
@@ -155,6 +155,8 @@ async def _send_and_track(
             known_sids=known_sids,
             clock=clock,
         )
+        reading = asyncio.create_task(_read_rest(store, run, counters, sender.work_added))
+        reading.add_done_callback(lambda task: _after_reading(task, sender))
         sending_done = asyncio.Event()
         tracking = asyncio.create_task(tracker.run(sending_done))
         try:
@@ -162,10 +164,33 @@ async def _send_and_track(
             sending_done.set()
             await tracking
         finally:
-            if not tracking.done():
-                tracking.cancel()
-                with suppress(asyncio.CancelledError):
-                    await tracking
+            for task in (reading, tracking):
+                if not task.done():
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
+
+
+async def _read_rest(
+    store: Store, run: Run, counters: RunCounters, on_batch: Callable[[], None]
+) -> None:
+    if not run.audience_complete:
+        recipe = _recipe(_touchpoint_of(run), str(run.settings.get("region", "US")))
+        await read_audience(store, run, recipe, counters, on_batch)
+
+
+def _after_reading(task: asyncio.Task[None], sender: Sender) -> None:
+    """Let the sender finish once the audience is read, or stop it if it cannot be."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is None:
+        sender.audience_read()
+    else:
+        sender.halt(
+            f"the audience cannot be read on: {error}. The records before that point are "
+            "being sent; fix the file without changing or reordering them, then resume"
+        )
 
 
 def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> set[str]:
@@ -244,54 +269,25 @@ def _outcome_unknown(delivery: Delivery, error: TwilioError) -> Progress:
     )
 
 
-def _count_done(store: Store, run_id: int, counters: RunCounters) -> None:
-    totals = store.totals(run_id)
-    counters.total = counters.ingested = totals.total
+def _count_done(store: Store, run: Run, counters: RunCounters) -> None:
+    totals = store.totals(run.id)
+    counters.ingested = totals.total
+    counters.total = totals.total if run.audience_complete else 0
     counters.done = totals.done
     counters.by_status.clear()
     counters.by_status.update(totals.by_status)
 
 
-def _ingest(store: Store, run: Run, counters: RunCounters) -> None:
-    """Read the audience into the store, skipping what an interrupted ingest stored."""
+def _touchpoint_of(run: Run) -> Touchpoint:
+    """The touchpoint as it was when the run started (its snapshot in the run)."""
     settings = run.settings
-    connection_region = str(settings.get("region", "US"))
-    touchpoint = Touchpoint(
+    return Touchpoint(
         name=run.touchpoint,
         connection=run.connection,
         message=str(settings["message"]),
         phone_column=str(settings["phone_column"]),
         mapping=dict(settings.get("mapping", {})),  # type: ignore[call-overload]
     )
-    recipe = _recipe(touchpoint, connection_region)
-    encoding = settings.get("encoding")
-    try:
-        with open_audience(Path(run.input_path), str(encoding) if encoding else None) as reader:
-            _ingest_from(store, run, reader, recipe, counters)
-    except (OSError, AudienceError) as error:
-        reason = (
-            f"cannot read the audience of run {run.id}: {error}. Nothing was sent; "
-            "fix the file and send it as a new run"
-        )
-        store.update_run(run.id, error=reason)
-        raise InputError(reason) from error
-
-
-def _ingest_from(
-    store: Store, run: Run, reader: AudienceReader, recipe: Recipe, counters: RunCounters
-) -> None:
-    total = ingest(
-        store,
-        run.id,
-        reader,
-        recipe,
-        counters,
-        already_stored=run.total,
-        known_columns=run.columns,
-    )
-    columns = list(run.columns) + [c for c in reader.columns if c not in run.columns]
-    store.update_run(run.id, state=RunState.SENDING, columns=columns)
-    counters.total = total
 
 
 def _recipe(touchpoint: Touchpoint, region: str) -> Recipe:

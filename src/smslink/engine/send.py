@@ -56,7 +56,12 @@ class Sender:
         self._counters = counters
         self._known_sids = known_sids
         self._clock = clock
-        self._concurrency = max(1, connection.concurrency)
+        self._work_added = asyncio.Event()  # the audience reader stored another batch
+        self._audience_read = False  # every record is stored: no PENDING left means done
+        # One request slot stays free for tracking: the HTTP pool is `concurrency` wide and
+        # a worker that frees a connection takes it straight back, so a sender using every
+        # slot would starve polling until sending ended (and keep every message in memory).
+        self._concurrency = max(1, connection.concurrency - 1)
         self._claimed: deque[Outgoing] = deque()
         self._claim_lock = asyncio.Lock()
         self._exhausted = False
@@ -81,15 +86,25 @@ class Sender:
             await self._send(outgoing)
 
     async def _next(self) -> Outgoing | None:
-        if not self._claimed and not self._exhausted:
+        """The next claimed delivery; claims a batch when none is left, waiting for the
+        audience reader while it is still storing records. None when all are sent."""
+        while not self._claimed:
+            if self._exhausted or self._halt is not None:
+                return None
             async with self._claim_lock:
-                if not self._claimed and not self._exhausted:
-                    batch = self._store.claim_pending(
-                        self._run_id, max(200, self._concurrency * 2), self._clock()
-                    )
+                if self._claimed or self._exhausted or self._halt is not None:
+                    continue  # re-check: the state changed while this worker queued
+                self._work_added.clear()
+                batch = self._store.claim_pending(
+                    self._run_id, max(200, self._concurrency * 2), self._clock()
+                )
+                if batch:
                     self._claimed.extend(batch)
-                    self._exhausted = not batch
-        return self._claimed.popleft() if self._claimed else None
+                elif self._audience_read:
+                    self._exhausted = True
+                else:
+                    await self._work_added.wait()
+        return self._claimed.popleft()
 
     async def _send(self, outgoing: Outgoing) -> None:
         for _ in range(MAX_SENDS_PER_DELIVERY):
@@ -111,7 +126,7 @@ class Sender:
                 self._refused(outgoing, error)
                 return
             except TwilioError as error:  # connect failures after every retry
-                self._stop(outgoing, f"cannot reach Twilio: {error}")
+                self._stop(outgoing, f"cannot reach Twilio ({error}); nothing more was sent")
                 return
             self._accepted(outgoing, message)
             return
@@ -140,7 +155,11 @@ class Sender:
 
     def _refused(self, outgoing: Outgoing, error: ApiError) -> None:
         if error.kind is ErrorKind.CONFIGURATION:
-            self._stop(outgoing, f"Twilio refused the connection's settings: {error}")
+            self._stop(
+                outgoing,
+                f"Twilio refused the connection's settings ({error}); nothing more was sent: "
+                f"fix the connection (smslink connection update {self._connection.name})",
+            )
             return
         self._finish_with_error(outgoing, error.code, error.message)
 
@@ -166,11 +185,25 @@ class Sender:
         )
         self._counters.finished(ResultStatus.ERROR)
 
+    def work_added(self) -> None:
+        """The audience reader stored more deliveries."""
+        self._work_added.set()
+
+    def audience_read(self) -> None:
+        """Every record is stored: once none is PENDING, sending is over."""
+        self._audience_read = True
+        self._work_added.set()
+
+    def halt(self, reason: str) -> None:
+        """Stop sending: workers finish the request in hand and take no more."""
+        if self._halt is None:
+            self._halt = RunHalted(reason)
+            self._work_added.set()  # wake a worker waiting for the audience reader
+
     def _stop(self, outgoing: Outgoing, reason: str) -> None:
         """Halt the run; this delivery was not sent, so it goes back to PENDING."""
         self._release([outgoing])
-        if self._halt is None:
-            self._halt = RunHalted(reason)
+        self.halt(reason)
 
     def _release(self, deliveries: list[Outgoing]) -> None:
         for outgoing in deliveries:

@@ -15,6 +15,7 @@ import asyncio
 import math
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +31,7 @@ from smslink.models import (
     result_for_twilio_status,
 )
 from smslink.twilio import ApiError, Message, TwilioClient, TwilioError
+from smslink.twilio.client import parse_twilio_date
 
 LIST_PAGE_SIZE = 1000
 #: Margin for clock skew between this machine and Twilio when deciding that a listing has
@@ -115,16 +117,16 @@ class Tracker:
                 await self._poll(due)
 
     async def _sleep_until_next_round(self, sending_done: asyncio.Event) -> None:
-        """Wait one interval, but wake early when sending ends with nothing left to track."""
+        """Wait one interval; return early only when sending ends with nothing to track."""
         deadline = time.monotonic() + self._interval_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if sending_done.is_set() and not self._tracked:
+        if not sending_done.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(sending_done.wait(), self._interval_s)
+            if not self._tracked:
                 return
-            waiter = asyncio.ensure_future(sending_done.wait())
-            try:
-                await asyncio.wait({waiter}, timeout=min(remaining, 1.0))
-            finally:
-                waiter.cancel()
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
 
     def _due(self) -> list[Tracked]:
         """Messages whose last poll (or send) is at least half an interval old.
@@ -147,14 +149,18 @@ class Tracker:
             self._observe(tracked, seen.get(tracked.sid))
 
     async def _read_listing(self, wanted: set[str]) -> dict[str, Message]:
-        """Page through the account's messages, newest first, until all wanted are seen."""
+        """Page through the account's messages, newest first, until all wanted are seen.
+
+        Only wanted messages are decoded: a round pages past many that are already final.
+        """
         found: dict[str, Message] = {}
         try:
-            async for page in self._client.list_messages(
+            async for page in self._client.list_message_pages(
                 from_number=self._connection.from_filter, page_size=LIST_PAGE_SIZE
             ):
-                for message in page:
-                    if message.sid in wanted:
+                for item in page:
+                    if item.get("sid") in wanted:
+                        message = Message.from_json(item)
                         found[message.sid] = message
                 if len(found) == len(wanted) or _older_than(page, self._since):
                     break
@@ -236,9 +242,9 @@ class Tracker:
         )
 
 
-def _older_than(page: list[Message], since: datetime) -> bool:
+def _older_than(page: list[dict], since: datetime) -> bool:
     """True when the page reaches messages created before `since` (the listing is newest first)."""
     if not page:
         return True
-    oldest = page[-1].date_created
+    oldest = parse_twilio_date(page[-1].get("date_created"))
     return oldest is not None and oldest < since

@@ -88,4 +88,5 @@ def to_run(r: Row[Any]) -> Run:
         error=r.error,
         finished_at=r.finished_at,
         settings=json.loads(r.settings_json),
+        audience_complete=bool(r.audience_complete),
     )

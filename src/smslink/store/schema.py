@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -108,6 +109,8 @@ runs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("columns_json", Text, nullable=False),
     Column("total", Integer, nullable=False, default=0),
+    # True once every record of the audience is stored; until then a resume reads on.
+    Column("audience_complete", Boolean, nullable=False, default=False),
     Column("error", Text),
     Column("finished_at", UTCDateTime),
     Column("settings_json", Text, nullable=False),

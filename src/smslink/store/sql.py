@@ -280,10 +280,11 @@ class Store:
                     connection=connection,
                     input_path=input_path,
                     output_path=output_path,
-                    state=RunState.INGESTING.value,
+                    state=RunState.CREATED.value,
                     created_at=created_at,
                     columns_json="[]",
                     total=0,
+                    audience_complete=False,
                     settings_json=settings_json,
                 )
             )
@@ -294,7 +295,7 @@ class Store:
             connection=connection,
             input_path=input_path,
             output_path=output_path,
-            state=RunState.INGESTING,
+            state=RunState.CREATED,
             created_at=created_at,
             settings=json.loads(settings_json),  # exactly what get_run will return
         )
@@ -319,6 +320,7 @@ class Store:
         columns: list[str] | None = None,
         error: str | EllipsisType | None = ...,
         finished_at: datetime | None = None,
+        audience_complete: bool | None = None,
     ) -> None:
         """Change only the fields given; `error=None` clears the error (hence the `...`
         default meaning "leave it")."""
@@ -331,6 +333,8 @@ class Store:
             values["error"] = error
         if finished_at is not None:
             values["finished_at"] = finished_at
+        if audience_complete is not None:
+            values["audience_complete"] = audience_complete
         if not values:
             self.get_run(run_id)  # still report a missing run
             return

@@ -19,7 +19,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlencode
 
@@ -63,8 +63,8 @@ class Message:
             num_segments=int(segments) if segments not in (None, "") else 0,  # type: ignore[arg-type]
             error_code=int(error_code) if error_code not in (None, "") else None,  # type: ignore[arg-type]
             error_message=_str_or_none(data.get("error_message")),
-            date_created=_parse_date(data.get("date_created")),
-            date_updated=_parse_date(data.get("date_updated")),
+            date_created=parse_twilio_date(data.get("date_created")),
+            date_updated=parse_twilio_date(data.get("date_updated")),
         )
 
 
@@ -72,12 +72,35 @@ def _str_or_none(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _parse_date(value: object) -> datetime | None:
-    """Twilio dates are RFC 2822 (`Thu, 30 Jul 2015 20:12:31 +0000`)."""
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+        start=1,
+    )
+}
+
+
+def parse_twilio_date(value: object) -> datetime | None:
+    """Twilio's RFC 2822 dates (`Thu, 30 Jul 2015 20:12:31 +0000`), None when absent.
+
+    Twilio always writes this one fixed-width UTC form, read here by position at a fraction
+    of `email.utils`' cost (a tracking round reads thousands); anything else goes the slow,
+    general way.
+    """
     if not value:
         return None
+    text = str(value)
+    if len(text) == 31 and text.endswith(" +0000"):
+        try:
+            return datetime(
+                int(text[12:16]), _MONTHS[text[8:11]], int(text[5:7]),
+                int(text[17:19]), int(text[20:22]), int(text[23:25]), tzinfo=UTC,
+            )  # fmt: skip
+        except (KeyError, ValueError):
+            pass
     try:
-        return parsedate_to_datetime(str(value))
+        return parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
 
@@ -171,6 +194,20 @@ class TwilioClient:
         page_size: int = 1000,
     ) -> AsyncIterator[list[Message]]:
         """Yield pages of messages, newest first, following `next_page_uri`."""
+        async for page in self.list_message_pages(
+            to=to, from_number=from_number, date_sent_after=date_sent_after, page_size=page_size
+        ):
+            yield [Message.from_json(item) for item in page]
+
+    async def list_message_pages(
+        self,
+        *,
+        to: str | None = None,
+        from_number: str | None = None,
+        date_sent_after: datetime | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[list[dict]]:
+        """Yield pages as Twilio's raw message objects, for callers that decode only a few."""
         params: dict[str, str] = {"PageSize": str(page_size)}
         if to:
             params["To"] = to
@@ -182,7 +219,7 @@ class TwilioClient:
         while url is not None:
             self.requests["list"] += 1
             page = await self._request("GET", url)
-            yield [Message.from_json(item) for item in page.get("messages", [])]
+            yield page.get("messages", [])
             next_uri = page.get("next_page_uri")
             url = self._resolve(str(next_uri)) if next_uri else None
 
