@@ -18,13 +18,11 @@ from rich.table import Table
 
 from smslink.cli.common import console, store_session
 from smslink.cli.progress import live_progress
-from smslink.cli.runs import _execute, print_summary
+from smslink.cli.runs import execute, print_summary
 from smslink.engine.counters import RunCounters
 from smslink.engine.run import RunRequest, start_run
 from smslink.models import Connection, Touchpoint
-from smslink.simulator import SimulatorConfig, run_in_thread
-from smslink.simulator import main as serve_simulator
-from smslink.simulator.config import DEFAULT_AUTH_TOKEN
+from smslink.simulator.config import DEFAULT_AUTH_TOKEN, SimulatorConfig
 from smslink.store import NotFound, Store
 
 DEMO_NAME = "demo"
@@ -49,6 +47,8 @@ def demo(
     ),
 ) -> None:
     """Send a sample audience through the built-in simulator and show every result."""
+    from smslink.simulator import run_in_thread  # the web server is only needed here
+
     with run_in_thread(DEMO_SIMULATOR) as base_url, store_session() as store:
         console.print(f"Twilio simulator on {base_url}")
         _configure(store, base_url)
@@ -57,7 +57,7 @@ def demo(
             counters = RunCounters()
             run_id = start_run(store, RunRequest(DEMO_NAME, Path(audience_path), output))
             with live_progress(counters, console):
-                run = _execute(store, run_id, counters)
+                run = execute(store, run_id, counters)
         _print_results(Path(run.output_path))
         print_summary(store, run)
 
@@ -141,4 +141,6 @@ def simulator(
     }
     if owned_number:
         config["owned_numbers"] = frozenset(owned_number)
+    from smslink.simulator import main as serve_simulator  # only this command serves
+
     serve_simulator(port=port, auth_token=auth_token, **config)

@@ -58,7 +58,7 @@ def send(
         try:
             run_id = start_run(store, request)
             with live_progress(counters, console):
-                run = _execute(store, run_id, counters)
+                run = execute(store, run_id, counters)
         except (InputError, AudienceError) as error:
             fail(str(error))
         except KeyboardInterrupt:
@@ -78,7 +78,7 @@ def _dry_run(touchpoint: str, input_: Path, output: Path, encoding: str | None) 
     console.print(f"Dry run: nothing was sent. Rendered results: {output}")
 
 
-def _execute(store: Store, run_id: int, counters: RunCounters) -> Run:
+def execute(store: Store, run_id: int, counters: RunCounters) -> Run:
     """Run the async pipeline; Ctrl-C and SIGTERM stop it cleanly as KeyboardInterrupt."""
 
     async def main() -> Run:
@@ -193,7 +193,7 @@ def resume(run_id: int) -> None:
             return
         try:
             with live_progress(counters, console):
-                run = _execute(store, run_id, counters)
+                run = execute(store, run_id, counters)
         except InputError as error:
             fail(str(error))
         except KeyboardInterrupt:
