@@ -4,6 +4,8 @@ the tables (JSON text for dicts and lists, enum values as strings)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -22,26 +24,39 @@ def dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def delivery_values(run_id: int, d: Delivery) -> dict[str, Any]:
+def sqlite_datetime_text(moment: datetime) -> str:
+    """A datetime as SQLAlchemy's SQLite DateTime type stores it (UTC, naive, microseconds),
+    for the statements that bypass SQLAlchemy's type processing; reads parse it back."""
+    utc = moment.astimezone(UTC) if moment.tzinfo is not None else moment
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}"
+    )
+
+
+def delivery_row(
+    run_id: int, d: Delivery, bind_time: Callable[[datetime], object]
+) -> tuple[object, ...]:
+    """A delivery as a driver-level row, in the order of the insert's column list."""
     if d.run_id != run_id:
         raise ValueError(f"delivery seq {d.seq} belongs to run {d.run_id}, not run {run_id}")
-    return {
-        "run_id": run_id,
-        "seq": d.seq,
-        "row_json": dumps(d.row),
-        "to_number": d.to,
-        "body": d.body,
-        "segments": d.segments,
-        "stage": d.stage.value,
-        "status": d.status.value if d.status is not None else None,
-        "twilio_status": d.twilio_status,
-        "message_sid": d.message_sid,
-        "error_code": d.error_code,
-        "error_message": d.error_message,
-        "polls": d.polls,
-        "claimed_at": d.claimed_at,
-        "updated_at": d.updated_at,
-    }
+    return (
+        run_id,
+        d.seq,
+        dumps(d.row),
+        d.to,
+        d.body,
+        d.segments,
+        d.stage.value,
+        d.status.value if d.status is not None else None,
+        d.twilio_status,
+        d.message_sid,
+        d.error_code,
+        d.error_message,
+        d.polls,
+        bind_time(d.claimed_at) if d.claimed_at is not None else None,
+        bind_time(d.updated_at) if d.updated_at is not None else None,
+    )
 
 
 def to_delivery(r: Row[Any], with_row: bool) -> Delivery:

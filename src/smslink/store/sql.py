@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Row,
-    bindparam,
     case,
     create_engine,
     delete,
@@ -54,15 +53,15 @@ from smslink.settings import database_url, normalise_database_url
 from smslink.store.errors import AlreadyExists, InUse, NotFound, SchemaTooNew
 from smslink.store.rows import (
     STAGES,
-    delivery_values,
+    delivery_row,
     dumps,
+    sqlite_datetime_text,
     to_delivery,
     to_run,
     to_touchpoint,
 )
 from smslink.store.schema import (
     SCHEMA_VERSION,
-    UTCDateTime,
     connections,
     deliveries,
     meta,
@@ -81,25 +80,24 @@ _DONE = Stage.DONE.value
 _D = deliveries.c
 
 #: One delivery's progress written by (run_id, seq); DONE rows are left alone so a final
-#: status never changes, whatever order the send and track loops flush in.
-_SAVE_PROGRESS = (
-    update(deliveries)
-    .where(
-        _D.run_id == bindparam("k_run_id"),
-        _D.seq == bindparam("k_seq"),
-        _D.stage != _DONE,
-    )
-    .values(
-        stage=bindparam("v_stage"),
-        status=bindparam("v_status"),
-        twilio_status=bindparam("v_twilio_status"),
-        message_sid=bindparam("v_message_sid"),
-        error_code=bindparam("v_error_code"),
-        error_message=bindparam("v_error_message"),
-        polls=bindparam("v_polls"),
-        updated_at=bindparam("v_updated_at", type_=UTCDateTime),
-    )
+#: status never changes, whatever order the send and track loops flush in. Written as
+#: driver SQL: these two statements run for every message, and SQLAlchemy's per-row
+#: parameter processing cost more than the database work (measured ~3x on SQLite).
+_SAVE_PROGRESS_SQL = (
+    "UPDATE deliveries SET stage = {p}, status = {p}, twilio_status = {p}, message_sid = {p}, "
+    "error_code = {p}, error_message = {p}, polls = {p}, updated_at = {p} "
+    "WHERE run_id = {p} AND seq = {p} AND stage != 'done'"
 )
+_INSERT_DELIVERY_COLUMNS = (
+    "run_id", "seq", "row_json", "to_number", "body", "segments", "stage", "status",
+    "twilio_status", "message_sid", "error_code", "error_message", "polls", "claimed_at",
+    "updated_at",
+)  # fmt: skip
+_INSERT_DELIVERY_SQL = (
+    f"INSERT INTO deliveries ({', '.join(_INSERT_DELIVERY_COLUMNS)}) "
+    f"VALUES ({', '.join(['{p}'] * len(_INSERT_DELIVERY_COLUMNS))})"
+)
+
 
 #: Everything but the input row, which is often most of a delivery's bytes.
 _SLIM_COLUMNS = [c for c in deliveries.c if c.name != "row_json"]
@@ -120,6 +118,12 @@ class Store:
         self._box = secret_box
         self._engine = _create_engine(normalise_database_url(url))
         self._postgres = self._engine.dialect.name == "postgresql"
+        placeholder = "%s" if self._postgres else "?"
+        self._save_progress_sql = _SAVE_PROGRESS_SQL.format(p=placeholder)
+        self._insert_delivery_sql = _INSERT_DELIVERY_SQL.format(p=placeholder)
+        #: How a datetime goes to the driver: psycopg takes aware datetimes as they are;
+        #: SQLite gets the text SQLAlchemy's own DateTime type writes, so reads agree.
+        self._bind_time = _aware if self._postgres else sqlite_datetime_text
         self._ensure_schema()
 
     def close(self) -> None:
@@ -409,7 +413,8 @@ class Store:
         after a crash `total` is exactly the number of stored deliveries and a resumed
         ingest skips that many input records. The total never moves backwards."""
         new_total = max((d.seq for d in deliveries_), default=-1) + 1
-        rows = [delivery_values(run_id, d) for d in deliveries_]
+        bind_time = self._bind_time
+        rows = [delivery_row(run_id, d, bind_time) for d in deliveries_]
         with self._engine.begin() as conn:
             # The run row first: it checks the run exists and, on PostgreSQL, serialises
             # concurrent ingests of one run on its row lock.
@@ -424,7 +429,7 @@ class Store:
             if result.rowcount == 0:
                 raise NotFound(f"no run {run_id}")
             if rows:
-                conn.execute(insert(deliveries), rows)
+                conn.exec_driver_sql(self._insert_delivery_sql, rows)
 
     def claim_pending(self, run_id: int, limit: int, now: datetime) -> list[Outgoing]:
         """Move the lowest-seq PENDING deliveries to POSTING and commit before returning:
@@ -476,24 +481,25 @@ class Store:
         skipped. A missing `updated_at` is stamped with the time of saving."""
         if not updates:
             return
-        now = datetime.now(UTC)
+        now = self._bind_time(datetime.now(UTC))
+        bind_time = self._bind_time
         params = [
-            {
-                "k_run_id": p.run_id,
-                "k_seq": p.seq,
-                "v_stage": p.stage.value,
-                "v_status": p.status.value if p.status is not None else None,
-                "v_twilio_status": p.twilio_status,
-                "v_message_sid": p.message_sid,
-                "v_error_code": p.error_code,
-                "v_error_message": p.error_message,
-                "v_polls": p.polls,
-                "v_updated_at": p.updated_at or now,
-            }
+            (
+                p.stage.value,
+                p.status.value if p.status is not None else None,
+                p.twilio_status,
+                p.message_sid,
+                p.error_code,
+                p.error_message,
+                p.polls,
+                bind_time(p.updated_at) if p.updated_at is not None else now,
+                p.run_id,
+                p.seq,
+            )
             for p in updates
         ]
         with self._engine.begin() as conn:
-            conn.execute(_SAVE_PROGRESS, params)
+            conn.exec_driver_sql(self._save_progress_sql, params)
 
     def iter_deliveries(
         self,
@@ -571,6 +577,11 @@ class Store:
             except DBAPIError:
                 if attempt == 2:
                     raise
+
+
+def _aware(moment: datetime) -> datetime:
+    """Datetimes for psycopg: aware UTC (a naive one is taken to be UTC already)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _create_engine(url: str) -> Engine:
