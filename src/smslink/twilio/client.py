@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 from yarl import URL
@@ -169,15 +169,16 @@ class TwilioClient:
         status_callback: str | None = None,
     ) -> Message:
         """POST a message. Raises AnswerLost when it may or may not have been created."""
-        form: list[tuple[str, str]] = [("To", to), ("Body", body)]
-        if messaging_service_sid:
-            form.append(("MessagingServiceSid", messaging_service_sid))
-        else:
-            form.append(("From", from_number or ""))
+        sender = (
+            f"MessagingServiceSid={quote_plus(messaging_service_sid)}"
+            if messaging_service_sid
+            else f"From={quote_plus(from_number or '')}"
+        )
+        form = f"To={quote_plus(to)}&Body={quote_plus(body)}&{sender}"
         if status_callback:
-            form.append(("StatusCallback", status_callback))
+            form += f"&StatusCallback={quote_plus(status_callback)}"
         self.requests["create"] += 1
-        data = await self._request("POST", self._messages_url, body=urlencode(form).encode())
+        data = await self._request("POST", self._messages_url, body=form.encode())
         return Message.from_json(data)
 
     async def fetch_message(self, sid: str) -> Message:
