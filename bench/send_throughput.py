@@ -370,20 +370,7 @@ def run_smslink(sim: Simulator, csv_path: Path, n: int, args: argparse.Namespace
         out = workdir / "out.csv"
         send = args.smslink_cmd.split() if args.smslink_cmd else [SMSLINK]
         cmd = [*send, "send", "bench", "--input", str(csv_path), "--output", str(out)]
-        sim.reset()
-        sim_cpu0 = sim.cpu_s()
-        with PostWatcher(sim, n, watch_interval(args, n)) as watch:
-            wall, cpu, rss, code = run_child(
-                cmd, env, args.timeout_s, workdir / "send.log", watch.attach
-            )
-        result = Result(
-            "smslink", n, wall, cpu, rss, sim.stats(), sim.cpu_s() - sim_cpu0,
-            watch.first_post, watch.send_phase_s, watch.cpu_before, watch.cpu_sending,
-            watch.rss_first, watch.rss_posted,
-        )  # fmt: skip
-        if code != 0:
-            log = (workdir / "send.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"smslink send exited {code}:\n{log}")
+        result = measure("smslink", cmd, env, sim, n, args, workdir / "send.log")
         with out.open(newline="", encoding="utf-8") as file:
             for row in csv.DictReader(file):
                 result.rows += 1
@@ -397,6 +384,30 @@ def run_smslink(sim: Simulator, csv_path: Path, n: int, args: argparse.Namespace
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def measure(
+    name: str,
+    cmd: list[str],
+    env: dict[str, str],
+    sim: Simulator,
+    n: int,
+    args: argparse.Namespace,
+    log: Path,
+) -> Result:
+    """Run one contestant's child process against a freshly reset simulator."""
+    sim.reset()
+    sim_cpu0 = sim.cpu_s()
+    with PostWatcher(sim, n, watch_interval(args, n)) as watch:
+        wall, cpu, rss, code = run_child(cmd, env, args.timeout_s, log, watch.attach)
+    if code != 0:
+        tail = log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{name} exited {code}:\n{tail}")
+    return Result(
+        name, n, wall, cpu, rss, sim.stats(), sim.cpu_s() - sim_cpu0,
+        watch.first_post, watch.send_phase_s, watch.cpu_before, watch.cpu_sending,
+        watch.rss_first, watch.rss_posted,
+    )  # fmt: skip
+
+
 def run_sdk(sim: Simulator, csv_path: Path, n: int, args: argparse.Namespace) -> Result:
     workdir = Path(tempfile.mkdtemp(prefix="sdk-bench-", dir=args.workdir))
     try:
@@ -407,20 +418,7 @@ def run_sdk(sim: Simulator, csv_path: Path, n: int, args: argparse.Namespace) ->
             "--concurrency", str(args.concurrency), "--summary", str(summary),
         ]  # fmt: skip
         env = base_env(workdir / "home")
-        sim.reset()
-        sim_cpu0 = sim.cpu_s()
-        with PostWatcher(sim, n, watch_interval(args, n)) as watch:
-            wall, cpu, rss, code = run_child(
-                cmd, env, args.timeout_s, workdir / "sdk.log", watch.attach
-            )
-        result = Result(
-            "sdk", n, wall, cpu, rss, sim.stats(), sim.cpu_s() - sim_cpu0,
-            watch.first_post, watch.send_phase_s, watch.cpu_before, watch.cpu_sending,
-            watch.rss_first, watch.rss_posted,
-        )  # fmt: skip
-        if code != 0:
-            log = (workdir / "sdk.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"sdk worker exited {code}:\n{log}")
+        result = measure("sdk", cmd, env, sim, n, args, workdir / "sdk.log")
         data = json.loads(summary.read_text())
         result.rows = data["sent"] + data["errors"]
         result.statuses.update(data["statuses"])
