@@ -1,0 +1,171 @@
+"""Deliveries whose POST may have reached Twilio: found and tracked, proven absent and sent,
+or reported as "outcome unknown" - never sent twice. Real SQLite, simulator over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from cryptography.fernet import Fernet
+
+from smslink.audience.readers import open_audience
+from smslink.engine.counters import RunCounters
+from smslink.engine.ingest import ingest_batches
+from smslink.engine.prepare import Recipe
+from smslink.engine.reconcile import find_sent
+from smslink.engine.run import RunRequest, execute_run, start_run
+from smslink.models import Connection, ResultStatus, Stage, Touchpoint
+from smslink.secrets import SecretBox
+from smslink.simulator import SimulatorConfig, run_in_thread
+from smslink.store import Store, open_store
+from smslink.twilio import TwilioClient
+
+ACCOUNT = "AC" + "3ec00000000000000000000000000001"
+TOKEN = "reconcile-token"
+SENDER = "+15005550006"
+
+
+@pytest.fixture
+def base_url() -> Iterator[str]:
+    config = SimulatorConfig(auth_token=TOKEN, queued_s=0.02, sending_s=0.02, sent_s=0.02)
+    with run_in_thread(config) as url:
+        yield url
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(
+        f"sqlite:///{tmp_path / 'smslink.db'}", secret_box=SecretBox(Fernet.generate_key())
+    )
+    yield s
+    s.close()
+
+
+def _client(base_url: str) -> TwilioClient:
+    return TwilioClient(base_url=base_url, account_sid=ACCOUNT, username=ACCOUNT, password=TOKEN)
+
+
+def _stats(base_url: str) -> dict:
+    with urllib.request.urlopen(base_url.replace("/2010-04-01", "/_stats")) as response:
+        return json.load(response)
+
+
+def test_find_sent_matches_body_time_and_unclaimed_sid(base_url: str) -> None:
+    async def scenario() -> None:
+        connection = Connection("c", ACCOUNT, TOKEN, from_number=SENDER, base_url=base_url)
+        async with _client(base_url) as client:
+            before = datetime.now(UTC)
+            sent = await client.create_message(to="+12125550101", body="Hi", from_number=SENDER)
+
+            found = await find_sent(
+                client, connection, to="+12125550101", body="Hi", attempted_at=before
+            )
+            assert found is not None and found.sid == sent.sid
+            assert await find_sent(
+                client, connection, to="+12125550101", body="Hi", attempted_at=before,
+                known_sids={sent.sid},
+            ) is None  # fmt: skip
+            assert await find_sent(
+                client, connection, to="+12125550101", body="Other", attempted_at=before
+            ) is None  # fmt: skip
+            later = before + timedelta(minutes=30)  # attempt after the message: not ours
+            assert await find_sent(
+                client, connection, to="+12125550101", body="Hi", attempted_at=later
+            ) is None  # fmt: skip
+
+    asyncio.run(scenario())
+
+
+def _crashed_run(store: Store, base_url: str, tmp_path: Path) -> int:
+    """A run stopped mid-send: both records claimed (POSTING), only the first reached Twilio."""
+    store.add_connection(
+        Connection("c", ACCOUNT, TOKEN, from_number=SENDER, base_url=base_url, poll_interval_ms=100)
+    )
+    touchpoint = Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"})
+    store.add_touchpoint(touchpoint)
+    audience = tmp_path / "a.csv"
+    audience.write_text("name,phone\nAnn,+12125550101\nBob,+12125550102\n", encoding="utf-8")
+    run_id = start_run(store, RunRequest("t", audience, tmp_path / "out.csv"))
+    recipe = Recipe.from_touchpoint(touchpoint, "US")
+    with open_audience(audience) as reader:
+        for _ in ingest_batches(store, run_id, reader, recipe, RunCounters()):
+            pass
+    store.update_run(run_id, audience_complete=True)
+    claimed = store.claim_pending(run_id, 10, datetime.now(UTC))
+    assert [o.seq for o in claimed] == [0, 1]
+    return run_id
+
+
+def test_resume_tracks_what_reached_twilio_and_sends_only_the_rest(
+    store: Store, base_url: str, tmp_path: Path
+) -> None:
+    run_id = _crashed_run(store, base_url, tmp_path)
+
+    async def post_that_reached_twilio() -> str:
+        async with _client(base_url) as client:
+            message = await client.create_message(
+                to="+12125550101", body="Hi Ann", from_number=SENDER
+            )
+            return message.sid
+
+    reached = asyncio.run(post_that_reached_twilio())
+
+    run = asyncio.run(execute_run(store, run_id, RunCounters()))
+
+    deliveries = list(store.iter_deliveries(run_id))
+    assert run.audience_complete and [d.stage for d in deliveries] == [Stage.DONE, Stage.DONE]
+    assert deliveries[0].message_sid == reached
+    assert [d.status for d in deliveries] == [ResultStatus.DELIVERED, ResultStatus.DELIVERED]
+    stats = _stats(base_url)
+    assert stats["posts"] == 2 and stats["messages_by_to"] == {"+12125550101": 1, "+12125550102": 1}
+
+
+@pytest.fixture
+def refusing_twilio() -> Iterator[str]:
+    """A server that answers every request 401/20003, as Twilio does to revoked credentials."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        body = {"code": 20003, "message": "Authenticate", "more_info": "", "status": 401}
+        return web.json_response(body, status=401)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/2010-04-01"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_resume_that_cannot_ask_twilio_reports_outcome_unknown_and_sends_nothing(
+    store: Store, base_url: str, refusing_twilio: str, tmp_path: Path
+) -> None:
+    run_id = _crashed_run(store, base_url, tmp_path)
+    connection = store.get_connection("c")
+    connection.base_url = refusing_twilio
+    store.update_connection(connection)
+
+    asyncio.run(execute_run(store, run_id, RunCounters()))
+
+    first, second = store.iter_deliveries(run_id)
+    for delivery in (first, second):
+        assert delivery.stage is Stage.DONE and delivery.status is ResultStatus.ERROR
+        assert (delivery.error_message or "").startswith("outcome unknown")
+    assert _stats(base_url)["posts"] == 0
