@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smslink.audience.readers import AudienceRecord, open_audience
+from smslink.audience.readers import JSONL_SUFFIXES, AudienceRecord, open_audience
 from smslink.audience.writers import open_results
 from smslink.engine.prepare import Recipe, prepare
 from smslink.engine.results import iso_utc
@@ -80,7 +80,7 @@ def dry_run(recipe: Recipe, path: Path, output: Path, encoding: str | None) -> P
 def _all_columns(path: Path, encoding: str | None) -> list[str]:
     """The audience's columns; JSON Lines only knows them all after one pass."""
     with open_audience(path, encoding) as reader:
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
+        if path.suffix.lower() in JSONL_SUFFIXES:
             for _ in reader:
                 pass
         return list(reader.columns)

@@ -1,9 +1,10 @@
-"""The run lifecycle: start (ingest), execute (send and track), resume, write results.
+"""The run lifecycle: create a run, then read, send and track it to its results.
 
-`start_run` and `resume_run` are the only entry points the CLI (and later the web layer)
-need. Both end in `_execute`, which is written so it can pick up a run in any state the
-store can hold: TRACKING deliveries are tracked again, POSTING ones reconciled with Twilio,
-PENDING ones sent. That makes "resume after a crash" and "run" the same code path.
+`start_run` and `execute_run` are the only entry points the CLI (and later the web layer)
+need. `execute_run` picks up a run in any state the store can hold: the audience is read on
+from the first record not stored, TRACKING deliveries are tracked again, POSTING ones
+reconciled with Twilio, PENDING ones sent. So "send" and "resume after a crash" are the
+same code path.
 """
 
 from __future__ import annotations
@@ -15,21 +16,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from smslink.audience.readers import check_decodable, open_audience
+from smslink.audience.readers import JSONL_SUFFIXES, check_decodable, open_audience
 from smslink.engine.counters import RunCounters
 from smslink.engine.ingest import read_audience
 from smslink.engine.lease import RunLease
 from smslink.engine.prepare import Recipe
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.engine.reconcile import find_sent
+from smslink.engine.reconcile import settle_posting
 from smslink.engine.results import write_results
 from smslink.engine.send import RunHalted, Sender
 from smslink.engine.track import Tracker
 from smslink.models import (
     Connection,
-    Delivery,
-    Progress,
-    ResultStatus,
     Run,
     RunState,
     Stage,
@@ -37,10 +35,7 @@ from smslink.models import (
 )
 from smslink.store import Store
 from smslink.template import TemplateError
-from smslink.twilio import TwilioClient, TwilioError
-
-#: Reconciliations of POSTING deliveries in flight at once on resume.
-RECONCILE_CONCURRENCY = 10
+from smslink.twilio import TwilioClient
 
 
 class InputError(Exception):
@@ -142,7 +137,16 @@ async def _send_and_track(
             since=run.created_at,
         )
         known_sids = _resume_tracking(store, run.id, tracker)
-        await _reconcile_posting(store, client, connection, run.id, writer, tracker, known_sids)
+        await settle_posting(
+            store,
+            client,
+            connection,
+            run.id,
+            writer=writer,
+            tracker=tracker,
+            counters=counters,
+            known_sids=known_sids,
+        )
         counters.posted = len(known_sids)
         sender = Sender(
             store=store,
@@ -212,63 +216,6 @@ def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> set[str]:
     return known
 
 
-async def _reconcile_posting(
-    store: Store,
-    client: TwilioClient,
-    connection: Connection,
-    run_id: int,
-    writer: ProgressWriter,
-    tracker: Tracker,
-    known_sids: set[str],
-) -> None:
-    """Settle deliveries whose POST may have reached Twilio before a crash or Ctrl-C.
-
-    Each is looked up at Twilio: found -> tracked; proven absent -> PENDING (sent again);
-    lookup failed -> `error` "outcome unknown". Never resent without proof.
-    """
-    posting = list(store.iter_deliveries(run_id, stages=(Stage.POSTING,), with_row=False))
-    limit = asyncio.Semaphore(RECONCILE_CONCURRENCY)
-
-    async def settle(delivery: Delivery) -> None:
-        assert delivery.to is not None and delivery.body is not None
-        async with limit:
-            try:
-                found = await find_sent(
-                    client,
-                    connection,
-                    to=delivery.to,
-                    body=delivery.body,
-                    attempted_at=delivery.claimed_at or datetime.now(UTC),
-                    known_sids=known_sids,
-                )
-            except TwilioError as error:
-                writer.put(_outcome_unknown(delivery, error))
-                return
-        if found is None:
-            writer.put(Progress(run_id=run_id, seq=delivery.seq, stage=Stage.PENDING))
-            return
-        known_sids.add(found.sid)
-        tracker.accept(delivery.seq, found)
-
-    await asyncio.gather(*(settle(d) for d in posting))
-    writer.flush()  # PENDING ones must be claimable before sending starts
-
-
-def _outcome_unknown(delivery: Delivery, error: TwilioError) -> Progress:
-    return Progress(
-        run_id=delivery.run_id,
-        seq=delivery.seq,
-        stage=Stage.DONE,
-        status=ResultStatus.ERROR,
-        error_message=(
-            "outcome unknown: the run stopped while this message was being sent, and "
-            f"Twilio could not be asked whether it went out ({error}); check Twilio's "
-            "message log before sending to this recipient again"
-        ),
-        updated_at=datetime.now(UTC),
-    )
-
-
 def _count_done(store: Store, run: Run, counters: RunCounters) -> None:
     totals = store.totals(run.id)
     counters.ingested = totals.total
@@ -309,4 +256,4 @@ def _snapshot(touchpoint: Touchpoint, connection: Connection, encoding: str | No
 
 
 def _is_jsonl(path: Path) -> bool:
-    return path.suffix.lower() in (".jsonl", ".ndjson")
+    return path.suffix.lower() in JSONL_SUFFIXES

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from smslink.engine.counters import RunCounters
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.engine.reconcile import find_sent
+from smslink.engine.reconcile import find_sent, outcome_unknown
 from smslink.engine.track import Tracker
 from smslink.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.store import Store
@@ -164,12 +164,7 @@ class Sender:
         self._finish_with_error(outgoing, error.code, error.message)
 
     def _unknown(self, outgoing: Outgoing, reason: str) -> None:
-        self._finish_with_error(
-            outgoing,
-            None,
-            f"outcome unknown: the message may or may not have been sent ({reason}); "
-            "check Twilio's message log before sending to this recipient again",
-        )
+        self._finish_with_error(outgoing, None, outcome_unknown(reason))
 
     def _finish_with_error(self, outgoing: Outgoing, code: int | None, message: str) -> None:
         self._writer.put(
