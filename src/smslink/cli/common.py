@@ -9,6 +9,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from smslink.secrets import SecretError
 from smslink.store import AlreadyExists, InUse, NotFound, Store, open_store
 from smslink.store.errors import StoreError
 
@@ -38,7 +39,7 @@ def store_session() -> Iterator[Store]:
         fail(f"cannot open the database: {error}")
     try:
         yield store
-    except (NotFound, AlreadyExists, InUse) as error:
+    except (NotFound, AlreadyExists, InUse, SecretError) as error:
         fail(str(error))
     finally:
         store.close()
