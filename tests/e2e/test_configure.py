@@ -71,6 +71,18 @@ def test_connection_test_names_the_network_problem(cli: Cli, base_url: str, expe
     assert expected in " ".join(result.stderr.split())
 
 
+def test_connection_test_reports_a_server_that_does_not_answer_in_time(cli: Cli) -> None:
+    from smslink.simulator import SimulatorConfig, run_in_thread
+
+    with run_in_thread(SimulatorConfig(auth_token=TOKEN, latency_ms=3000)) as base_url:
+        cli.add_connection("sim", base_url)
+
+        result = cli.run("connection", "test", "sim", "--timeout", "0.5", check=False)
+
+    assert result.returncode == 1
+    assert "no answer from 127.0.0.1 in time" in " ".join(result.stderr.split())
+
+
 def test_connection_test_reports_tls_failure(cli: Cli, simulator: Simulator) -> None:
     https_to_plain_http = simulator.base_url.replace("http://", "https://")
     cli.add_connection("sim", https_to_plain_http)

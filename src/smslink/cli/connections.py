@@ -222,12 +222,17 @@ def remove(name: str) -> None:
 
 
 @app.command("test")
-def test(name: str) -> None:
+def test(
+    name: str,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the connection and for the answer.", min=0.1)
+    ] = 15.0,
+) -> None:
     """The Test button: a read-only account query that proves URL and credentials work."""
     with store_session() as store:
         connection = store.get_connection(name)
     try:
-        account = asyncio.run(_fetch_account(connection))
+        account = asyncio.run(_fetch_account(connection, timeout))
     except ApiError as error:
         fail(
             f"Twilio refused: error {error.code or error.status}: {error.message}"
@@ -245,14 +250,14 @@ def test(name: str) -> None:
         fail(f"the account is {status}, not active: messages will not go out", EXIT_FAILED)
 
 
-async def _fetch_account(connection: Connection) -> dict[str, object]:
+async def _fetch_account(connection: Connection, timeout_s: float) -> dict[str, object]:
     client = TwilioClient(
         base_url=connection.base_url,
         account_sid=connection.account_sid,
         username=connection.username,
         password=connection.auth_token,
-        connect_timeout_s=10.0,
-        read_timeout_s=15.0,
+        connect_timeout_s=timeout_s,
+        read_timeout_s=timeout_s,
     )
     async with client:
         return await client.fetch_account()
