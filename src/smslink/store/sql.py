@@ -459,22 +459,13 @@ class Store:
             update(deliveries)
             .where(*where)
             .values(stage=_POSTING, claimed_at=now)
-            .returning(_D.seq, _D.to_number, _D.body, _D.segments, _D.claimed_at)
+            .returning(_D.seq, _D.to_number, _D.body, _D.segments)
         )
         with self._engine.begin() as conn:
             rows = conn.execute(stmt).all()
         rows.sort(key=lambda r: r.seq)  # RETURNING order is unspecified
-        return [
-            Outgoing(
-                run_id=run_id,
-                seq=r.seq,
-                to=r.to_number,
-                body=r.body,
-                segments=r.segments,
-                claimed_at=r.claimed_at,
-            )
-            for r in rows
-        ]
+        # claimed_at is `now` for all of them: no need to read (and parse) it back.
+        return [Outgoing(run_id, r.seq, r.to_number, r.body, r.segments, now) for r in rows]
 
     def save_progress(self, updates: Sequence[Progress]) -> None:
         """Write each delivery's whole mutable state in one executemany; DONE rows are
