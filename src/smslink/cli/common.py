@@ -8,6 +8,8 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from smslink.secrets import SecretError
 from smslink.store import AlreadyExists, InUse, NotFound, Store, open_store
@@ -41,5 +43,16 @@ def store_session() -> Iterator[Store]:
         yield store
     except (NotFound, AlreadyExists, InUse, SecretError) as error:
         fail(str(error))
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        fail(f"the database ({store.url}) failed: {reason}", EXIT_FAILED)
     finally:
         store.close()
+
+
+def print_fields(rows: list[tuple[str, str]]) -> None:
+    """A record as bold labels beside their values (the `show` commands)."""
+    grid = Table.grid(padding=(0, 2))
+    for label, value in rows:
+        grid.add_row(f"[bold]{label}[/]", value)
+    console.print(grid)

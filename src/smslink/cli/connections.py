@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from smslink.cli.common import EXIT_FAILED, console, fail, store_session
+from smslink.cli.common import EXIT_FAILED, console, fail, print_fields, store_session
 from smslink.models import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
@@ -195,22 +195,21 @@ def show(name: str) -> None:
     """Show one connection (the token masked)."""
     with store_session() as store:
         c = store.get_connection(name)
-    table = Table.grid(padding=(0, 2))
-    for label, value in (
-        ("name", c.name),
-        ("account SID", c.account_sid),
-        ("auth", f"API key {c.api_key_sid}" if c.api_key_sid else "account auth token"),
-        ("secret", mask(c.auth_token)),
-        ("from", c.from_number or ""),
-        ("messaging service", c.messaging_service_sid or ""),
-        ("base URL", c.base_url),
-        ("poll interval", f"{c.poll_interval_ms} ms"),
-        ("poll attempts", str(c.poll_attempts)),
-        ("concurrency", str(c.concurrency)),
-        ("region", c.region),
-    ):
-        table.add_row(f"[bold]{label}[/]", value)
-    console.print(table)
+    print_fields(
+        [
+            ("name", c.name),
+            ("account SID", c.account_sid),
+            ("auth", f"API key {c.api_key_sid}" if c.api_key_sid else "account auth token"),
+            ("secret", mask(c.auth_token)),
+            ("from", c.from_number or ""),
+            ("messaging service", c.messaging_service_sid or ""),
+            ("base URL", c.base_url),
+            ("poll interval", f"{c.poll_interval_ms} ms"),
+            ("poll attempts", str(c.poll_attempts)),
+            ("concurrency", str(c.concurrency)),
+            ("region", c.region),
+        ]
+    )
 
 
 @app.command("remove")
@@ -251,13 +250,8 @@ def test(
 
 
 async def _fetch_account(connection: Connection, timeout_s: float) -> dict[str, object]:
-    client = TwilioClient(
-        base_url=connection.base_url,
-        account_sid=connection.account_sid,
-        username=connection.username,
-        password=connection.auth_token,
-        connect_timeout_s=timeout_s,
-        read_timeout_s=timeout_s,
+    client = TwilioClient.for_connection(
+        connection, connect_timeout_s=timeout_s, read_timeout_s=timeout_s
     )
     async with client:
         return await client.fetch_account()

@@ -17,6 +17,7 @@ from smslink.cli.common import (
     console,
     err_console,
     fail,
+    print_fields,
     store_session,
 )
 from smslink.cli.progress import live_progress
@@ -150,7 +151,6 @@ def show(run_id: int) -> None:
     with store_session() as store:
         run = store.get_run(run_id)
         totals = store.totals(run_id)
-    grid = Table.grid(padding=(0, 2))
     rows = [
         ("run", str(run.id)),
         ("touchpoint", run.touchpoint),
@@ -175,9 +175,7 @@ def show(run_id: int) -> None:
     ]
     if run.error:
         rows.append(("stopped because", run.error))
-    for label, value in rows:
-        grid.add_row(f"[bold]{label}[/]", value)
-    console.print(grid)
+    print_fields(rows)
     if run.state not in (RunState.COMPLETED,):
         console.print(f"Finish it with: smslink runs resume {run.id}")
 

@@ -120,13 +120,7 @@ async def _send_and_track(
     clock: Callable[[], datetime],
 ) -> None:
     """Reading the audience, sending and tracking run side by side until all is done."""
-    client = TwilioClient(
-        base_url=connection.base_url,
-        account_sid=connection.account_sid,
-        username=connection.username,
-        password=connection.auth_token,
-        max_connections=connection.concurrency,
-    )
+    client = TwilioClient.for_connection(connection)
     async with client, ProgressWriter(store) as writer:
         tracker = Tracker(
             client=client,

@@ -126,6 +126,11 @@ class Store:
         self._bind_time = _aware if self._postgres else sqlite_datetime_text
         self._ensure_schema()
 
+    @property
+    def url(self) -> str:
+        """Where the store is, with any password hidden (safe to print)."""
+        return self._engine.url.render_as_string(hide_password=True)
+
     def close(self) -> None:
         self._engine.dispose()
 

@@ -26,6 +26,7 @@ from urllib.parse import quote, quote_plus
 import aiohttp
 from yarl import URL
 
+from smslink.models import Connection
 from smslink.twilio.errors import AnswerLost, ApiError, ConnectFailed, ErrorKind, TwilioError
 
 #: How often a retryable failure is tried again before it is raised.
@@ -138,6 +139,18 @@ class TwilioClient:
         self._session: aiohttp.ClientSession | None = None
         #: Counts of requests by purpose, for progress and benchmarks.
         self.requests: dict[str, int] = {"create": 0, "fetch": 0, "list": 0, "account": 0}
+
+    @classmethod
+    def for_connection(cls, connection: Connection, **options: float) -> TwilioClient:
+        """A client for a configured connection: its URL, credentials and concurrency."""
+        return cls(
+            base_url=connection.base_url,
+            account_sid=connection.account_sid,
+            username=connection.username,
+            password=connection.auth_token,
+            max_connections=connection.concurrency,
+            **options,  # type: ignore[arg-type]
+        )
 
     async def __aenter__(self) -> TwilioClient:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
