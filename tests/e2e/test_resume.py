@@ -10,6 +10,7 @@ import pytest
 
 from smslink.simulator import SimulatorConfig, run_in_thread
 from tests.e2e.conftest import TOKEN, Cli, Simulator, audience, read_csv
+from tests.pg import fresh_pg_schema
 
 RECORDS = 400
 #: Slow enough (4 at a time, 20 ms each) that the run is surely mid-send when stopped.
@@ -104,3 +105,26 @@ def test_resume_refuses_a_run_another_process_is_still_sending(
     assert process.returncode == 0
     assert len(read_csv(out)) == RECORDS
     assert max(slow_simulator.stats()["messages_by_to"].values()) == 1
+
+
+def test_send_kill_and_resume_on_postgresql(
+    cli: Cli, slow_simulator: Simulator, tmp_path: Path
+) -> None:
+    with fresh_pg_schema() as database_url:
+        cli.env["SMSLINK_DATABASE_URL"] = database_url
+        cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
+        out = tmp_path / "out.csv"
+        process = cli.start(
+            "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)),
+            "--output", str(out),
+        )  # fmt: skip
+        _wait_for_posts(slow_simulator, 40)
+        process.kill()
+        process.communicate(timeout=60)
+
+        cli.run("runs", "resume", "1")
+
+        rows = read_csv(out)
+        assert len(rows) == RECORDS and {r["status"] for r in rows} == {"delivered"}
+        assert max(slow_simulator.stats()["messages_by_to"].values()) == 1
+        assert not (cli.home / "smslink.db").exists()  # it really used PostgreSQL

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from functools import cache
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -29,50 +26,20 @@ from smslink.models import (
 from smslink.secrets import SecretBox, SecretError
 from smslink.store import AlreadyExists, InUse, NotFound, SchemaTooNew, Store, open_store
 from smslink.store.schema import connections, deliveries, meta
+from tests.pg import fresh_pg_schema
 
-PG_URL = os.environ.get("SMSLINK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TOKEN = "9d2c5e1f0a7b4c3d8e6f1a2b3c4d5e6f"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-@cache
-def _pg_unreachable() -> str | None:
-    """Why PostgreSQL cannot be used, or None when it can."""
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as e:
-        return f"PostgreSQL at {PG_URL} unreachable: {type(e).__name__}: {e}".splitlines()[0]
-    return None
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL no other test uses: a new SQLite file, or a new PostgreSQL schema
-    selected through libpq's `options`, so the store under test needs no test hooks."""
+    """A database URL no other test uses: a new SQLite file, or a new PostgreSQL schema."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'data' / 'smslink.db'}"
         return
-    reason = _pg_unreachable()
-    if reason:
-        print(reason)
-        pytest.skip(reason)
-    schema = f"smslink_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield (
-            make_url(PG_URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_pg_schema() as pg_url:
+        yield pg_url
 
 
 @pytest.fixture
