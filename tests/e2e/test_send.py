@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import twilio.rest
@@ -208,3 +209,46 @@ def test_a_malformed_record_gets_its_own_error_and_the_rest_go_out(
     assert [r["status"] for r in rows] == ["delivered", "error", "delivered"]
     assert "record 2 (line 3) has 4 fields" in rows[1]["error_message"]
     assert simulator.stats()["posts"] == 2
+
+
+def test_an_unusable_output_path_is_refused_before_anything_is_sent(
+    cli: Cli, simulator: Simulator, tmp_path: Path
+) -> None:
+    cli.add_touchpoint(simulator.base_url)
+    source = audience(tmp_path / "a.csv", 3)
+
+    missing = cli.run("send", "hello", "--input", str(source), "--output",
+                      str(tmp_path / "nope" / "out.csv"), check=False)  # fmt: skip
+    xlsx = cli.run("send", "hello", "--input", str(source), "--output",
+                   str(tmp_path / "out.xlsx"), check=False)  # fmt: skip
+
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert xlsx.returncode == 2 and ".csv or .jsonl" in xlsx.stderr
+    assert simulator.stats()["posts"] == 0
+    assert "No runs yet" in cli.run("runs", "list").stdout
+
+
+def test_results_that_cannot_be_written_stop_the_run_and_resume_writes_them(
+    cli: Cli, simulator: Simulator, tmp_path: Path
+) -> None:
+    cli.add_touchpoint(simulator.base_url)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    out = folder / "out.csv"
+    process = cli.start("send", "hello", "--input", str(audience(tmp_path / "a.csv", 20)),
+                        "--output", str(out))  # fmt: skip
+    deadline = time.monotonic() + 30
+    while simulator.stats()["posts"] < 20:  # all sent (tracking takes a while yet) ...
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    folder.rename(tmp_path / "moved")  # ... so take the results folder away meanwhile
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 1
+    assert "results file could not be written" in stderr and "runs resume 1" in stderr
+
+    folder.mkdir()
+    cli.run("runs", "resume", "1")
+
+    assert [r["status"] for r in read_csv(out)] == ["delivered"] * 20
+    assert simulator.stats()["posts"] == 20

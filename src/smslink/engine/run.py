@@ -10,13 +10,20 @@ same code path.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from smslink.audience.readers import JSONL_SUFFIXES, check_decodable, open_audience
+from smslink.audience.readers import (
+    CSV_SUFFIXES,
+    JSONL_SUFFIXES,
+    AudienceError,
+    check_decodable,
+    open_audience,
+)
 from smslink.engine.counters import RunCounters
 from smslink.engine.ingest import read_audience
 from smslink.engine.lease import RunLease
@@ -59,6 +66,7 @@ def start_run(store: Store, request: RunRequest) -> int:
     touchpoint = store.get_touchpoint(request.touchpoint)
     connection = store.get_connection(touchpoint.connection)
     recipe = _recipe(touchpoint, connection.region)
+    _check_output(request.output_path)
     with open_audience(request.input_path, request.encoding) as reader:
         check_decodable(request.input_path, request.encoding)
         missing = recipe.missing_columns(list(reader.columns))
@@ -107,7 +115,12 @@ async def execute_run(
         except BaseException:
             store.update_run(run_id, state=RunState.INTERRUPTED)
             raise
-        write_results(store, store.get_run(run_id))
+        try:
+            write_results(store, store.get_run(run_id))
+        except (AudienceError, OSError) as error:
+            reason = f"every message is done, but the results file could not be written: {error}"
+            store.update_run(run_id, state=RunState.STOPPED, error=reason)
+            raise RunHalted(reason) from error
         store.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
     return store.get_run(run_id)
 
@@ -247,6 +260,17 @@ def _snapshot(touchpoint: Touchpoint, connection: Connection, encoding: str | No
         "region": connection.region,
         "encoding": encoding,
     }
+
+
+def _check_output(path: Path) -> None:
+    """Refuse an unusable results path now, not after every message has gone out."""
+    folder = path.resolve().parent
+    if path.suffix.lower() not in CSV_SUFFIXES | JSONL_SUFFIXES:
+        raise InputError(f"--output {path}: use a .csv or .jsonl file name")
+    if not folder.is_dir():
+        raise InputError(f"--output {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"--output {path}: the folder {folder} is not writable")
 
 
 def _is_jsonl(path: Path) -> bool:
