@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,31 @@ def test_results_database_holds_no_plain_token(cli: Cli, simulator: Simulator) -
     with sqlite3.connect(cli.home / "smslink.db") as db:
         (stored,) = db.execute("select auth_token_encrypted from connections").fetchone()
     assert TOKEN not in stored and stored.startswith("gAAAA")  # a Fernet token
+
+
+def test_a_base_url_that_is_not_twilio_is_named_in_one_line(cli: Cli, tmp_path: Path) -> None:
+    class Portal(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # a captive portal / proxy page answering 200 HTML
+            body = b"<html>Please log in</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Portal)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        cli.add_connection("sim", f"http://127.0.0.1:{server.server_port}/2010-04-01")
+        result = cli.run("connection", "test", "sim", check=False)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+    assert result.returncode == 1
+    assert "not Twilio's JSON: check the connection's base URL" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr

@@ -19,7 +19,7 @@ from smslink.audience.readers import open_audience
 from smslink.engine.counters import RunCounters
 from smslink.engine.ingest import ingest_batches
 from smslink.engine.prepare import Recipe
-from smslink.engine.reconcile import find_sent
+from smslink.engine.reconcile import Reconciler, find_sent
 from smslink.engine.run import RunRequest, execute_run, start_run
 from smslink.models import Connection, ResultStatus, Stage, Touchpoint
 from smslink.secrets import SecretBox
@@ -59,28 +59,44 @@ def _stats(base_url: str) -> dict:
 
 def test_find_sent_matches_body_time_and_unclaimed_sid(base_url: str) -> None:
     async def scenario() -> None:
-        connection = Connection("c", ACCOUNT, TOKEN, from_number=SENDER, base_url=base_url)
         async with _client(base_url) as client:
             before = datetime.now(UTC)
             sent = await client.create_message(to="+12125550101", body="Hi", from_number=SENDER)
 
-            found = await find_sent(
-                client, connection, to="+12125550101", body="Hi", attempted_at=before
-            )
+            found = await find_sent(client, to="+12125550101", body="Hi", attempted_at=before)
             assert found is not None and found.sid == sent.sid
             assert await find_sent(
-                client, connection, to="+12125550101", body="Hi", attempted_at=before,
+                client, to="+12125550101", body="Hi", attempted_at=before,
                 known_sids={sent.sid},
             ) is None  # fmt: skip
             assert await find_sent(
-                client, connection, to="+12125550101", body="Other", attempted_at=before
+                client, to="+12125550101", body="Other", attempted_at=before
             ) is None  # fmt: skip
             later = before + timedelta(minutes=30)  # attempt after the message: not ours
             assert await find_sent(
-                client, connection, to="+12125550101", body="Hi", attempted_at=later
+                client, to="+12125550101", body="Hi", attempted_at=later
             ) is None  # fmt: skip
 
     asyncio.run(scenario())
+
+
+def test_two_identical_deliveries_never_claim_the_same_message(base_url: str) -> None:
+    async def scenario() -> tuple[list[str | None], str]:
+        async with _client(base_url) as client:
+            before = datetime.now(UTC)
+            sent = await client.create_message(to="+12125550109", body="Hi", from_number=SENDER)
+            reconciler = Reconciler(client, set())
+            found = await asyncio.gather(
+                *(
+                    reconciler.find(to="+12125550109", body="Hi", attempted_at=before)
+                    for _ in range(2)
+                )
+            )
+            return [m.sid if m else None for m in found], sent.sid
+
+    sids, sent = asyncio.run(scenario())
+
+    assert sorted(sids, key=str) == sorted([sent, None], key=str)  # one found, one absent
 
 
 def _crashed_run(store: Store, base_url: str, tmp_path: Path) -> int:

@@ -16,11 +16,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from smslink.cli.common import console, store_session
+from smslink.cli.common import console, fail, store_session
 from smslink.cli.progress import live_progress
 from smslink.cli.runs import execute, print_summary
 from smslink.engine.counters import RunCounters
-from smslink.engine.run import RunRequest, start_run
+from smslink.engine.run import InputError, RunRequest, start_run
 from smslink.models import Connection, Touchpoint
 from smslink.simulator.config import DEFAULT_AUTH_TOKEN, SimulatorConfig
 from smslink.store import NotFound, Store
@@ -55,7 +55,10 @@ def demo(
         audience = files("smslink") / "data" / "demo_audience.csv"
         with as_file(audience) as audience_path:
             counters = RunCounters()
-            run_id = start_run(store, RunRequest(DEMO_NAME, Path(audience_path), output))
+            try:
+                run_id = start_run(store, RunRequest(DEMO_NAME, Path(audience_path), output))
+            except InputError as error:
+                fail(str(error))
             with live_progress(counters, console):
                 run = execute(store, run_id, counters)
         _print_results(Path(run.output_path))

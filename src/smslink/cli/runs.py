@@ -27,7 +27,7 @@ from smslink.engine.lease import RunBusy
 from smslink.engine.prepare import Recipe
 from smslink.engine.preview import dry_run
 from smslink.engine.run import InputError, RunRequest, execute_run, start_run
-from smslink.engine.send import RunHalted
+from smslink.engine.send import LeaseLost, RunHalted
 from smslink.models import ResultStatus, Run, RunState
 from smslink.store import Store
 from smslink.template import TemplateError
@@ -93,8 +93,8 @@ def execute(store: Store, run_id: int, counters: RunCounters) -> Run:
         return asyncio.run(main())
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None
-    except RunBusy as busy:
-        fail(str(busy), EXIT_FAILED)
+    except (RunBusy, LeaseLost) as error:
+        fail(str(error), EXIT_FAILED)
     except RunHalted as halt:
         fail(f"run {run_id} stopped: {halt}. Then: smslink runs resume {run_id}", EXIT_FAILED)
 

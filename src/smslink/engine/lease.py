@@ -2,8 +2,13 @@
 
 Without it, `runs resume` on a run that is still sending elsewhere would take the other
 process's in-flight POSTs for crash leftovers, find nothing at Twilio yet, and send them a
-second time. A holder on this host whose process is gone (kill -9, a crash) is replaced at
-once; a holder on another host is trusted until its lease expires.
+second time. The holder checks, before every POST, that its lease is still surely its own:
+a process that was paused (Ctrl-Z, a suspended laptop) past its lease may have been
+replaced, and must stop rather than send what its successor is sending.
+
+A holder whose process is gone (kill -9, a crash) is replaced at once when it ran on this
+machine in this PID namespace (same boot, same namespace, pid not alive); any other holder
+is trusted until its lease expires.
 """
 
 from __future__ import annotations
@@ -11,35 +16,51 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from smslink.store import Store
 
 #: How long a lease lasts without renewal, and how often it is renewed.
 LEASE_TTL = timedelta(seconds=60)
 RENEW_EVERY_S = 10.0
+#: A holder stops sending this long before its lease could have expired.
+SAFETY_MARGIN_S = 15.0
 
 
 class RunBusy(Exception):
     """Another live process is working on the run."""
 
 
+def _machine_id() -> str:
+    """This boot of this machine and this PID namespace: where a pid means one process."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return "unknown"
+    return f"{boot}-{namespace}"
+
+
 def _owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{_machine_id()}:{uuid.uuid4().hex[:8]}"
 
 
 def _dead_local_holder(holder: str | None) -> str | None:
-    """`holder` when it names a process on this host that no longer exists."""
+    """`holder` when it names a process of this machine's PID namespace that is gone."""
     if not holder:
         return None
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    parts = holder.split(":")
+    if len(parts) != 4 or not parts[1].isdigit():
+        return None
+    host, pid, machine, _ = parts
+    if host != socket.gethostname() or machine == "unknown" or machine != _machine_id():
         return None
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return holder
     except PermissionError:
@@ -48,17 +69,24 @@ def _dead_local_holder(holder: str | None) -> str | None:
 
 
 class RunLease:
-    """`async with RunLease(store, run_id):` holds the run for this process."""
+    """`async with RunLease(store, run_id) as lease:` holds the run for this process;
+    `lease.held()` says whether it surely still does."""
 
     def __init__(self, store: Store, run_id: int) -> None:
         self._store = store
         self._run_id = run_id
         self.owner = _owner_id()
         self._renewal: asyncio.Task[None] | None = None
+        self._held_until = 0.0  # time.monotonic() up to which no one else can hold it
+
+    def held(self) -> bool:
+        """True while the lease cannot have passed to another process."""
+        return time.monotonic() < self._held_until
 
     async def __aenter__(self) -> RunLease:
         now = datetime.now(UTC)
         holder, expires = self._store.run_lease(self._run_id)
+        started = time.monotonic()
         refused = self._store.acquire_run(
             self._run_id,
             self.owner,
@@ -68,13 +96,13 @@ class RunLease:
         )
         if refused is not None:
             host, _, rest = refused.partition(":")
+            pid = rest.partition(":")[0]
+            until = f" (lease until {expires:%H:%M:%S} UTC)" if expires else ""
             raise RunBusy(
-                f"run {self._run_id} is being worked on by process {rest.partition(':')[0]} "
-                f"on {host} (lease until {expires:%H:%M:%S} UTC): wait for it to finish, or "
-                "stop it, before resuming"
-                if expires
-                else f"run {self._run_id} is being worked on by {refused}"
+                f"run {self._run_id} is being worked on by process {pid} on {host}{until}: "
+                "wait for it to finish, or stop it, before resuming"
             )
+        self._held_until = started + LEASE_TTL.total_seconds() - SAFETY_MARGIN_S
         self._renewal = asyncio.create_task(self._renew())
         return self
 
@@ -88,4 +116,14 @@ class RunLease:
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(RENEW_EVERY_S)
-            self._store.renew_run(self._run_id, self.owner, until=datetime.now(UTC) + LEASE_TTL)
+            started = time.monotonic()
+            try:
+                renewed = self._store.renew_run(
+                    self._run_id, self.owner, until=datetime.now(UTC) + LEASE_TTL
+                )
+            except Exception:  # database unreachable: held() lapses with the last renewal
+                continue
+            if not renewed:  # another process holds it now
+                self._held_until = 0.0
+                return
+            self._held_until = started + LEASE_TTL.total_seconds() - SAFETY_MARGIN_S

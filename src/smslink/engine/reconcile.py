@@ -1,10 +1,13 @@
 """Finding out whether a POST whose answer was lost created a message.
 
-The send API has no idempotency key, so after a read timeout, a reset connection or a
-crash mid-request the only safe way forward is to ask Twilio: list the messages to that
-number since the attempt began and look for ours (same body, a sid this run has not
+The send API has no idempotency key, so after a read timeout, a reset connection, a 5xx or
+a crash mid-request the only safe way forward is to ask Twilio: list the messages to that
+number since the attempt began and look for ours (our body, a sid this run has not
 claimed). Found: track it. Proven absent: send it. Cannot tell: the caller reports
 "outcome unknown" rather than risk a second message.
+
+The listing is by recipient only, not by sender: a connection's sender may have been
+changed before a resume, and the messages sent earlier came from the old one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from smslink.engine.counters import RunCounters
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.track import Tracker
-from smslink.models import Connection, Delivery, Progress, ResultStatus, Stage
+from smslink.models import Delivery, Progress, ResultStatus, Stage
 from smslink.store import Store
 from smslink.twilio import Message, TwilioClient, TwilioError
 
@@ -26,6 +29,31 @@ CLOCK_SKEW = timedelta(minutes=5)
 PAGE_SIZE = 50
 #: Look-ups in flight at once when a resumed run settles its POSTING deliveries.
 SETTLE_CONCURRENCY = 10
+
+
+class Reconciler:
+    """Looks up lost POSTs for one run, one look-up per (recipient, body) at a time.
+
+    Serialising by recipient and body means two identical deliveries (the same person
+    twice in an audience) can never both claim the one message that went out.
+    """
+
+    def __init__(self, client: TwilioClient, known_sids: set[str]) -> None:
+        self._client = client
+        self.known_sids = known_sids  # every sid the run owns, shared with the sender
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def find(self, *, to: str, body: str, attempted_at: datetime) -> Message | None:
+        """The message this attempt created (now owned by the run), or None if Twilio has
+        none. Raises TwilioError when Twilio cannot be asked."""
+        async with self._locks.setdefault((to, body), asyncio.Lock()):
+            found = await find_sent(
+                self._client, to=to, body=body, attempted_at=attempted_at,
+                known_sids=self.known_sids,
+            )  # fmt: skip
+            if found is not None:
+                self.known_sids.add(found.sid)
+            return found
 
 
 def outcome_unknown(reason: str) -> str:
@@ -38,7 +66,6 @@ def outcome_unknown(reason: str) -> str:
 
 async def find_sent(
     client: TwilioClient,
-    connection: Connection,
     *,
     to: str,
     body: str,
@@ -50,27 +77,26 @@ async def find_sent(
     Raises TwilioError when Twilio cannot be asked: then the outcome stays unknown.
     """
     since = attempted_at - CLOCK_SKEW
-    pages = client.list_messages(to=to, from_number=connection.from_filter, page_size=PAGE_SIZE)
-    async for page in pages:
+    async for page in client.list_messages(to=to, page_size=PAGE_SIZE):
         for message in page:
             created = message.date_created
             if created is not None and created < since:
                 return None  # newest first: everything further is older than the attempt
-            if message.body == body and message.sid not in known_sids:
+            # A Messaging Service may append opt-out text: ours is then the beginning.
+            ours = message.body is not None and message.body.startswith(body)
+            if ours and message.sid not in known_sids:
                 return message
     return None
 
 
 async def settle_posting(
     store: Store,
-    client: TwilioClient,
-    connection: Connection,
+    reconciler: Reconciler,
     run_id: int,
     *,
     writer: ProgressWriter,
     tracker: Tracker,
     counters: RunCounters,
-    known_sids: set[str],
 ) -> None:
     """Settle a resumed run's deliveries whose POST may have reached Twilio before it stopped.
 
@@ -85,13 +111,10 @@ async def settle_posting(
         assert delivery.to is not None and delivery.body is not None
         async with limit:
             try:
-                found = await find_sent(
-                    client,
-                    connection,
+                found = await reconciler.find(
                     to=delivery.to,
                     body=delivery.body,
                     attempted_at=delivery.claimed_at or datetime.now(UTC),
-                    known_sids=known_sids,
                 )
             except TwilioError as error:
                 writer.put(
@@ -110,7 +133,6 @@ async def settle_posting(
         if found is None:
             writer.put(Progress(run_id=run_id, seq=delivery.seq, stage=Stage.PENDING))
             return
-        known_sids.add(found.sid)
         tracker.accept(delivery.seq, found)
 
     await asyncio.gather(*(settle(d) for d in posting))

@@ -29,9 +29,9 @@ from smslink.engine.ingest import read_audience
 from smslink.engine.lease import RunLease
 from smslink.engine.prepare import Recipe
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.engine.reconcile import settle_posting
+from smslink.engine.reconcile import Reconciler, settle_posting
 from smslink.engine.results import write_results
-from smslink.engine.send import RunHalted, Sender
+from smslink.engine.send import LeaseLost, RunHalted, Sender
 from smslink.engine.track import Tracker
 from smslink.models import (
     Connection,
@@ -100,21 +100,33 @@ async def execute_run(
     read on, RunBusy when another process is working on the run; on cancellation (Ctrl-C)
     the run is marked INTERRUPTED and the cancellation propagates.
     """
-    run = store.get_run(run_id)
-    if run.state is RunState.COMPLETED:
-        return run
-    async with RunLease(store, run_id):
-        store.update_run(run_id, state=RunState.SENDING, error=None)
+    if store.get_run(run_id).state is RunState.COMPLETED:
+        return store.get_run(run_id)
+    async with RunLease(store, run_id) as lease:
+        run = store.get_run(run_id)  # as the previous holder left it
+        if run.state is RunState.COMPLETED:
+            return run
         connection = store.get_connection(run.connection)
+        store.update_run(run_id, state=RunState.SENDING, error=None)
         _count_done(store, run, counters)
         try:
-            await _send_and_track(store, run, connection, counters, clock)
+            await _send_and_track(store, run, connection, counters, clock, lease.held)
+        except LeaseLost:
+            raise  # the run's new owner keeps its state: write nothing
         except RunHalted as halt:
             store.update_run(run_id, state=RunState.STOPPED, error=str(halt))
             raise
         except BaseException:
             store.update_run(run_id, state=RunState.INTERRUPTED)
             raise
+        unfinished = store.totals(run_id)
+        if unfinished.done != unfinished.total:
+            reason = (
+                f"{unfinished.total - unfinished.done} deliveries are not finished although "
+                "sending and tracking ended (a bug): resume the run to finish them"
+            )
+            store.update_run(run_id, state=RunState.STOPPED, error=reason)
+            raise RunHalted(reason)
         try:
             write_results(store, store.get_run(run_id))
         except (AudienceError, OSError) as error:
@@ -131,6 +143,7 @@ async def _send_and_track(
     connection: Connection,
     counters: RunCounters,
     clock: Callable[[], datetime],
+    lease_held: Callable[[], bool],
 ) -> None:
     """Reading the audience, sending and tracking run side by side until all is done."""
     client = TwilioClient.for_connection(connection)
@@ -143,18 +156,11 @@ async def _send_and_track(
             counters=counters,
             since=run.created_at,
         )
-        known_sids = _resume_tracking(store, run.id, tracker)
+        reconciler = Reconciler(client, _resume_tracking(store, run.id, tracker))
         await settle_posting(
-            store,
-            client,
-            connection,
-            run.id,
-            writer=writer,
-            tracker=tracker,
-            counters=counters,
-            known_sids=known_sids,
+            store, reconciler, run.id, writer=writer, tracker=tracker, counters=counters
         )
-        counters.posted = len(known_sids)
+        counters.posted = len(reconciler.known_sids)
         sender = Sender(
             store=store,
             client=client,
@@ -163,7 +169,8 @@ async def _send_and_track(
             writer=writer,
             tracker=tracker,
             counters=counters,
-            known_sids=known_sids,
+            reconciler=reconciler,
+            lease_held=lease_held,
             clock=clock,
         )
         reading = asyncio.create_task(_read_rest(store, run, counters, sender.work_added))

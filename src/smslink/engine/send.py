@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from smslink.engine.counters import RunCounters
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.engine.reconcile import find_sent, outcome_unknown
+from smslink.engine.reconcile import Reconciler, outcome_unknown
 from smslink.engine.track import Tracker
 from smslink.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.store import Store
@@ -25,10 +25,16 @@ from smslink.twilio import AnswerLost, ApiError, ErrorKind, Message, TwilioClien
 
 #: How many times an ambiguous POST is retried after reconciliation proved it absent.
 MAX_SENDS_PER_DELIVERY = 3
+#: Seconds to wait after a lost answer before asking Twilio whether the message exists.
+RECONCILE_GRACE_S = 3.0
 
 
 class RunHalted(Exception):
     """The connection is wrong or Twilio is unreachable: every further record would fail."""
+
+
+class LeaseLost(RunHalted):
+    """Another process may own the run now: stop, and write nothing more about it."""
 
 
 class Sender:
@@ -44,7 +50,8 @@ class Sender:
         writer: ProgressWriter,
         tracker: Tracker,
         counters: RunCounters,
-        known_sids: set[str],
+        reconciler: Reconciler,
+        lease_held: Callable[[], bool] = lambda: True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -54,7 +61,9 @@ class Sender:
         self._writer = writer
         self._tracker = tracker
         self._counters = counters
-        self._known_sids = known_sids
+        self._reconciler = reconciler
+        self._lease_held = lease_held
+        self._lease_lost = False
         self._clock = clock
         self._work_added = asyncio.Event()  # the audience reader stored another batch
         self._audience_read = False  # every record is stored: no PENDING left means done
@@ -108,6 +117,9 @@ class Sender:
 
     async def _send(self, outgoing: Outgoing) -> None:
         for _ in range(MAX_SENDS_PER_DELIVERY):
+            if not self._may_post(outgoing):
+                return
+            lost: TwilioError
             try:
                 message = await self._client.create_message(
                     to=outgoing.to,
@@ -115,41 +127,57 @@ class Sender:
                     from_number=self._connection.from_number,
                     messaging_service_sid=self._connection.messaging_service_sid,
                 )
-            except AnswerLost as lost:
-                found = await self._reconcile(outgoing, lost)
-                if found is False:
-                    continue  # proven not created: sending again cannot duplicate it
-                if found is not None:
-                    self._accepted(outgoing, found)
-                return
             except ApiError as error:
-                self._refused(outgoing, error)
-                return
+                if error.kind is not ErrorKind.AMBIGUOUS:  # Twilio decided: it was not sent
+                    self._refused(outgoing, error)
+                    return
+                lost = error  # a 5xx to a POST: it may have been created all the same
+            except AnswerLost as error:
+                lost = error
             except TwilioError as error:  # connect failures after every retry
                 self._stop(outgoing, f"cannot reach Twilio ({error}); nothing more was sent")
                 return
-            self._accepted(outgoing, message)
-            return
+            else:
+                self._accepted(outgoing, message)
+                return
+            try:
+                found = await self._reconcile(outgoing)
+            except TwilioError as error:
+                self._unknown(outgoing, f"{lost}; checking with Twilio failed too: {error}")
+                return
+            if found is not None:
+                self._accepted(outgoing, found)
+                return
+            # Proven not created: sending again cannot duplicate it.
         self._unknown(outgoing, "the answer was lost on every attempt")
 
-    async def _reconcile(self, outgoing: Outgoing, lost: AnswerLost) -> Message | bool | None:
-        """The message the lost POST created, False if none, None once reported unknown."""
-        try:
-            found = await find_sent(
-                self._client,
-                self._connection,
-                to=outgoing.to,
-                body=outgoing.body,
-                attempted_at=outgoing.claimed_at,
-                known_sids=self._known_sids,
-            )
-        except TwilioError as error:
-            self._unknown(outgoing, f"{lost}; checking with Twilio failed too: {error}")
-            return None
-        return found if found is not None else False
+    def _may_post(self, outgoing: Outgoing) -> bool:
+        """Checked before every POST: not halted, and the run is still surely ours."""
+        if self._halt is not None:
+            self._release([outgoing])
+            return False
+        if not self._lease_held():
+            self._lease_lost = True  # from now on this process writes no releases
+            if self._halt is None:
+                self._halt = LeaseLost(
+                    f"this process lost its hold on run {self._run_id} (it was paused, or "
+                    "the database was unreachable, for too long); another process may be "
+                    "sending it now, so this one stopped"
+                )
+                self._work_added.set()
+            return False
+        return True
+
+    async def _reconcile(self, outgoing: Outgoing) -> Message | None:
+        """The message the lost POST created, or None when Twilio proves it was not;
+        raises TwilioError when Twilio cannot be asked."""
+        await asyncio.sleep(RECONCILE_GRACE_S)  # let a request still in Twilio's hands land
+        return await self._reconciler.find(
+            to=outgoing.to, body=outgoing.body, attempted_at=outgoing.claimed_at
+        )
 
     def _accepted(self, outgoing: Outgoing, message: Message) -> None:
-        self._known_sids.add(message.sid)
+        self._reconciler.known_sids.add(message.sid)
         self._counters.posted += 1
         self._tracker.accept(outgoing.seq, message)
 
@@ -201,5 +229,7 @@ class Sender:
         self.halt(reason)
 
     def _release(self, deliveries: list[Outgoing]) -> None:
+        if self._lease_lost:
+            return  # the run's new owner decides about these now
         for outgoing in deliveries:
             self._writer.put(Progress(run_id=self._run_id, seq=outgoing.seq, stage=Stage.PENDING))

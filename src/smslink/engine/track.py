@@ -140,7 +140,16 @@ class Tracker:
     async def _poll(self, due: list[Tracked]) -> None:
         pages_for_listing = max(1, math.ceil(self._listed_total / LIST_PAGE_SIZE))
         if len(due) > pages_for_listing:
-            seen = await self._read_listing({t.sid for t in due})
+            sender = self._connection.from_filter
+            seen = await self._read_listing({t.sid for t in due}, sender) or {}
+            # Normally none are missing. Messages from an earlier sender (the connection
+            # was changed before a resume) are not in this sender's listing: look for them
+            # one by one when few, else in the whole account's listing.
+            missing = [t for t in due if t.sid not in seen]
+            if missing and len(missing) <= pages_for_listing:
+                seen.update(await self._fetch_each(missing))
+            elif missing and sender is not None:
+                seen.update(await self._read_listing({t.sid for t in missing}, None) or {})
         else:
             seen = await self._fetch_each(due)
         now = time.monotonic()
@@ -148,15 +157,18 @@ class Tracker:
             tracked.last_polled = now
             self._observe(tracked, seen.get(tracked.sid))
 
-    async def _read_listing(self, wanted: set[str]) -> dict[str, Message]:
-        """Page through the account's messages, newest first, until all wanted are seen.
+    async def _read_listing(
+        self, wanted: set[str], from_number: str | None
+    ) -> dict[str, Message] | None:
+        """Page through a sender's (or the account's) messages, newest first, until all
+        wanted are seen; None when the listing failed (the round just counts as a poll).
 
         Only wanted messages are decoded: a round pages past many that are already final.
         """
         found: dict[str, Message] = {}
         try:
             async for page in self._client.list_message_pages(
-                from_number=self._connection.from_filter, page_size=LIST_PAGE_SIZE
+                from_number=from_number, page_size=LIST_PAGE_SIZE
             ):
                 for item in page:
                     if item.get("sid") in wanted:
@@ -165,7 +177,7 @@ class Tracker:
                 if len(found) == len(wanted) or _older_than(page, self._since):
                     break
         except TwilioError:
-            pass  # a failed round just counts as a poll; the next round tries again
+            return None
         return found
 
     async def _fetch_each(self, due: Iterable[Tracked]) -> dict[str, Message]:

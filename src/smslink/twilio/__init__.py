@@ -6,6 +6,7 @@ from smslink.twilio.errors import (
     ApiError,
     ConnectFailed,
     ErrorKind,
+    NotTwilio,
     TransportError,
     TwilioError,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ConnectFailed",
     "ErrorKind",
     "Message",
+    "NotTwilio",
     "TransportError",
     "TwilioClient",
     "TwilioError",

@@ -27,7 +27,14 @@ import aiohttp
 from yarl import URL
 
 from smslink.models import Connection
-from smslink.twilio.errors import AnswerLost, ApiError, ConnectFailed, ErrorKind, TwilioError
+from smslink.twilio.errors import (
+    AnswerLost,
+    ApiError,
+    ConnectFailed,
+    ErrorKind,
+    NotTwilio,
+    TwilioError,
+)
 
 #: How often a retryable failure is tried again before it is raised.
 DEFAULT_MAX_RETRIES = 6
@@ -192,12 +199,12 @@ class TwilioClient:
             form += f"&StatusCallback={quote_plus(status_callback)}"
         self.requests["create"] += 1
         data = await self._request("POST", self._messages_url, body=form.encode())
-        return Message.from_json(data)
+        return _message(data)
 
     async def fetch_message(self, sid: str) -> Message:
         self.requests["fetch"] += 1
         data = await self._request("GET", URL(f"{self._message_prefix}{quote(sid)}.json"))
-        return Message.from_json(data)
+        return _message(data)
 
     async def list_messages(
         self,
@@ -289,8 +296,26 @@ class TwilioClient:
         except aiohttp.ClientError as error:
             raise AnswerLost(f"{type(error).__name__}: {error}", method=method) from error
         if 200 <= status < 300:
-            return json.loads(raw)
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise NotTwilio(
+                    f"{url.host} answered HTTP {status} with something that is not Twilio's "
+                    "JSON: check the connection's base URL"
+                )
+            return data
         raise _api_error(status, raw, method, retry_after)
+
+
+def _message(data: dict) -> Message:
+    try:
+        return Message.from_json(data)
+    except (KeyError, TypeError, ValueError) as error:
+        raise NotTwilio(
+            f"the answer is not a Twilio Message ({error!r} missing or malformed)"
+        ) from error
 
 
 def _api_error(status: int, raw: bytes, method: str, retry_after: str | None) -> ApiError:

@@ -81,6 +81,13 @@ class AnswerLost(TransportError):
         self.kind = ErrorKind.AMBIGUOUS if method == "POST" else ErrorKind.RETRYABLE
 
 
+class NotTwilio(TwilioError):
+    """A success status whose body is not Twilio's JSON: the base URL points elsewhere
+    (a proxy, a captive portal, a web page). A setting to fix, not a record's problem."""
+
+    kind = ErrorKind.CONFIGURATION
+
+
 def classify(*, status: int, code: int | None, method: str) -> ErrorKind:
     """Group an HTTP status and Twilio error code by what the caller should do."""
     if status == 429 or code in RETRYABLE_CODES:
