@@ -128,3 +128,31 @@ def test_send_kill_and_resume_on_postgresql(
         assert len(rows) == RECORDS and {r["status"] for r in rows} == {"delivered"}
         assert max(slow_simulator.stats()["messages_by_to"].values()) == 1
         assert not (cli.home / "smslink.db").exists()  # it really used PostgreSQL
+
+
+def test_resume_after_changing_the_sender_sends_nobody_twice(cli: Cli, tmp_path: Path) -> None:
+    other = "+14155550100"
+    config = SimulatorConfig(
+        auth_token=TOKEN, latency_ms=20, queued_s=0.05, sending_s=0.05, sent_s=0.1,
+        owned_numbers=frozenset({"+15005550006", other}),
+    )  # fmt: skip
+    with run_in_thread(config) as base_url:
+        simulator = Simulator(base_url)
+        cli.add_touchpoint(base_url, "--concurrency", "4")
+        out = tmp_path / "out.csv"
+        process = cli.start(
+            "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)),
+            "--output", str(out),
+        )  # fmt: skip
+        _wait_for_posts(simulator, 40)
+        process.kill()
+        process.communicate(timeout=60)
+
+        cli.run("connection", "update", "sim", "--from", other)
+        cli.run("runs", "resume", "1")
+        stats = simulator.stats()
+
+    rows = read_csv(out)
+    assert len(rows) == RECORDS and {r["status"] for r in rows} == {"delivered"}
+    assert stats["messages"] == RECORDS
+    assert max(stats["messages_by_to"].values()) == 1
