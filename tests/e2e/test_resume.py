@@ -156,3 +156,28 @@ def test_resume_after_changing_the_sender_sends_nobody_twice(cli: Cli, tmp_path:
     assert len(rows) == RECORDS and {r["status"] for r in rows} == {"delivered"}
     assert stats["messages"] == RECORDS
     assert max(stats["messages_by_to"].values()) == 1
+
+
+def test_a_process_paused_past_its_lease_stops_instead_of_sending_twice(
+    cli: Cli, slow_simulator: Simulator, tmp_path: Path
+) -> None:
+    cli.env["SMSLINK_LEASE_TTL_S"] = "3"  # trusted 2.25 s after each renewal
+    cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
+    out = tmp_path / "out.csv"
+    first = cli.start("send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)),
+                      "--output", str(out))  # fmt: skip
+    _wait_for_posts(slow_simulator, 40)
+    first.send_signal(signal.SIGSTOP)  # like Ctrl-Z, or a laptop lid closing
+    try:
+        time.sleep(4)  # the lease expires in the database
+        cli.run("runs", "resume", "1")  # another process takes over and finishes the run
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, stderr = first.communicate(timeout=60)
+
+    assert first.returncode == 1 and "lost its hold on run 1" in " ".join(stderr.split())
+    rows = read_csv(out)
+    assert len(rows) == RECORDS and {r["status"] for r in rows} == {"delivered"}
+    stats = slow_simulator.stats()
+    assert stats["messages"] == RECORDS and max(stats["messages_by_to"].values()) == 1
+    assert "completed" in cli.run("runs", "show", "1").stdout

@@ -24,11 +24,17 @@ from pathlib import Path
 
 from smslink.store import Store
 
-#: How long a lease lasts without renewal, and how often it is renewed.
-LEASE_TTL = timedelta(seconds=60)
-RENEW_EVERY_S = 10.0
-#: A holder stops sending this long before its lease could have expired.
-SAFETY_MARGIN_S = 15.0
+#: How long a lease lasts without renewal (seconds); `SMSLINK_LEASE_TTL_S` overrides it.
+#: It is renewed every sixth of that, and a holder stops sending a quarter of it early.
+DEFAULT_LEASE_TTL_S = 60.0
+LEASE_TTL_ENV = "SMSLINK_LEASE_TTL_S"
+
+
+def lease_ttl_s() -> float:
+    try:
+        return max(1.0, float(os.environ.get(LEASE_TTL_ENV, DEFAULT_LEASE_TTL_S)))
+    except ValueError:
+        return DEFAULT_LEASE_TTL_S
 
 
 class RunBusy(Exception):
@@ -78,6 +84,8 @@ class RunLease:
         self.owner = _owner_id()
         self._renewal: asyncio.Task[None] | None = None
         self._held_until = 0.0  # time.monotonic() up to which no one else can hold it
+        self._ttl = timedelta(seconds=lease_ttl_s())
+        self._trust_s = self._ttl.total_seconds() * 0.75  # how long a renewal is trusted
 
     def held(self) -> bool:
         """True while the lease cannot have passed to another process."""
@@ -90,7 +98,7 @@ class RunLease:
         refused = self._store.acquire_run(
             self._run_id,
             self.owner,
-            until=now + LEASE_TTL,
+            until=now + self._ttl,
             now=now,
             replacing=_dead_local_holder(holder),
         )
@@ -102,7 +110,7 @@ class RunLease:
                 f"run {self._run_id} is being worked on by process {pid} on {host}{until}: "
                 "wait for it to finish, or stop it, before resuming"
             )
-        self._held_until = started + LEASE_TTL.total_seconds() - SAFETY_MARGIN_S
+        self._held_until = started + self._trust_s
         self._renewal = asyncio.create_task(self._renew())
         return self
 
@@ -115,15 +123,15 @@ class RunLease:
 
     async def _renew(self) -> None:
         while True:
-            await asyncio.sleep(RENEW_EVERY_S)
+            await asyncio.sleep(self._ttl.total_seconds() / 6)
             started = time.monotonic()
             try:
                 renewed = self._store.renew_run(
-                    self._run_id, self.owner, until=datetime.now(UTC) + LEASE_TTL
+                    self._run_id, self.owner, until=datetime.now(UTC) + self._ttl
                 )
             except Exception:  # database unreachable: held() lapses with the last renewal
                 continue
             if not renewed:  # another process holds it now
                 self._held_until = 0.0
                 return
-            self._held_until = started + LEASE_TTL.total_seconds() - SAFETY_MARGIN_S
+            self._held_until = started + self._trust_s
