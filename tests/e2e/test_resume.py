@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -23,6 +24,19 @@ def slow_simulator() -> Simulator:
         yield Simulator(base_url)
 
 
+def _send_in_background(
+    cli: Cli, simulator: Simulator, tmp_path: Path, posts: int = 40
+) -> tuple[subprocess.Popen, Path]:
+    """Start `smslink send` on RECORDS records; return once `posts` messages went out."""
+    out = tmp_path / "out.csv"
+    process = cli.start(
+        "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)),
+        "--output", str(out),
+    )  # fmt: skip
+    _wait_for_posts(simulator, posts)
+    return process, out
+
+
 def _wait_for_posts(simulator: Simulator, at_least: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while simulator.stats()["posts"] < at_least:
@@ -39,11 +53,7 @@ def test_stopped_run_resumes_without_duplicates_or_losses(
     cli: Cli, slow_simulator: Simulator, tmp_path: Path, how: signal.Signals, exit_code: int
 ) -> None:
     cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
-    out = tmp_path / "out.csv"
-    process = cli.start(
-        "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)), "--output", str(out)
-    )
-    _wait_for_posts(slow_simulator, 40)
+    process, out = _send_in_background(cli, slow_simulator, tmp_path)
     process.send_signal(how)
     _, stderr = process.communicate(timeout=60)
 
@@ -89,13 +99,8 @@ def test_resume_refuses_a_run_another_process_is_still_sending(
     cli: Cli, slow_simulator: Simulator, tmp_path: Path
 ) -> None:
     cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
-    out = tmp_path / "out.csv"
-    process = cli.start(
-        "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)), "--output", str(out)
-    )
+    process, out = _send_in_background(cli, slow_simulator, tmp_path, posts=20)
     try:
-        _wait_for_posts(slow_simulator, 20)
-
         refused = cli.run("runs", "resume", "1", check=False)
 
         assert refused.returncode == 1
@@ -113,12 +118,7 @@ def test_send_kill_and_resume_on_postgresql(
     with fresh_pg_schema() as database_url:
         cli.env["SMSLINK_DATABASE_URL"] = database_url
         cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
-        out = tmp_path / "out.csv"
-        process = cli.start(
-            "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)),
-            "--output", str(out),
-        )  # fmt: skip
-        _wait_for_posts(slow_simulator, 40)
+        process, out = _send_in_background(cli, slow_simulator, tmp_path)
         process.kill()
         process.communicate(timeout=60)
 
@@ -139,12 +139,7 @@ def test_resume_after_changing_the_sender_sends_nobody_twice(cli: Cli, tmp_path:
     with run_in_thread(config) as base_url:
         simulator = Simulator(base_url)
         cli.add_touchpoint(base_url, "--concurrency", "4")
-        out = tmp_path / "out.csv"
-        process = cli.start(
-            "send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)),
-            "--output", str(out),
-        )  # fmt: skip
-        _wait_for_posts(simulator, 40)
+        process, out = _send_in_background(cli, simulator, tmp_path)
         process.kill()
         process.communicate(timeout=60)
 
@@ -163,10 +158,7 @@ def test_a_process_paused_past_its_lease_stops_instead_of_sending_twice(
 ) -> None:
     cli.env["SMSLINK_LEASE_TTL_S"] = "3"  # trusted 2.25 s after each renewal
     cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
-    out = tmp_path / "out.csv"
-    first = cli.start("send", "hello", "--input", str(audience(tmp_path / "a.csv", RECORDS)),
-                      "--output", str(out))  # fmt: skip
-    _wait_for_posts(slow_simulator, 40)
+    first, out = _send_in_background(cli, slow_simulator, tmp_path)
     first.send_signal(signal.SIGSTOP)  # like Ctrl-Z, or a laptop lid closing
     try:
         time.sleep(4)  # the lease expires in the database
