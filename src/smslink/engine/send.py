@@ -103,6 +103,8 @@ class Sender:
             async with self._claim_lock:
                 if self._claimed or self._exhausted or self._halt is not None:
                     continue  # re-check: the state changed while this worker queued
+                if not self._still_ours():
+                    continue  # claim nothing the run's new owner should send
                 self._work_added.clear()
                 batch = self._store.claim_pending(
                     self._run_id, max(200, self._concurrency * 2), self._clock()
@@ -153,20 +155,24 @@ class Sender:
 
     def _may_post(self, outgoing: Outgoing) -> bool:
         """Checked before every POST: not halted, and the run is still surely ours."""
-        if self._halt is not None:
-            self._release([outgoing])
-            return False
-        if not self._lease_held():
-            self._lease_lost = True  # from now on this process writes no releases
-            if self._halt is None:
-                self._halt = LeaseLost(
-                    f"this process lost its hold on run {self._run_id} (it was paused, or "
-                    "the database was unreachable, for too long); another process may be "
-                    "sending it now, so this one stopped"
-                )
-                self._work_added.set()
-            return False
-        return True
+        if self._halt is None and self._still_ours():
+            return True
+        self._release([outgoing])  # a no-op once the lease is lost
+        return False
+
+    def _still_ours(self) -> bool:
+        """False (and the sender halted) once the lease may have passed to another process."""
+        if self._lease_held():
+            return True
+        self._lease_lost = True  # from now on this process writes no releases
+        if self._halt is None:
+            self._halt = LeaseLost(
+                f"this process lost its hold on run {self._run_id} (it was paused, or the "
+                "database was unreachable, for too long); another process may be sending "
+                "it now, so this one stopped"
+            )
+            self._work_added.set()
+        return False
 
     async def _reconcile(self, outgoing: Outgoing) -> Message | None:
         """The message the lost POST created, or None when Twilio proves it was not;
