@@ -219,24 +219,14 @@ class Tracker:
         self._counters.finished(result)
 
     def _vanished(self, sid: str, error: ApiError) -> None:
-        tracked = self._tracked.pop(sid, None)
+        """Twilio no longer has the message (deleted from the log): it was sent, so the
+        result is its last known status (usually `sent`), with Twilio's answer beside it."""
+        tracked = self._tracked.get(sid)
         if tracked is None:
             return
-        self._writer.put(
-            Progress(
-                run_id=self._run_id,
-                seq=tracked.seq,
-                stage=Stage.DONE,
-                status=ResultStatus.ERROR,
-                twilio_status=tracked.status,
-                message_sid=sid,
-                error_code=error.code,
-                error_message=f"the message can no longer be read from Twilio: {error.message}",
-                polls=tracked.polls,
-                updated_at=datetime.now(UTC),
-            )
-        )
-        self._counters.finished(ResultStatus.ERROR)
+        tracked.error_code = error.code
+        tracked.error_message = f"the message can no longer be read from Twilio: {error.message}"
+        self._finish(tracked)
 
     def _progress(self, tracked: Tracked, stage: Stage, result: ResultStatus | None) -> Progress:
         """The whole mutable state of the delivery: the store overwrites every field."""
