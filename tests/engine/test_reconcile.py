@@ -185,3 +185,28 @@ def test_resume_that_cannot_ask_twilio_reports_outcome_unknown_and_sends_nothing
         assert delivery.stage is Stage.DONE and delivery.status is ResultStatus.ERROR
         assert (delivery.error_message or "").startswith("outcome unknown")
     assert _stats(base_url)["posts"] == 0
+
+
+def test_a_look_up_waits_for_a_post_of_the_same_recipient_and_body_in_flight(
+    base_url: str,
+) -> None:
+    async def scenario() -> tuple[bool, str | None, str]:
+        async with _client(base_url) as client:
+            before = datetime.now(UTC)
+            reconciler = Reconciler(client, set())
+            key = ("+12125550111", "Hi")
+            with reconciler.posting(key):  # another delivery's POST, answer not yet back
+                sent = await client.create_message(to=key[0], body=key[1], from_number=SENDER)
+                look_up = asyncio.create_task(
+                    reconciler.find(to=key[0], body=key[1], attempted_at=before)
+                )
+                await asyncio.sleep(0.3)
+                waited = not look_up.done()
+                reconciler.known_sids.add(sent.sid)  # the POST's answer claims its message
+            found = await look_up
+            return waited, found.sid if found else None, sent.sid
+
+    waited, found, _ = asyncio.run(scenario())
+
+    assert waited  # it did not look while the POST was in flight ...
+    assert found is None  # ... so it cannot take that POST's message

@@ -23,11 +23,11 @@ from smslink.cli.common import (
 from smslink.cli.progress import live_progress
 from smslink.cli.touchpoints import print_totals
 from smslink.engine.counters import RunCounters
+from smslink.engine.errors import LeaseLost, RunHalted
 from smslink.engine.lease import RunBusy
 from smslink.engine.prepare import Recipe
 from smslink.engine.preview import dry_run
 from smslink.engine.run import InputError, RunRequest, execute_run, start_run
-from smslink.engine.send import LeaseLost, RunHalted
 from smslink.models import ResultStatus, Run, RunState
 from smslink.store import Store
 from smslink.template import TemplateError

@@ -30,6 +30,16 @@ DEFAULT_LEASE_TTL_S = 60.0
 LEASE_TTL_ENV = "SMSLINK_LEASE_TTL_S"
 
 
+def _clock() -> float:
+    """Seconds on a clock that keeps counting while the machine is suspended (Linux's
+    CLOCK_BOOTTIME; time.monotonic stops during suspend, which would let a laptop that
+    slept past its lease believe it still holds it)."""
+    return time.clock_gettime(_CLOCK)
+
+
+_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
 def lease_ttl_s() -> float:
     try:
         return max(1.0, float(os.environ.get(LEASE_TTL_ENV, DEFAULT_LEASE_TTL_S)))
@@ -83,18 +93,18 @@ class RunLease:
         self._run_id = run_id
         self.owner = _owner_id()
         self._renewal: asyncio.Task[None] | None = None
-        self._held_until = 0.0  # time.monotonic() up to which no one else can hold it
+        self._held_until = 0.0  # _clock() up to which no one else can hold it
         self._ttl = timedelta(seconds=lease_ttl_s())
         self._trust_s = self._ttl.total_seconds() * 0.75  # how long a renewal is trusted
 
     def held(self) -> bool:
         """True while the lease cannot have passed to another process."""
-        return time.monotonic() < self._held_until
+        return _clock() < self._held_until
 
     async def __aenter__(self) -> RunLease:
         now = datetime.now(UTC)
         holder, expires = self._store.run_lease(self._run_id)
-        started = time.monotonic()
+        started = _clock()
         refused = self._store.acquire_run(
             self._run_id,
             self.owner,
@@ -124,7 +134,7 @@ class RunLease:
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self._ttl.total_seconds() / 6)
-            started = time.monotonic()
+            started = _clock()
             try:
                 renewed = self._store.renew_run(
                     self._run_id, self.owner, until=datetime.now(UTC) + self._ttl

@@ -13,7 +13,9 @@ changed before a resume, and the messages sent earlier came from the old one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Container
+from collections import Counter
+from collections.abc import Container, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from smslink.engine.counters import RunCounters
@@ -27,6 +29,9 @@ from smslink.twilio import Message, TwilioClient, TwilioError
 CLOCK_SKEW = timedelta(minutes=5)
 #: Messages per page when looking: a recipient rarely gets more than a few a day.
 PAGE_SIZE = 50
+#: Seconds to wait before asking Twilio about a POST whose answer was lost, so that a
+#: request still in Twilio's hands (or a process killed mid-request) has landed.
+GRACE_S = 3.0
 #: Look-ups in flight at once when a resumed run settles its POSTING deliveries.
 SETTLE_CONCURRENCY = 10
 
@@ -41,11 +46,30 @@ class Reconciler:
     def __init__(self, client: TwilioClient, known_sids: set[str]) -> None:
         self._client = client
         self.known_sids = known_sids  # every sid the run owns, shared with the sender
+        # One lock per (to, body) ever looked up: only lost answers get here, so few.
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._in_flight: Counter[tuple[str, str]] = Counter()  # POSTs awaiting an answer
+
+    @contextmanager
+    def posting(self, key: tuple[str, str]) -> Iterator[None]:
+        """Mark a POST for (to, body) as in flight, so no look-up can take its message."""
+        self._in_flight[key] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[key] -= 1
+            if not self._in_flight[key]:
+                del self._in_flight[key]
 
     async def find(self, *, to: str, body: str, attempted_at: datetime) -> Message | None:
         """The message this attempt created (now owned by the run), or None if Twilio has
-        none. Raises TwilioError when Twilio cannot be asked."""
+        none. Raises TwilioError when Twilio cannot be asked.
+
+        Waits while another POST of the same (to, body) is in flight: its answer will
+        claim its own message, which a look-up must not take first.
+        """
+        while self._in_flight.get((to, body)):
+            await asyncio.sleep(0.05)
         async with self._locks.setdefault((to, body), asyncio.Lock()):
             found = await find_sent(
                 self._client, to=to, body=body, attempted_at=attempted_at,
@@ -105,6 +129,9 @@ async def settle_posting(
     bounded by the sender's claim batch, so they are settled before sending resumes.
     """
     posting = list(store.iter_deliveries(run_id, stages=(Stage.POSTING,), with_row=False))
+    if not posting:
+        return
+    await asyncio.sleep(GRACE_S)  # a POST that left a killed process may still be landing
     limit = asyncio.Semaphore(SETTLE_CONCURRENCY)
 
     async def settle(delivery: Delivery) -> None:

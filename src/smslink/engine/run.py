@@ -25,13 +25,14 @@ from smslink.audience.readers import (
     open_audience,
 )
 from smslink.engine.counters import RunCounters
+from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.ingest import read_audience
 from smslink.engine.lease import RunLease
 from smslink.engine.prepare import Recipe
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import Reconciler, settle_posting
 from smslink.engine.results import write_results
-from smslink.engine.send import LeaseLost, RunHalted, Sender
+from smslink.engine.send import Sender
 from smslink.engine.track import Tracker
 from smslink.models import (
     Connection,
@@ -114,11 +115,15 @@ async def execute_run(
         except LeaseLost:
             raise  # the run's new owner keeps its state: write nothing
         except RunHalted as halt:
-            store.update_run(run_id, state=RunState.STOPPED, error=str(halt))
+            if lease.held():
+                store.update_run(run_id, state=RunState.STOPPED, error=str(halt))
             raise
         except BaseException:
-            store.update_run(run_id, state=RunState.INTERRUPTED)
+            if lease.held():
+                store.update_run(run_id, state=RunState.INTERRUPTED)
             raise
+        if not lease.held():
+            raise lease_lost(run_id)
         unfinished = store.totals(run_id)
         if unfinished.done != unfinished.total:
             reason = (
@@ -155,6 +160,7 @@ async def _send_and_track(
             writer=writer,
             counters=counters,
             since=run.created_at,
+            lease_held=lease_held,
         )
         reconciler = Reconciler(client, _resume_tracking(store, run.id, tracker))
         await settle_posting(

@@ -16,25 +16,25 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from smslink.engine.counters import RunCounters
+from smslink.engine.errors import RunHalted, lease_lost
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.engine.reconcile import Reconciler, outcome_unknown
+from smslink.engine.reconcile import GRACE_S, Reconciler, outcome_unknown
 from smslink.engine.track import Tracker
 from smslink.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.store import Store
-from smslink.twilio import AnswerLost, ApiError, ErrorKind, Message, TwilioClient, TwilioError
+from smslink.twilio import (
+    AnswerLost,
+    ApiError,
+    ErrorKind,
+    Message,
+    NotTwilio,
+    TwilioClient,
+    TwilioError,
+    Withheld,
+)
 
 #: How many times an ambiguous POST is retried after reconciliation proved it absent.
 MAX_SENDS_PER_DELIVERY = 3
-#: Seconds to wait after a lost answer before asking Twilio whether the message exists.
-RECONCILE_GRACE_S = 3.0
-
-
-class RunHalted(Exception):
-    """The connection is wrong or Twilio is unreachable: every further record would fail."""
-
-
-class LeaseLost(RunHalted):
-    """Another process may own the run now: stop, and write nothing more about it."""
 
 
 class Sender:
@@ -79,7 +79,11 @@ class Sender:
     async def run(self) -> None:
         """Send until nothing is PENDING; raises RunHalted on a configuration error."""
         try:
-            await asyncio.gather(*(self._worker() for _ in range(self._concurrency)))
+            # A TaskGroup, not gather: if one worker fails, the others are cancelled
+            # before the claimed deliveries are released and the client closed.
+            async with asyncio.TaskGroup() as workers:
+                for _ in range(self._concurrency):
+                    workers.create_task(self._worker())
         finally:
             # Claimed but never posted (halt, Ctrl-C): safe to send later.
             self._release(list(self._claimed))
@@ -118,17 +122,26 @@ class Sender:
         return self._claimed.popleft()
 
     async def _send(self, outgoing: Outgoing) -> None:
+        key = (outgoing.to, outgoing.body)
+        lost: TwilioError | None = None
         for _ in range(MAX_SENDS_PER_DELIVERY):
             if not self._may_post(outgoing):
                 return
-            lost: TwilioError
             try:
-                message = await self._client.create_message(
-                    to=outgoing.to,
-                    body=outgoing.body,
-                    from_number=self._connection.from_number,
-                    messaging_service_sid=self._connection.messaging_service_sid,
-                )
+                with self._reconciler.posting(key):
+                    message = await self._client.create_message(
+                        to=outgoing.to,
+                        body=outgoing.body,
+                        from_number=self._connection.from_number,
+                        messaging_service_sid=self._connection.messaging_service_sid,
+                        may_send=self._may_send,
+                    )
+            except Withheld:  # halted or lease lost during retries: this attempt never left
+                self._release([outgoing])
+                return
+            except NotTwilio as error:  # may or may not have been created: a resume checks
+                self.halt(f"{error}; nothing more was sent")
+                return
             except ApiError as error:
                 if error.kind is not ErrorKind.AMBIGUOUS:  # Twilio decided: it was not sent
                     self._refused(outgoing, error)
@@ -151,11 +164,21 @@ class Sender:
                 self._accepted(outgoing, found)
                 return
             # Proven not created: sending again cannot duplicate it.
-        self._unknown(outgoing, "the answer was lost on every attempt")
+        # Twilio failed every attempt and proved each time that nothing went out: it is
+        # struggling, so stop the run (resumable) rather than fail record after record.
+        self._stop(
+            outgoing,
+            f"Twilio failed {MAX_SENDS_PER_DELIVERY} attempts in a row ({lost}); nothing "
+            "more was sent",
+        )
+
+    def _may_send(self) -> bool:
+        """Asked before every attempt, retries included."""
+        return self._halt is None and self._still_ours()
 
     def _may_post(self, outgoing: Outgoing) -> bool:
         """Checked before every POST: not halted, and the run is still surely ours."""
-        if self._halt is None and self._still_ours():
+        if self._may_send():
             return True
         self._release([outgoing])  # a no-op once the lease is lost
         return False
@@ -166,18 +189,14 @@ class Sender:
             return True
         self._lease_lost = True  # from now on this process writes no releases
         if self._halt is None:
-            self._halt = LeaseLost(
-                f"this process lost its hold on run {self._run_id} (it was paused, or the "
-                "database was unreachable, for too long); another process may be sending "
-                "it now, so this one stopped"
-            )
+            self._halt = lease_lost(self._run_id)
             self._work_added.set()
         return False
 
     async def _reconcile(self, outgoing: Outgoing) -> Message | None:
         """The message the lost POST created, or None when Twilio proves it was not;
         raises TwilioError when Twilio cannot be asked."""
-        await asyncio.sleep(RECONCILE_GRACE_S)  # let a request still in Twilio's hands land
+        await asyncio.sleep(GRACE_S)  # let a request still in Twilio's hands land
         return await self._reconciler.find(
             to=outgoing.to, body=outgoing.body, attempted_at=outgoing.claimed_at
         )
@@ -235,7 +254,8 @@ class Sender:
         self.halt(reason)
 
     def _release(self, deliveries: list[Outgoing]) -> None:
-        if self._lease_lost:
+        if self._lease_lost or not self._lease_held():
+            self._lease_lost = True
             return  # the run's new owner decides about these now
         for outgoing in deliveries:
             self._writer.put(Progress(run_id=self._run_id, seq=outgoing.seq, stage=Stage.PENDING))

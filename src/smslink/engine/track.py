@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from smslink.engine.counters import RunCounters
+from smslink.engine.errors import lease_lost
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.models import (
     TWILIO_FINAL,
@@ -65,12 +66,14 @@ class Tracker:
         writer: ProgressWriter,
         counters: RunCounters,
         since: datetime,
+        lease_held: Callable[[], bool] = lambda: True,
     ) -> None:
         self._client = client
         self._connection = connection
         self._run_id = run_id
         self._writer = writer
         self._counters = counters
+        self._lease_held = lease_held
         self._since = since - CLOCK_SKEW
         self._interval_s = connection.poll_interval_ms / 1000
         self._attempts = max(1, connection.poll_attempts)
@@ -112,6 +115,8 @@ class Tracker:
             if sending_done.is_set() and not self._tracked:
                 return
             await self._sleep_until_next_round(sending_done)
+            if not self._lease_held():
+                raise lease_lost(self._run_id)
             due = self._due()
             if due:
                 await self._poll(due)

@@ -9,6 +9,7 @@ from smslink.twilio.errors import (
     NotTwilio,
     TransportError,
     TwilioError,
+    Withheld,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "TransportError",
     "TwilioClient",
     "TwilioError",
+    "Withheld",
 ]

@@ -17,7 +17,7 @@ import asyncio
 import base64
 import json
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -34,6 +34,7 @@ from smslink.twilio.errors import (
     ErrorKind,
     NotTwilio,
     TwilioError,
+    Withheld,
 )
 
 #: How often a retryable failure is tried again before it is raised.
@@ -187,8 +188,13 @@ class TwilioClient:
         from_number: str | None = None,
         messaging_service_sid: str | None = None,
         status_callback: str | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> Message:
-        """POST a message. Raises AnswerLost when it may or may not have been created."""
+        """POST a message. Raises AnswerLost when it may or may not have been created.
+
+        `may_send` is asked before every attempt, retries included; when it says no,
+        Withheld is raised and nothing (more) is sent.
+        """
         sender = (
             f"MessagingServiceSid={quote_plus(messaging_service_sid)}"
             if messaging_service_sid
@@ -198,7 +204,9 @@ class TwilioClient:
         if status_callback:
             form += f"&StatusCallback={quote_plus(status_callback)}"
         self.requests["create"] += 1
-        data = await self._request("POST", self._messages_url, body=form.encode())
+        data = await self._request(
+            "POST", self._messages_url, body=form.encode(), may_send=may_send
+        )
         return _message(data)
 
     async def fetch_message(self, sid: str) -> Message:
@@ -218,7 +226,7 @@ class TwilioClient:
         async for page in self.list_message_pages(
             to=to, from_number=from_number, date_sent_after=date_sent_after, page_size=page_size
         ):
-            yield [Message.from_json(item) for item in page]
+            yield [_message(item) for item in page]
 
     async def list_message_pages(
         self,
@@ -259,10 +267,18 @@ class TwilioClient:
         return root.with_path("", encoded=True).join(URL(uri, encoded=True))
 
     async def _request(
-        self, method: str, url: URL, *, body: bytes | None = None, retry: bool = True
+        self,
+        method: str,
+        url: URL,
+        *,
+        body: bytes | None = None,
+        retry: bool = True,
+        may_send: Callable[[], bool] | None = None,
     ) -> dict:
         attempt = 0
         while True:
+            if may_send is not None and not may_send():
+                raise Withheld(f"{method} {url.path} withheld by the caller: not sent")
             try:
                 return await self._request_once(method, url, body)
             except TwilioError as error:

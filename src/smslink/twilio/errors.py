@@ -81,6 +81,12 @@ class AnswerLost(TransportError):
         self.kind = ErrorKind.AMBIGUOUS if method == "POST" else ErrorKind.RETRYABLE
 
 
+class Withheld(TwilioError):
+    """The caller withdrew its permission before this attempt: the request was not sent."""
+
+    kind = ErrorKind.RETRYABLE
+
+
 class NotTwilio(TwilioError):
     """A success status whose body is not Twilio's JSON: the base URL points elsewhere
     (a proxy, a captive portal, a web page). A setting to fix, not a record's problem."""

@@ -1,0 +1,20 @@
+"""Why a run stops before it is done; each message says what to do next."""
+
+from __future__ import annotations
+
+
+class RunHalted(Exception):
+    """The connection is wrong, Twilio is unreachable, or the audience cannot be read on:
+    every further record would fail, so the run stops (resumable)."""
+
+
+class LeaseLost(RunHalted):
+    """Another process may own the run now: stop, and write nothing more about it."""
+
+
+def lease_lost(run_id: int) -> LeaseLost:
+    return LeaseLost(
+        f"this process lost its hold on run {run_id} (it was paused, or the database was "
+        "unreachable, for too long); another process may be working on it now, so this "
+        "one stopped"
+    )
