@@ -193,6 +193,8 @@ async def _send_and_track(
                     task.cancel()
                     with suppress(asyncio.CancelledError):
                         await task
+                elif not task.cancelled():
+                    task.exception()  # seen: the sender's own error is the one reported
 
 
 async def _read_rest(
