@@ -170,6 +170,10 @@ def test_a_process_paused_past_its_lease_stops_instead_of_sending_twice(
     assert first.returncode == 1 and "lost its hold on run 1" in " ".join(stderr.split())
     rows = read_csv(out)
     assert len(rows) == RECORDS and {r["status"] for r in rows} == {"delivered"}
-    stats = slow_simulator.stats()
-    assert stats["messages"] == RECORDS and max(stats["messages_by_to"].values()) == 1
+    # A request frozen half-written (headers out, body not) completes when the process
+    # thaws; nothing can recall it, and the new owner could not see it. So at most the
+    # frozen process's requests in flight (3 senders) can go twice; without the lease
+    # check it would go on to send its whole claimed batch (~200) a second time.
+    duplicates = slow_simulator.stats()["messages"] - RECORDS
+    assert 0 <= duplicates <= 3
     assert "completed" in cli.run("runs", "show", "1").stdout
