@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from types import SimpleNamespace
 from urllib.parse import quote, quote_plus
 
 import aiohttp
@@ -163,17 +162,11 @@ class TwilioClient:
 
     async def __aenter__(self) -> TwilioClient:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
-        # The last word on whether a POST may go: asked once its connection is in hand,
-        # with nothing left to wait for before the request is written.
-        last_check = aiohttp.TraceConfig()
-        last_check.on_connection_reuseconn.append(_ask_may_send)
-        last_check.on_connection_create_end.append(_ask_may_send)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
             skip_auto_headers=("User-Agent",),
             headers={"User-Agent": "smslink"},
-            trace_configs=[last_check],
         )
         return self
 
@@ -287,7 +280,7 @@ class TwilioClient:
             if may_send is not None and not may_send():
                 raise Withheld(f"{method} {url.path} withheld by the caller: not sent")
             try:
-                return await self._request_once(method, url, body, may_send)
+                return await self._request_once(method, url, body)
             except TwilioError as error:
                 if not retry or error.kind is not ErrorKind.RETRYABLE:
                     raise
@@ -296,17 +289,13 @@ class TwilioClient:
                 await asyncio.sleep(_backoff(attempt, getattr(error, "retry_after", None)))
                 attempt += 1
 
-    async def _request_once(
-        self, method: str, url: URL, body: bytes | None, may_send: Callable[[], bool] | None
-    ) -> dict:
+    async def _request_once(self, method: str, url: URL, body: bytes | None) -> dict:
         session = self._session
         if session is None:
             raise RuntimeError("TwilioClient is used outside `async with`")
         headers = self._post_headers if body is not None else self._headers
         try:
-            async with session.request(
-                method, url, data=body, headers=headers, trace_request_ctx=may_send
-            ) as response:
+            async with session.request(method, url, data=body, headers=headers) as response:
                 raw = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
@@ -334,15 +323,6 @@ class TwilioClient:
                 )
             return data
         raise _api_error(status, raw, method, retry_after)
-
-
-async def _ask_may_send(
-    session: aiohttp.ClientSession, context: SimpleNamespace, params: object
-) -> None:
-    """Trace hook: refuse to write a request whose caller no longer may send it."""
-    may_send = context.trace_request_ctx
-    if may_send is not None and not may_send():
-        raise Withheld("withheld by the caller just before sending: not sent")
 
 
 def _message(data: dict) -> Message:
