@@ -64,12 +64,8 @@ class ResultWriter:
 
     def __init__(self, path: Path, input_columns: Sequence[str]) -> None:
         path = Path(path)
+        _check_format(path)
         suffix = path.suffix.lower()
-        if suffix not in CSV_SUFFIXES | JSONL_SUFFIXES:
-            raise AudienceError(
-                f"{path.name}: unknown results format {suffix or '(no extension)'!r}; "
-                "name the results file .csv or .jsonl"
-            )
         self.path = path
         self.input_columns = list(input_columns)
         self.result_names = result_column_names(self.input_columns)
@@ -144,6 +140,28 @@ class ResultWriter:
                 raise
         else:
             self.abort()
+
+
+def check_results_path(path: Path) -> None:
+    """Raise AudienceError unless a results file can be written at `path`.
+
+    A send checks this before its first message, not after its last.
+    """
+    _check_format(path)
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise AudienceError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise AudienceError(f"{path}: the folder {folder} is not writable")
+
+
+def _check_format(path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in CSV_SUFFIXES | JSONL_SUFFIXES:
+        raise AudienceError(
+            f"{path.name}: unknown results format {suffix or '(no extension)'!r}; "
+            "name the results file .csv or .jsonl"
+        )
 
 
 def open_results(path: Path, input_columns: Sequence[str]) -> ResultWriter:

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from smslink.audience.readers import AudienceError
 from smslink.cli.common import console, fail, store_session
 from smslink.cli.progress import live_progress
 from smslink.cli.runs import execute, print_summary
@@ -57,7 +58,7 @@ def demo(
             counters = RunCounters()
             try:
                 run_id = start_run(store, RunRequest(DEMO_NAME, Path(audience_path), output))
-            except InputError as error:
+            except (InputError, AudienceError) as error:
                 fail(str(error))
             with live_progress(counters, console):
                 run = execute(store, run_id, counters)

@@ -10,7 +10,6 @@ same code path.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -18,12 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from smslink.audience.readers import (
-    CSV_SUFFIXES,
     JSONL_SUFFIXES,
     AudienceError,
     check_decodable,
     open_audience,
 )
+from smslink.audience.writers import check_results_path
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.ingest import read_audience
@@ -61,13 +60,13 @@ class RunRequest:
 def start_run(store: Store, request: RunRequest) -> int:
     """Create a run for an audience and return its id; `execute_run` then does the work.
 
-    Checks the touchpoint and the audience's header first and raises InputError, with
-    nothing stored, when either cannot be used.
+    Checks the touchpoint, the audience's header and the results path first and raises
+    InputError or AudienceError, with nothing stored, when one cannot be used.
     """
     touchpoint = store.get_touchpoint(request.touchpoint)
     connection = store.get_connection(touchpoint.connection)
     recipe = _recipe(touchpoint, connection.region)
-    _check_output(request.output_path)
+    check_results_path(request.output_path)
     with open_audience(request.input_path, request.encoding) as reader:
         check_decodable(request.input_path, request.encoding)
         missing = recipe.missing_columns(list(reader.columns))
@@ -275,17 +274,6 @@ def _snapshot(touchpoint: Touchpoint, connection: Connection, encoding: str | No
         "region": connection.region,
         "encoding": encoding,
     }
-
-
-def _check_output(path: Path) -> None:
-    """Refuse an unusable results path now, not after every message has gone out."""
-    folder = path.resolve().parent
-    if path.suffix.lower() not in CSV_SUFFIXES | JSONL_SUFFIXES:
-        raise InputError(f"--output {path}: use a .csv or .jsonl file name")
-    if not folder.is_dir():
-        raise InputError(f"--output {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"--output {path}: the folder {folder} is not writable")
 
 
 def _is_jsonl(path: Path) -> bool:

@@ -104,6 +104,8 @@ def classify(*, status: int, code: int | None, method: str) -> ErrorKind:
         return ErrorKind.CONFIGURATION
     if code in RECORD_CODES:
         return ErrorKind.RECORD
+    if code in RECIPIENT_CODES:
+        return ErrorKind.RECIPIENT
     # Everything else Twilio refuses for a single message (21211, 21610, 3000x, unknown codes)
     # is that recipient's result: reporting it per record keeps the rest of the run going.
     return ErrorKind.RECIPIENT
