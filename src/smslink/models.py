@@ -18,6 +18,8 @@ DEFAULT_POLL_ATTEMPTS = 30
 #: Twilio limits concurrent API requests per account (about 100 is the usual figure) and the
 #: account is shared with other tools; 50 keeps throughput high while leaving headroom.
 DEFAULT_CONCURRENCY = 50
+#: Seconds to wait for Twilio's answer to one request before it counts as lost.
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
 #: Country assumed for numbers written without a leading + (ISO 3166 alpha-2).
 DEFAULT_REGION = "US"
 #: Twilio's own limit (error 21617).
@@ -116,6 +118,10 @@ class Connection:
     poll_attempts: int = DEFAULT_POLL_ATTEMPTS
     concurrency: int = DEFAULT_CONCURRENCY
     region: str = DEFAULT_REGION
+    #: Optional cap on segments sent per second (a US long code sends 1, toll-free 3, a short
+    #: code 100); None sends as fast as the concurrency allows and Twilio queues the rest.
+    max_segments_per_second: float | None = None
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
 
     @property
     def username(self) -> str:
@@ -232,3 +238,20 @@ class Progress:
     error_message: str | None = None
     polls: int = 0
     updated_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class OptOut:
+    """A recipient who replied STOP to a sender.
+
+    Twilio refuses every further message from that sender to them (error 21610) until they
+    reply START; remembering it lets later runs skip them instead of spending a request and
+    a result row's worth of confusion on a refusal that is certain.
+    """
+
+    sender: str  # Connection.sender: the From number, or the Messaging Service SID
+    phone: str  # E.164, as the deliveries hold it
+    created_at: datetime  # first seen: when Twilio first answered 21610 for this pair
+    run_id: int | None = None  # the run that learned it, when one did
+    source: str = "twilio"  # what told us: "twilio" (a 21610 answer to a send)
+    message: str | None = None  # Twilio's error message, as it answered

@@ -6,14 +6,10 @@ directory uses.
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from tests.wire import call_json
 from twilio.rest import Client
 
 from smslink.simulator import SimulatorConfig
@@ -53,17 +49,7 @@ class Sim:
     ) -> tuple[int, Any]:
         """A raw request, to see exact status codes and JSON as sent on the wire."""
         url = path if path.startswith("http") else self.origin + path
-        body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
-        request = urllib.request.Request(url, data=body, method=method)
-        if auth is not None:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, json.loads(error.read())
+        return call_json(method, url, data, auth)
 
     def send(self, to: str, body: str = "Hi", **extra: Any) -> dict[str, Any]:
         """POST one message and return its JSON, insisting on 201."""

@@ -61,6 +61,16 @@ def test_stats_count_posts_per_recipient_and_gets_by_kind(sim: Sim) -> None:
         "posts_by_to": {"+14155550100": 2, "+15005550004": 1},
         "messages_by_to": {"+14155550100": 2},
         "messages": 2,
+        "throttled": 0,
+        "server_errors": 0,
+        "resets_before": 0,
+        "resets_after": 0,
+        "delayed": 0,
+        "peak_concurrency": 1,
+        "queue_full": 0,
+        "callbacks_sent": 0,
+        "callbacks_failed": 0,
+        "callbacks_retried": 0,
     }
 
 

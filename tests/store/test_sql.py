@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import stat
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,33 +24,13 @@ from smslink.models import (
 )
 from smslink.secrets import SecretBox, SecretError
 from smslink.store import AlreadyExists, InUse, NotFound, SchemaTooNew, Store, open_store
-from smslink.store.schema import connections, deliveries, meta
-from tests.pg import fresh_pg_schema
+from smslink.store.schema import SCHEMA_VERSION, connections, deliveries, meta
 
 TOKEN = "9d2c5e1f0a7b4c3d8e6f1a2b3c4d5e6f"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL no other test uses: a new SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'smslink.db'}"
-        return
-    with fresh_pg_schema() as pg_url:
-        yield pg_url
-
-
-@pytest.fixture
-def key() -> bytes:
-    return Fernet.generate_key()
-
-
-@pytest.fixture
-def store(url: str, key: bytes) -> Iterator[Store]:
-    s = open_store(url, secret_box=SecretBox(key))
-    yield s
-    s.close()
+# The url, key and store fixtures are in conftest.py.
 
 
 def _connection(name: str = "main", **overrides: object) -> Connection:
@@ -107,10 +86,16 @@ def test_connection_round_trip(store: Store):
     c = _connection(messaging_service_sid="MG1", api_key_sid="SK1", poll_attempts=3)
     store.add_connection(c)
     assert store.get_connection("main") == c
+    assert (c.max_segments_per_second, c.request_timeout_s) == (None, 30.0)  # the defaults
     c.auth_token = "rotated-token"
     c.poll_interval_ms = 500
+    c.max_segments_per_second = 0.5  # fractions too: one segment every two seconds
+    c.request_timeout_s = 12.5
     store.update_connection(c)
     assert store.get_connection("main") == c
+    c.max_segments_per_second = None  # the cap can be taken away again
+    store.update_connection(c)
+    assert store.get_connection("main").max_segments_per_second is None
     store.add_connection(_connection("b-second"))
     assert [x.name for x in store.list_connections()] == ["b-second", "main"]
 
@@ -441,9 +426,8 @@ def test_reopening_keeps_data_and_records_schema_version(store: Store, url: str,
         again.close()
     engine = create_engine(url)
     with engine.connect() as conn:
-        assert (
-            conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar() == "1"
-        )
+        version = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version"))
+        assert version.scalar() == str(SCHEMA_VERSION)
     with engine.begin() as conn:
         conn.execute(update(meta).values(value="999"))
     engine.dispose()

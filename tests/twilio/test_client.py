@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
+from smslink.engine.pacing import AdaptiveWindow
 from smslink.simulator import SimulatorConfig, run_in_thread
-from smslink.twilio import AnswerLost, ApiError, ConnectFailed, ErrorKind, TwilioClient
+from smslink.twilio import (
+    AnswerLost,
+    ApiError,
+    ConnectFailed,
+    ErrorKind,
+    TwilioClient,
+    Withheld,
+)
+from smslink.twilio.client import RETRY_AFTER_CAP_S, _parse_retry_after
 
 ACCOUNT = "AC" + "c1000000000000000000000000000001"
 TOKEN = "client-token"
@@ -112,3 +124,82 @@ def test_a_post_whose_answer_is_late_is_ambiguous_not_retried() -> None:
         with pytest.raises(AnswerLost) as raised:
             asyncio.run(scenario())
     assert raised.value.kind is ErrorKind.AMBIGUOUS
+
+
+def _stats(base_url: str) -> dict:
+    origin = base_url.removesuffix("/2010-04-01")
+    with urllib.request.urlopen(f"{origin}/_stats") as response:
+        return json.load(response)
+
+
+def test_an_adaptive_window_finds_the_accounts_limit_instead_of_retrying_into_it() -> None:
+    limited = SimulatorConfig(auth_token=TOKEN, concurrency_limit=5, latency_ms=20)
+    with run_in_thread(limited) as url:
+        window = AdaptiveWindow(ceiling=50)
+
+        async def scenario() -> list[str]:
+            async with _client(url, gate=window) as client:
+                sends = [
+                    client.create_message(to=f"+1212555{i:04d}", body="hi", from_number=SENDER)
+                    for i in range(300)
+                ]
+                return [message.sid for message in await asyncio.gather(*sends)]
+
+        sids = asyncio.run(scenario())
+        stats = _stats(url)
+    assert len(set(sids)) == 300 and stats["messages"] == 300  # each created exactly once
+    assert stats["peak_concurrency"] <= 5
+    assert window.throttled == stats["throttled"]  # the gate heard of every 429
+    assert stats["throttled"] < 0.1 * stats["posts"]  # it settled under the limit
+    assert window.window <= 6
+
+
+def test_retry_after_is_waited_out_before_a_429_is_retried() -> None:
+    # One request at a time, and the second is told to come back in 0.4 s.
+    limited = SimulatorConfig(
+        auth_token=TOKEN, concurrency_limit=1, retry_after_s=0.4, latency_ms=50
+    )
+    with run_in_thread(limited) as url:
+
+        async def scenario() -> float:
+            async with _client(url) as client:
+                loop = asyncio.get_running_loop()
+                start = loop.time()
+                await asyncio.gather(
+                    *(
+                        client.create_message(to=f"+121255501{i:02d}", body="x", from_number=SENDER)
+                        for i in range(2)
+                    )
+                )
+                return loop.time() - start
+
+        elapsed = asyncio.run(scenario())
+        stats = _stats(url)
+    assert stats["throttled"] >= 1 and stats["messages"] == 2
+    assert elapsed >= 0.4
+
+
+def test_retry_after_takes_seconds_or_an_http_date_and_is_capped() -> None:
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    assert _parse_retry_after("2", lambda: now) == 2.0
+    assert _parse_retry_after("Thu, 26 Nov 2026 12:00:05 GMT", lambda: now) == 5.0
+    assert _parse_retry_after("Thu, 26 Nov 2026 11:00:00 GMT", lambda: now) == 0.0
+    assert _parse_retry_after("86400", lambda: now) == RETRY_AFTER_CAP_S
+    assert _parse_retry_after("soon", lambda: now) is None
+    assert _parse_retry_after(None) is None
+
+
+def test_a_withheld_request_never_leaves_and_frees_its_place_in_the_window(base_url: str) -> None:
+    window = AdaptiveWindow(ceiling=4)
+
+    async def scenario() -> None:
+        async with _client(base_url, gate=window) as client:
+            await client.create_message(
+                to="+12125550199", body="x", from_number=SENDER, may_send=lambda: False
+            )
+
+    before = _stats(base_url)["posts"]
+    with pytest.raises(Withheld):
+        asyncio.run(scenario())
+    assert _stats(base_url)["posts"] == before
+    assert window.in_flight == 0

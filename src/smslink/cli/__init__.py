@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smslink.cli import connections, demo, runs, touchpoints
+from smslink.cli import connections, demo, optouts, runs, touchpoints
 
 app = typer.Typer(
     name="smslink",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(connections.app, name="connection")
 app.add_typer(touchpoints.app, name="touchpoint")
 app.add_typer(runs.app, name="runs")
+app.add_typer(optouts.app, name="optouts")
 app.command("send")(runs.send)
 app.command("demo")(demo.demo)
 app.command("simulator")(demo.simulator)

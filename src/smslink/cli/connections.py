@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ from smslink.models import (
     DEFAULT_POLL_ATTEMPTS,
     DEFAULT_POLL_INTERVAL_MS,
     DEFAULT_REGION,
+    DEFAULT_REQUEST_TIMEOUT_S,
     Connection,
 )
 from smslink.phone import check_region
@@ -32,6 +34,12 @@ _SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 _API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")
 #: E.164, a short code (5-6 digits) or an alphanumeric sender ID (up to 11, with a letter).
 _SENDER = re.compile(r"\+[1-9]\d{6,14}|\d{5,6}|(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+
+_MPS_HELP = (
+    "Most message segments per second from this sender (a US long code: 1, toll-free: 3, "
+    "short code: 100); 0 means no cap."
+)
+_TIMEOUT_HELP = "Seconds to wait for Twilio's answer to one request before it counts as lost."
 
 
 @app.command("add")
@@ -61,6 +69,12 @@ def add(
     region: Annotated[
         str, typer.Option(help="Country for numbers written without +.")
     ] = DEFAULT_REGION,
+    max_segments_per_second: Annotated[
+        float | None, typer.Option("--max-segments-per-second", "--mps", help=_MPS_HELP)
+    ] = None,
+    request_timeout: Annotated[
+        float, typer.Option("--request-timeout", help=_TIMEOUT_HELP)
+    ] = DEFAULT_REQUEST_TIMEOUT_S,
 ) -> None:
     """Add a connection. The auth token comes from $TWILIO_AUTH_TOKEN or a hidden prompt."""
     connection = _checked(
@@ -76,6 +90,8 @@ def add(
             poll_attempts=poll_attempts,
             concurrency=concurrency,
             region=region,
+            max_segments_per_second=max_segments_per_second,
+            request_timeout_s=request_timeout,
         )
     )
     connection.auth_token = _read_token(api_key_sid is not None)
@@ -100,6 +116,12 @@ def update_(
     poll_attempts: Annotated[int | None, typer.Option(min=1)] = None,
     concurrency: Annotated[int | None, typer.Option(min=1, max=1000)] = None,
     region: Annotated[str | None, typer.Option()] = None,
+    max_segments_per_second: Annotated[
+        float | None, typer.Option("--max-segments-per-second", "--mps", help=_MPS_HELP)
+    ] = None,
+    request_timeout: Annotated[
+        float | None, typer.Option("--request-timeout", help=_TIMEOUT_HELP)
+    ] = None,
     new_token: Annotated[
         bool, typer.Option("--new-token", help="Replace the secret ($TWILIO_AUTH_TOKEN or prompt).")
     ] = False,
@@ -117,6 +139,8 @@ def update_(
             "poll_attempts": poll_attempts,
             "concurrency": concurrency,
             "region": region,
+            "max_segments_per_second": max_segments_per_second,
+            "request_timeout_s": request_timeout,
         }
         for field_name, value in changes.items():
             if value is not None:
@@ -149,6 +173,16 @@ def _checked(c: Connection) -> Connection:
         c.region = check_region(c.region)
     except ValueError as error:
         fail(f"--region: {error}")
+    mps = c.max_segments_per_second
+    if mps is not None and not (math.isfinite(mps) and mps >= 0):
+        fail(
+            f"--max-segments-per-second {mps:g}: give segments per second above 0 "
+            "(e.g. 1 for a US long code), or 0 for no cap"
+        )
+    if mps == 0:  # 0 is how `update` takes a cap away; None is what the store keeps for it
+        c.max_segments_per_second = None
+    if not (math.isfinite(c.request_timeout_s) and c.request_timeout_s > 0):
+        fail(f"--request-timeout {c.request_timeout_s:g}: give a number of seconds above 0")
     return c
 
 
@@ -176,7 +210,17 @@ def list_() -> None:
             "No connections yet: smslink connection add NAME --account-sid AC... --from +1..."
         )
         return
-    table = Table("name", "account", "sender", "base URL", "poll", "concurrency", "region")
+    table = Table(
+        "name",
+        "account",
+        "sender",
+        "base URL",
+        "poll",
+        "concurrency",
+        "segments/s",
+        "timeout",
+        "region",
+    )
     for c in connections:
         table.add_row(
             c.name,
@@ -185,6 +229,8 @@ def list_() -> None:
             c.base_url,
             f"{c.poll_interval_ms} ms x {c.poll_attempts}",
             str(c.concurrency),
+            _rate_cap(c, "-"),
+            f"{c.request_timeout_s:g} s",
             c.region,
         )
     console.print(table)
@@ -207,9 +253,16 @@ def show(name: str) -> None:
             ("poll interval", f"{c.poll_interval_ms} ms"),
             ("poll attempts", str(c.poll_attempts)),
             ("concurrency", str(c.concurrency)),
+            ("max segments/s", _rate_cap(c, "no cap")),
+            ("request timeout", f"{c.request_timeout_s:g} s"),
             ("region", c.region),
         ]
     )
+
+
+def _rate_cap(c: Connection, none: str) -> str:
+    cap = c.max_segments_per_second
+    return none if cap is None else f"{cap:g}"
 
 
 @app.command("remove")

@@ -132,9 +132,47 @@ def simulator(
     owned_number: Annotated[
         list[str] | None, typer.Option(help="A From number the account owns (repeatable).")
     ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of recipient outcomes and fault draws.")] = 0,
+    latency_jitter_ms: Annotated[
+        float, typer.Option(help="Mean of an exponential extra delay per answer.")
+    ] = 0.0,
+    concurrency_limit: Annotated[
+        int | None, typer.Option(help="API requests in progress above this get 429/20429.")
+    ] = None,
+    retry_after_s: Annotated[
+        float | None, typer.Option(help="Retry-After on 429s (absent by default).")
+    ] = None,
+    server_error_share: Annotated[
+        float, typer.Option(help="Share of API requests answered 500/503, doing nothing.")
+    ] = 0.0,
+    reset_before_share: Annotated[
+        float, typer.Option(help="Share of API requests reset before any work.")
+    ] = 0.0,
+    reset_after_share: Annotated[
+        float, typer.Option(help="Share of creates reset after the message is stored.")
+    ] = 0.0,
+    delay_after_create_share: Annotated[
+        float, typer.Option(help="Share of creates answered late (see --delay-after-create-s).")
+    ] = 0.0,
+    delay_after_create_s: Annotated[
+        float, typer.Option(help="Extra seconds such a create's answer is held.")
+    ] = SimulatorConfig().delay_after_create_s,
+    sender_mps: Annotated[
+        float | None,
+        typer.Option(help="Segments per second each sender sends; more wait 'queued'."),
+    ] = None,
+    sender_queue_s: Annotated[
+        float, typer.Option(help="Seconds of backlog a sender's queue holds, then 21611.")
+    ] = SimulatorConfig().sender_queue_s,
+    callback_disorder: Annotated[
+        bool, typer.Option(help="Deliver status callbacks late and out of order.")
+    ] = False,
+    callback_retries: Annotated[
+        int, typer.Option(help="Retries of a status callback that failed (error or non-2xx).")
+    ] = 0,
 ) -> None:
     """Serve a Twilio-compatible API on loopback until Ctrl-C (for tests and trying out)."""
-    config = {
+    config: dict[str, object] = {
         "latency_ms": latency_ms,
         "undelivered_share": undelivered_share,
         "failed_share": failed_share,
@@ -142,9 +180,26 @@ def simulator(
         "queued_s": queued_s,
         "sending_s": sending_s,
         "sent_s": sent_s,
+        "seed": seed,
+        "latency_jitter_ms": latency_jitter_ms,
+        "concurrency_limit": concurrency_limit,
+        "retry_after_s": retry_after_s,
+        "server_error_share": server_error_share,
+        "reset_before_share": reset_before_share,
+        "reset_after_share": reset_after_share,
+        "delay_after_create_share": delay_after_create_share,
+        "delay_after_create_s": delay_after_create_s,
+        "sender_mps": sender_mps,
+        "sender_queue_s": sender_queue_s,
+        "callback_disorder": callback_disorder,
+        "callback_retries": callback_retries,
     }
     if owned_number:
         config["owned_numbers"] = frozenset(owned_number)
+    try:  # one clear line for an impossible setting, before any port is opened
+        SimulatorConfig(auth_token=auth_token, **config)
+    except ValueError as error:
+        fail(str(error))
     from smslink.simulator import main as serve_simulator  # only this command serves
 
     serve_simulator(port=port, auth_token=auth_token, **config)

@@ -27,6 +27,8 @@ from smslink.engine.counters import RunCounters
 from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.ingest import read_audience
 from smslink.engine.lease import RunLease
+from smslink.engine.optouts import OptOuts
+from smslink.engine.pacing import AdaptiveWindow
 from smslink.engine.prepare import Recipe
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import Reconciler, settle_posting
@@ -150,7 +152,9 @@ async def _send_and_track(
     lease_held: Callable[[], bool],
 ) -> None:
     """Reading the audience, sending and tracking run side by side until all is done."""
-    client = TwilioClient.for_connection(connection)
+    # Every request, polls and look-ups included, goes through one adaptive window: the
+    # account's concurrency limit counts them all.
+    client = TwilioClient.for_connection(connection, gate=AdaptiveWindow(connection.concurrency))
     async with client, ProgressWriter(store) as writer:
         tracker = Tracker(
             client=client,
@@ -177,6 +181,7 @@ async def _send_and_track(
             reconciler=reconciler,
             lease_held=lease_held,
             clock=clock,
+            optouts=OptOuts(store, connection.sender, run_id=run.id, clock=clock),
         )
         reading = asyncio.create_task(_read_rest(store, run, counters, sender.work_added))
         reading.add_done_callback(lambda task: _after_reading(task, sender))

@@ -11,12 +11,16 @@ connection itself is wrong (the run stops, unsent deliveries go back to PENDING)
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted, lease_lost
+from smslink.engine.optouts import OPTED_OUT, OptOuts
+from smslink.engine.pacing import SegmentRate
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import GRACE_S, Reconciler, outcome_unknown
 from smslink.engine.track import Tracker
@@ -33,8 +37,15 @@ from smslink.twilio import (
     Withheld,
 )
 
-#: How many times an ambiguous POST is retried after reconciliation proved it absent.
-MAX_SENDS_PER_DELIVERY = 3
+#: POSTs of one delivery whose answers were lost (each proven absent before the next)
+#: before the run stops as "Twilio is struggling". Five keeps a run going through a steady
+#: share of 5xx or resets (5% of requests: 3e-7 per record), yet stops a failing Twilio.
+MAX_SENDS_PER_DELIVERY = 5
+#: How long one delivery keeps trying while Twilio answers "too busy" (429, 21611) after
+#: the client's own retries, before the run stops to be resumed later.
+BUSY_GIVE_UP_S = 600.0
+#: Pause between those tries (jittered between half of it and all of it).
+BUSY_PAUSE_S = 2.0
 
 
 class Sender:
@@ -53,8 +64,12 @@ class Sender:
         reconciler: Reconciler,
         lease_held: Callable[[], bool] = lambda: True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        optouts: OptOuts | None = None,
     ) -> None:
         self._store = store
+        # The sender's opt-outs: skipped before their POST, and learned from 21610 answers.
+        # None (a bare Sender in a benchmark) neither skips nor remembers anyone.
+        self._optouts = optouts
         self._client = client
         self._connection = connection
         self._run_id = run_id
@@ -75,6 +90,8 @@ class Sender:
         self._claim_lock = asyncio.Lock()
         self._exhausted = False
         self._halt: RunHalted | None = None
+        cap = connection.max_segments_per_second
+        self._segment_rate = SegmentRate(cap) if cap else None
 
     async def run(self) -> None:
         """Send until nothing is PENDING; raises RunHalted on a configuration error."""
@@ -122,9 +139,16 @@ class Sender:
         return self._claimed.popleft()
 
     async def _send(self, outgoing: Outgoing) -> None:
+        if self._optouts is not None and (skip := self._optouts.skip_reason(outgoing.to)):
+            self._finish_with_error(outgoing, OPTED_OUT, skip)  # Twilio would refuse it: 21610
+            return
         key = (outgoing.to, outgoing.body)
         lost: TwilioError | None = None
-        for _ in range(MAX_SENDS_PER_DELIVERY):
+        sends = 0  # POSTs that may have reached Twilio: each one is reconciled
+        busy_since: float | None = None  # when Twilio first said "too busy" to this one
+        while sends < MAX_SENDS_PER_DELIVERY:
+            if self._segment_rate is not None:
+                await self._segment_rate.take(outgoing.segments)
             if not self._may_post(outgoing):
                 return
             try:
@@ -143,6 +167,11 @@ class Sender:
                 self.halt(f"{error}; nothing more was sent")
                 return
             except ApiError as error:
+                if error.kind is ErrorKind.RETRYABLE:  # 429/21611 outlasted the client's retries
+                    busy_since = busy_since or time.monotonic()
+                    if await self._wait_while_busy(outgoing, error, busy_since):
+                        continue  # never processed: trying again cannot duplicate it
+                    return
                 if error.kind is not ErrorKind.AMBIGUOUS:  # Twilio decided: it was not sent
                     self._refused(outgoing, error)
                     return
@@ -155,6 +184,7 @@ class Sender:
             else:
                 self._accepted(outgoing, message)
                 return
+            sends += 1
             try:
                 found = await self._reconcile(outgoing)
             except TwilioError as error:
@@ -171,6 +201,25 @@ class Sender:
             f"Twilio failed {MAX_SENDS_PER_DELIVERY} attempts in a row ({lost}); nothing "
             "more was sent",
         )
+
+    async def _wait_while_busy(self, outgoing: Outgoing, error: ApiError, since: float) -> bool:
+        """Twilio keeps answering 429 or 21611 (sender queue full): wait and try again, for
+        up to BUSY_GIVE_UP_S; then stop the run, which a later resume continues. Never the
+        record's result: nothing is wrong with it, and the message was never created."""
+        if time.monotonic() - since >= BUSY_GIVE_UP_S:
+            advice = (
+                "lower the connection's --max-segments-per-second"
+                if error.code == 21611
+                else "lower the connection's concurrency"
+            )
+            self._stop(
+                outgoing,
+                f"Twilio kept refusing for {BUSY_GIVE_UP_S / 60:.0f} minutes ({error}); nothing "
+                f"more was sent: resume later, or {advice}",
+            )
+            return False
+        await asyncio.sleep(random.uniform(BUSY_PAUSE_S / 2, BUSY_PAUSE_S))
+        return True
 
     def _may_send(self) -> bool:
         """Asked before every attempt, retries included."""
@@ -214,7 +263,10 @@ class Sender:
                 f"fix the connection (smslink connection update {self._connection.name})",
             )
             return
-        self._finish_with_error(outgoing, error.code, error.message)
+        message = error.message
+        if error.code == OPTED_OUT and self._optouts is not None:
+            message = self._optouts.record(outgoing.to, error.message)  # later ones are skipped
+        self._finish_with_error(outgoing, error.code, message)
 
     def _unknown(self, outgoing: Outgoing, reason: str) -> None:
         self._finish_with_error(outgoing, None, outcome_unknown(reason))

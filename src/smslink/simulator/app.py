@@ -1,4 +1,4 @@
-"""The simulator's HTTP face: Twilio's 2010-04-01 Messages API plus two test hooks.
+"""The simulator's HTTP face: Twilio's 2010-04-01 Messages API plus test hooks.
 
 Routes, Basic auth, request validation and error mapping live here; storage, lifecycle and
 JSON shapes live in their own modules. Handlers do constant work per request (a list walks
@@ -7,7 +7,6 @@ only its page), so the app can be driven at thousands of requests per second.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -17,13 +16,16 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from smslink.simulator import errors
+from smslink.simulator.callbacks import CallbackDispatcher
 from smslink.simulator.config import MAGIC_FROM_OK, SimulatorConfig
+from smslink.simulator.faults import make_guard
 from smslink.simulator.lifecycle import initial_snapshot
 from smslink.simulator.listing import page_json, parse_list_query
 from smslink.simulator.resources import ROOT, account_json, message_json
 from smslink.simulator.state import InvalidPageToken, SimulatorState
 
 STATE_KEY = web.AppKey("state", SimulatorState)
+CALLBACKS_KEY = web.AppKey("callbacks", CallbackDispatcher)
 
 MAX_BODY_CHARS = 1600
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -87,9 +89,20 @@ class _Authenticator:
         return user if hmac.compare_digest(secret.encode(), self._token) else None
 
 
-def _twilio_middleware(state: SimulatorState) -> Callable[..., Awaitable[web.StreamResponse]]:
+def _twilio_middleware(
+    app: web.Application, state: SimulatorState
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     auth = _Authenticator(state.config.auth_token)
-    latency_s = state.config.latency_ms / 1000
+
+    async def answer(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        try:
+            return await _authorised(request, handler, auth, state)
+        except errors.TwilioError as exc:
+            return exc.response()
+
+    # Latency, the concurrency limit and injected faults wrap the answer (faults.py).
+    guard = make_guard(state, answer)
+    app.on_shutdown.append(guard.release)  # held answers must not stall a server's stop
 
     @web.middleware
     async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -98,13 +111,7 @@ def _twilio_middleware(state: SimulatorState) -> Callable[..., Awaitable[web.Str
         counter = _COUNTERS.get(request.match_info.route.name or "")
         if counter is not None:
             setattr(state.stats, counter, getattr(state.stats, counter) + 1)
-        try:
-            response = await _authorised(request, handler, auth, state)
-        except errors.TwilioError as exc:
-            response = exc.response()
-        if latency_s:
-            await asyncio.sleep(latency_s)
-        return response
+        return await guard(request, handler)
 
     return middleware
 
@@ -182,6 +189,7 @@ async def create_message(request: web.Request) -> web.Response:
         num_media=len(media),
         status_callback=callback,
     )
+    request.app[CALLBACKS_KEY].schedule(msg)
     snap = initial_snapshot(msg.created, service is not None)
     return web.json_response(message_json(msg, snap), status=201)
 
@@ -228,6 +236,19 @@ async def get_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE_KEY].stats_json())
 
 
+async def get_messages(request: web.Request) -> web.Response:
+    """GET /_messages: every message in creation order with its status as of now (no auth,
+    never faulted), so end-to-end tests can compare a client's results with the truth."""
+    state = request.app[STATE_KEY]
+    now = state.clock()
+    keys = ("sid", "to", "from", "status", "error_code", "body")
+    items = []
+    for msg in sorted(state.messages.values(), key=lambda m: m.seq):
+        full = message_json(msg, state.snapshot(msg, now))
+        items.append({key: full[key] for key in keys} | {"from": msg.sender})
+    return web.json_response({"messages": items})
+
+
 async def post_reset(request: web.Request) -> web.Response:
     """POST /_reset: forget all messages and counters (no auth)."""
     request.app[STATE_KEY].reset()
@@ -239,13 +260,20 @@ def create_app(
 ) -> web.Application:
     """A fresh simulator app; pass `state` to share or inspect its memory (e.g. a test clock)."""
     state = state or SimulatorState(config or SimulatorConfig())
-    app = web.Application(middlewares=[_twilio_middleware(state)])
+    app = web.Application()
+    app.middlewares.append(_twilio_middleware(app, state))
     app[STATE_KEY] = state
+    # Status callbacks go out from this app's loop through one session it opens and closes.
+    callbacks = app[CALLBACKS_KEY] = CallbackDispatcher(state)
+    app.on_startup.append(callbacks.start)
+    app.on_cleanup.append(callbacks.close)
+    state.reset_hooks.append(callbacks.cancel_pending)
     accounts = f"{ROOT}/Accounts/{{account_sid}}"
     app.router.add_post(f"{accounts}/Messages.json", create_message, name="messages.create")
     app.router.add_get(f"{accounts}/Messages.json", list_messages, name="messages.list")
     app.router.add_get(f"{accounts}/Messages/{{sid}}.json", fetch_message, name="messages.fetch")
     app.router.add_get(f"{accounts}.json", fetch_account, name="account.fetch")
     app.router.add_get("/_stats", get_stats)
+    app.router.add_get("/_messages", get_messages)
     app.router.add_post("/_reset", post_reset)
     return app

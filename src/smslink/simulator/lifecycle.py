@@ -78,20 +78,27 @@ class Snapshot:
 
 
 def snapshot(
-    config: SimulatorConfig, fate: Fate, created: float, via_service: bool, now: float
+    config: SimulatorConfig,
+    fate: Fate,
+    created: float,
+    via_service: bool,
+    now: float,
+    dispatch: float | None = None,
 ) -> Snapshot:
     """The status at `now` of a message created at `created`.
 
     Phases follow Twilio: (accepted ->) queued -> sending -> sent -> delivered/undelivered,
     or failed straight from sending. With a Messaging Service the first half of the queued
-    time shows as 'accepted', while the service picks a sender.
+    time shows as 'accepted', while the service picks a sender. `dispatch` is when the
+    message leaves 'queued' (created + queued_s unless its sender's queue was backed up,
+    see SimulatorState.create); everything after follows from it.
     """
     age = now - created
-    queued_end = config.queued_s
+    queued_end = config.queued_s if dispatch is None else dispatch - created
     if age < queued_end:
-        if via_service and age < queued_end / 2:
+        if via_service and age < config.queued_s / 2:
             return Snapshot("accepted", created, None)
-        return Snapshot("queued", created + (queued_end / 2 if via_service else 0.0), None)
+        return Snapshot("queued", created + (config.queued_s / 2 if via_service else 0.0), None)
     sending_end = queued_end + config.sending_s
     if age < sending_end:
         return Snapshot("sending", created + queued_end, None)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from smslink.simulator import errors
 from smslink.simulator._segments import count_segments
 from smslink.simulator.config import SimulatorConfig
 from smslink.simulator.lifecycle import Fate, Snapshot, decide_fate, snapshot
@@ -38,6 +39,10 @@ class Message:
     status_callback: str | None
     created: float  # epoch seconds
     fate: Fate
+    #: When it leaves 'queued' (epoch seconds): created + queued_s, later when its sender's
+    #: queue is backed up (sender_mps). Stored, not recomputed: it depends on the messages
+    #: before it, and the status must stay a pure function of the clock.
+    dispatch: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,20 @@ class Stats:
     posts_by_to: Counter[str] = field(default_factory=Counter)
     #: Messages created per recipient: above 1 for a distinct recipient means a duplicate.
     messages_by_to: Counter[str] = field(default_factory=Counter)
+    #: Faults answered (faults.py): 429s, 5xx, connections dropped before / after a
+    #: create, creates whose answer was held; and the most Twilio requests in progress.
+    throttled: int = 0
+    server_errors: int = 0
+    resets_before: int = 0
+    resets_after: int = 0
+    delayed: int = 0
+    peak_concurrency: int = 0
+    #: Messages refused with 21611 because their sender's queue was full (sender_mps).
+    queue_full: int = 0
+    #: Status callbacks answered 2xx / given up after every retry / extra attempts made.
+    callbacks_sent: int = 0
+    callbacks_failed: int = 0
+    callbacks_retried: int = 0
 
 
 class InvalidPageToken(ValueError):
@@ -109,6 +128,10 @@ class SimulatorState:
         self.messages: dict[str, Message] = {}
         self.stats = Stats()
         self._seq = 0
+        #: Called by reset(), e.g. to restart the fault draws so a rerun meets the same faults.
+        self.reset_hooks: list[Callable[[], None]] = []
+        #: Per (account, sender): when its queue next has capacity (epoch seconds).
+        self._sender_free: dict[tuple[str, str], float] = {}
 
     def reset(self) -> None:
         """Forget every account, message and counter."""
@@ -116,6 +139,9 @@ class SimulatorState:
         self.messages.clear()
         self.stats = Stats()
         self._seq = 0
+        self._sender_free.clear()
+        for hook in self.reset_hooks:
+            hook()
 
     def account(self, sid: str) -> Account:
         """The account `sid`, created on first sight (any well-formed sid exists here)."""
@@ -135,7 +161,15 @@ class SimulatorState:
         num_media: int = 0,
         status_callback: str | None = None,
     ) -> Message:
-        """Store a new, already validated message and decide its fate."""
+        """Store a new, already validated message and decide its fate.
+
+        Raises errors.sender_queue_full() (21611), storing nothing, when the sender's queue
+        cannot take the message.
+        """
+        sender = from_ or self.config.service_sender
+        segments = count_segments(body)
+        created = self.clock()
+        dispatch = self._reserve_slot(account_sid, sender, segments, created)
         self._seq += 1
         prefix = "MM" if num_media else "SM"
         msg = Message(
@@ -143,14 +177,15 @@ class SimulatorState:
             sid=prefix + secrets.token_hex(16),
             account_sid=account_sid,
             to=to,
-            sender=from_ or self.config.service_sender,
+            sender=sender,
             service_sid=service_sid,
             body=body,
             num_media=num_media,
-            segments=count_segments(body),
+            segments=segments,
             status_callback=status_callback,
-            created=self.clock(),
+            created=created,
             fate=decide_fate(self.config, to),
+            dispatch=dispatch,
         )
         account = self.account(account_sid)
         account.messages.append(msg)
@@ -160,6 +195,29 @@ class SimulatorState:
         self.stats.messages_by_to[to] += 1
         return msg
 
+    def _reserve_slot(self, account_sid: str, sender: str, segments: int, now: float) -> float:
+        """When a new message from `sender` leaves 'queued', taking its place in the queue.
+
+        Like Twilio, a sender sends `sender_mps` segments per second and queues the rest:
+        the message's turn comes at max(now, sender's next free time), which then moves on by
+        segments / mps. The queued phase still lasts at least queued_s (processing), so with
+        no backlog nothing changes. A message that would leave more than sender_queue_s of
+        backlog behind it is 21611.
+        """
+        mps = self.config.sender_mps
+        if mps is None:
+            return now + self.config.queued_s
+        key = (account_sid, sender)
+        turn = max(now, self._sender_free.get(key, now))
+        free = turn + segments / mps
+        # A hair of tolerance so that exactly sender_queue_s of backlog still fits despite
+        # the float sum of many segments / mps steps.
+        if free - now > self.config.sender_queue_s + 1e-9:
+            self.stats.queue_full += 1
+            raise errors.sender_queue_full()
+        self._sender_free[key] = free
+        return turn + self.config.queued_s
+
     def get(self, account_sid: str, sid: str) -> Message | None:
         """The message `sid` when it belongs to `account_sid`."""
         msg = self.messages.get(sid)
@@ -168,7 +226,8 @@ class SimulatorState:
     def snapshot(self, msg: Message, now: float | None = None) -> Snapshot:
         """The status of `msg` now (or at `now`)."""
         at = self.clock() if now is None else now
-        return snapshot(self.config, msg.fate, msg.created, msg.service_sid is not None, at)
+        via_service = msg.service_sid is not None
+        return snapshot(self.config, msg.fate, msg.created, via_service, at, msg.dispatch)
 
     def page(
         self,
@@ -246,4 +305,14 @@ class SimulatorState:
             "posts_by_to": dict(s.posts_by_to),
             "messages_by_to": dict(s.messages_by_to),
             "messages": len(self.messages),
+            "throttled": s.throttled,
+            "server_errors": s.server_errors,
+            "resets_before": s.resets_before,
+            "resets_after": s.resets_after,
+            "delayed": s.delayed,
+            "peak_concurrency": s.peak_concurrency,
+            "queue_full": s.queue_full,
+            "callbacks_sent": s.callbacks_sent,
+            "callbacks_failed": s.callbacks_failed,
+            "callbacks_retried": s.callbacks_retried,
         }

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from smslink.models import Delivery, ResultStatus, Run, RunState, Stage, Touchpoint
+from smslink.models import Delivery, OptOut, ResultStatus, Run, RunState, Stage, Touchpoint
 
 #: Enum members by stored value: a dict lookup is several times cheaper than calling the
 #: enum, which shows when streaming a 100,000-row run into a results file.
@@ -104,4 +104,15 @@ def to_run(r: Row[Any]) -> Run:
         finished_at=r.finished_at,
         settings=json.loads(r.settings_json),
         audience_complete=bool(r.audience_complete),
+    )
+
+
+def to_optout(r: Row[Any]) -> OptOut:
+    return OptOut(
+        sender=r.sender,
+        phone=r.phone,
+        created_at=r.created_at,
+        run_id=r.run_id,
+        source=r.source,
+        message=r.message,
     )

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,11 +21,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
+from smslink.models import DEFAULT_REQUEST_TIMEOUT_S
+
 #: Bump with every change to the tables below, and teach `Store` to migrate from the old one.
-SCHEMA_VERSION = 1
+#: 1: the first release. 2: connections.max_segments_per_second and .request_timeout_s, and
+#: the optouts table.
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -76,6 +82,16 @@ connections = Table(
     Column("poll_attempts", Integer, nullable=False),
     Column("concurrency", Integer, nullable=False),
     Column("region", String(8), nullable=False),
+    # Added in version 2 (Store adds them to older databases). NULL: no cap, as before. The
+    # timeout needs a server default: ALTER TABLE ADD COLUMN ... NOT NULL fills the rows a
+    # version 1 database already holds with it.
+    Column("max_segments_per_second", Float),
+    Column(
+        "request_timeout_s",
+        Float,
+        nullable=False,
+        server_default=text(repr(float(DEFAULT_REQUEST_TIMEOUT_S))),
+    ),
 )
 
 touchpoints = Table(
@@ -143,4 +159,21 @@ deliveries = Table(
     Index("ix_deliveries_run_stage_seq", "run_id", "stage", "seq"),
     # status callbacks arrive with only the sid.
     Index("ix_deliveries_message_sid", "message_sid"),
+)
+
+# Recipients who replied STOP to a sender (Twilio error 21610), so later runs skip them. Keyed
+# by sender and phone: an opt-out is between one recipient and one sender (a From number, or a
+# Messaging Service, which Twilio treats as one sender for STOP), never global. No foreign
+# keys: an opt-out outlives the run that learned it and any connection using that sender.
+optouts = Table(
+    "optouts",
+    metadata,
+    Column("sender", String(64), primary_key=True),
+    Column("phone", String(32), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("run_id", Integer),
+    Column("source", String(32), nullable=False),
+    Column("message", Text),
+    # `optouts remove PHONE` without a sender removes the phone's opt-outs for every sender.
+    Index("ix_optouts_phone", "phone"),
 )

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import EllipsisType
 from typing import Any
 
+from sqlalchemy import Connection as DBConnection
 from sqlalchemy import (
     Engine,
     Row,
@@ -30,16 +31,21 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
+    text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from smslink.models import (
     Connection,
     Delivery,
+    OptOut,
     Outgoing,
     Progress,
     Run,
@@ -57,6 +63,7 @@ from smslink.store.rows import (
     dumps,
     sqlite_datetime_text,
     to_delivery,
+    to_optout,
     to_run,
     to_touchpoint,
 )
@@ -66,6 +73,7 @@ from smslink.store.schema import (
     deliveries,
     meta,
     metadata,
+    optouts,
     runs,
     touchpoints,
 )
@@ -112,7 +120,8 @@ def open_store(url: str | None = None, *, secret_box: SecretBox | None = None) -
 
 
 class Store:
-    """Connections, touchpoints, runs and their deliveries; see the module docstring."""
+    """Connections, touchpoints, runs and their deliveries, and opt-outs; see the module
+    docstring."""
 
     def __init__(self, url: str, secret_box: SecretBox) -> None:
         self._box = secret_box
@@ -214,6 +223,8 @@ class Store:
             "poll_attempts": c.poll_attempts,
             "concurrency": c.concurrency,
             "region": c.region,
+            "max_segments_per_second": c.max_segments_per_second,
+            "request_timeout_s": c.request_timeout_s,
         }
 
     def _to_connection(self, r: Row[Any]) -> Connection:
@@ -229,6 +240,8 @@ class Store:
             poll_attempts=r.poll_attempts,
             concurrency=r.concurrency,
             region=r.region,
+            max_segments_per_second=r.max_segments_per_second,
+            request_timeout_s=r.request_timeout_s,
         )
 
     # -- touchpoints ------------------------------------------------------------------
@@ -544,6 +557,65 @@ class Store:
                 t.by_status[status] = t.by_status.get(status, 0) + n
         return t
 
+    # -- opt-outs ---------------------------------------------------------------------
+
+    def add_optout(self, o: OptOut) -> bool:
+        """Remember that `o.phone` opted out of `o.sender`; True when this is news.
+
+        Idempotent in one statement (INSERT ... ON CONFLICT DO NOTHING): two workers or two
+        processes that both hear 21610 for the same pair neither fail nor race, and the
+        first sighting (its time, run and message) is the one kept.
+        """
+        dialect_insert = pg_insert if self._postgres else sqlite_insert
+        stmt = (
+            dialect_insert(optouts)
+            .values(
+                sender=o.sender,
+                phone=o.phone,
+                created_at=o.created_at,
+                run_id=o.run_id,
+                source=o.source,
+                message=o.message,
+            )
+            .on_conflict_do_nothing(index_elements=["sender", "phone"])
+            # RETURNING, not rowcount: on PostgreSQL this insert reports a rowcount of -1.
+            .returning(optouts.c.phone)
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def get_optout(self, sender: str, phone: str) -> OptOut | None:
+        """The opt-out of `phone` from `sender`, or None when they have not opted out."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(optouts).where(optouts.c.sender == sender, optouts.c.phone == phone)
+            ).first()
+        return None if row is None else to_optout(row)
+
+    def load_optouts(self, sender: str) -> dict[str, OptOut]:
+        """Every opt-out from `sender`, by phone: loaded once when a run starts, so checking
+        a recipient costs a dict lookup rather than a query per message."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(optouts).where(optouts.c.sender == sender)).all()
+        return {r.phone: to_optout(r) for r in rows}
+
+    def list_optouts(self, sender: str | None = None) -> list[OptOut]:
+        """Opt-outs by sender, oldest first within each; only `sender`'s when given."""
+        stmt = select(optouts).order_by(optouts.c.sender, optouts.c.created_at, optouts.c.phone)
+        if sender is not None:
+            stmt = stmt.where(optouts.c.sender == sender)
+        with self._engine.connect() as conn:
+            return [to_optout(r) for r in conn.execute(stmt).all()]
+
+    def remove_optouts(self, phone: str, sender: str | None = None) -> int:
+        """Forget `phone`'s opt-out from `sender`, or from every sender when None (they
+        replied START, or were recorded by mistake); returns how many were removed."""
+        stmt = delete(optouts).where(optouts.c.phone == phone)
+        if sender is not None:
+            stmt = stmt.where(optouts.c.sender == sender)
+        with self._engine.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
+
     # -- plumbing ---------------------------------------------------------------------
 
     def _exists(self, column: Any, value: object) -> bool:
@@ -551,28 +623,97 @@ class Store:
             return conn.execute(select(column).where(column == value)).first() is not None
 
     def _ensure_schema(self) -> None:
-        """Create missing tables and record the schema version. Several processes may open
-        a fresh database at once; the loser of a creation race just tries again."""
+        """Create a fresh database, or upgrade an older one in place, and record the version.
+
+        An up-to-date database costs one read. Otherwise the work happens under a lock held
+        to the end of the transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock
+        per schema), so when several processes open the database at once one upgrades it and
+        the others then find it done. Each step also checks before it changes anything, so a
+        database changed only part of the way (e.g. a column added by hand) is completed
+        rather than failed on; any other loser of a race just tries again.
+        """
         for attempt in range(3):
             try:
                 with self._engine.begin() as conn:
-                    metadata.create_all(conn)
-                    found = conn.execute(
-                        select(meta.c.value).where(meta.c.key == "schema_version")
-                    ).scalar()
+                    if self._check_version(conn) == SCHEMA_VERSION:
+                        return
+                    self._lock_schema(conn)
+                    found = self._check_version(conn)  # again: another process may have won
+                    if found == SCHEMA_VERSION:
+                        return
+                    metadata.create_all(conn)  # a fresh database, or tables added since
+                    _upgrade_columns(conn)
                     if found is None:
                         conn.execute(
                             insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION))
                         )
-                    elif int(found) > SCHEMA_VERSION:
-                        raise SchemaTooNew(
-                            f"the database has schema version {found}, this smslink knows "
-                            f"up to {SCHEMA_VERSION}: upgrade smslink"
+                    else:
+                        conn.execute(
+                            update(meta)
+                            .where(meta.c.key == "schema_version")
+                            .values(value=str(SCHEMA_VERSION))
                         )
                 return
             except DBAPIError:
                 if attempt == 2:
                     raise
+
+    def _check_version(self, conn: DBConnection) -> int | None:
+        """The stored schema version (None for a database without one); SchemaTooNew when
+        a newer smslink wrote it, which this one must not touch."""
+        if not inspect(conn).has_table(meta.name):
+            return None
+        found = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+        if found is None:
+            return None
+        if int(found) > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database has schema version {found}, this smslink knows "
+                f"up to {SCHEMA_VERSION}: upgrade smslink"
+            )
+        return int(found)
+
+    def _lock_schema(self, conn: DBConnection) -> None:
+        """Hold the right to change the schema until this transaction ends."""
+        if self._postgres:
+            # Keyed by schema: tests and tenants with their own schemas do not wait on each
+            # other. current_schema() is NULL when the search_path names no existing schema.
+            conn.execute(text(_PG_SCHEMA_LOCK))
+        else:
+            # Python's sqlite3 runs DDL outside a transaction unless one is open; this opens
+            # one that takes the write lock at once, so the upgrade is atomic and serialised.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: Serialises schema changes per PostgreSQL schema until the transaction ends.
+_PG_SCHEMA_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtext('smslink:' || coalesce(current_schema(), '')))"
+)
+
+#: Columns added after version 1, in the order they were added. A database that lacks one
+#: gets it with exactly the definition CREATE TABLE would have given it.
+_ADDED_COLUMNS = (
+    connections.c.max_segments_per_second,  # version 2
+    connections.c.request_timeout_s,  # version 2
+)
+
+
+def _upgrade_columns(conn: DBConnection) -> None:
+    """Add every column an older schema lacks (ALTER TABLE ... ADD COLUMN, with the server
+    default that fills existing rows). Checks first, so it is safe to run on any version."""
+    inspector = inspect(conn)
+    ddl = conn.dialect.ddl_compiler(conn.dialect, None)
+    present: dict[str, set[str]] = {}
+    for column in _ADDED_COLUMNS:
+        table = column.table.name
+        if table not in present:
+            present[table] = {c["name"] for c in inspector.get_columns(table)}
+        if column.name in present[table]:
+            continue
+        quoted = conn.dialect.identifier_preparer.format_table(column.table)
+        conn.exec_driver_sql(
+            f"ALTER TABLE {quoted} ADD COLUMN {ddl.get_column_specification(column)}"
+        )
 
 
 def _aware(moment: datetime) -> datetime:

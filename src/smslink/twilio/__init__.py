@@ -1,4 +1,5 @@
-"""Twilio's HTTP API: the client, and its errors grouped by what to do about them."""
+"""Twilio's HTTP API: the client, its errors grouped by what to do about them, and the
+request signature for checking status callbacks."""
 
 from smslink.twilio.client import Message, TwilioClient
 from smslink.twilio.errors import (
@@ -11,6 +12,7 @@ from smslink.twilio.errors import (
     TwilioError,
     Withheld,
 )
+from smslink.twilio.signature import compute_signature, is_valid_signature
 
 __all__ = [
     "AnswerLost",
@@ -23,4 +25,6 @@ __all__ = [
     "TwilioClient",
     "TwilioError",
     "Withheld",
+    "compute_signature",
+    "is_valid_signature",
 ]

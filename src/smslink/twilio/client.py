@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
 from urllib.parse import quote, quote_plus
 
 import aiohttp
@@ -42,6 +43,24 @@ DEFAULT_MAX_RETRIES = 6
 #: First backoff step in seconds; doubled each retry, capped, with full jitter.
 BACKOFF_BASE_S = 0.25
 BACKOFF_CAP_S = 8.0
+#: The longest a server's Retry-After is obeyed for one retry: past it the answer is more
+#: likely a misconfigured proxy than Twilio, and the caller's own patience takes over.
+RETRY_AFTER_CAP_S = 60.0
+
+
+class RequestGate(Protocol):
+    """Admits each HTTP request (retries included) and hears whether Twilio throttled it.
+
+    The policy (how many at once) belongs to the caller; the client only reports answers.
+    """
+
+    async def acquire(self) -> Any:
+        """Wait until a request may go out; returns a ticket for `release`."""
+        ...
+
+    def release(self, ticket: Any, *, throttled: bool) -> None:
+        """The request is over; `throttled` when Twilio answered 429."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +147,9 @@ class TwilioClient:
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 30.0,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        gate: RequestGate | None = None,
     ) -> None:
+        self._gate = gate
         self._base = base_url.rstrip("/")
         self._account_url = URL(f"{self._base}/Accounts/{quote(account_sid)}.json")
         self._messages_url = URL(f"{self._base}/Accounts/{quote(account_sid)}/Messages.json")
@@ -149,14 +170,19 @@ class TwilioClient:
         self.requests: dict[str, int] = {"create": 0, "fetch": 0, "list": 0, "account": 0}
 
     @classmethod
-    def for_connection(cls, connection: Connection, **options: float) -> TwilioClient:
-        """A client for a configured connection: its URL, credentials and concurrency."""
+    def for_connection(
+        cls, connection: Connection, *, gate: RequestGate | None = None, **options: float
+    ) -> TwilioClient:
+        """A client for a configured connection: its URL, credentials, concurrency and
+        answer timeout; `gate` (e.g. an adaptive window) admits each request."""
+        options.setdefault("read_timeout_s", connection.request_timeout_s)
         return cls(
             base_url=connection.base_url,
             account_sid=connection.account_sid,
             username=connection.username,
             password=connection.auth_token,
             max_connections=connection.concurrency,
+            gate=gate,
             **options,  # type: ignore[arg-type]
         )
 
@@ -275,19 +301,30 @@ class TwilioClient:
         retry: bool = True,
         may_send: Callable[[], bool] | None = None,
     ) -> dict:
+        gate = self._gate
         attempt = 0
         while True:
-            if may_send is not None and not may_send():
-                raise Withheld(f"{method} {url.path} withheld by the caller: not sent")
+            ticket = await gate.acquire() if gate is not None else None
+            throttled = False
             try:
+                # Asked once the gate admits the request: waiting there can take a while.
+                if may_send is not None and not may_send():
+                    raise Withheld(f"{method} {url.path} withheld by the caller: not sent")
                 return await self._request_once(method, url, body)
+            except Withheld:
+                raise
             except TwilioError as error:
+                throttled = isinstance(error, ApiError) and error.status == 429
                 if not retry or error.kind is not ErrorKind.RETRYABLE:
                     raise
                 if attempt >= self._max_retries:
                     raise
-                await asyncio.sleep(_backoff(attempt, getattr(error, "retry_after", None)))
-                attempt += 1
+                delay = _backoff(attempt, getattr(error, "retry_after", None))
+            finally:
+                if gate is not None:
+                    gate.release(ticket, throttled=throttled)
+            await asyncio.sleep(delay)
+            attempt += 1
 
     async def _request_once(self, method: str, url: URL, body: bytes | None) -> dict:
         session = self._session
@@ -355,13 +392,20 @@ def _api_error(status: int, raw: bytes, method: str, retry_after: str | None) ->
     )
 
 
-def _parse_retry_after(value: str | None) -> float | None:
+def _parse_retry_after(
+    value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> float | None:
+    """Seconds to wait per `Retry-After`: delay-seconds or an HTTP date (RFC 9110), capped."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        return None
+        try:
+            seconds = (parsedate_to_datetime(value) - now()).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(RETRY_AFTER_CAP_S, max(0.0, seconds))
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:

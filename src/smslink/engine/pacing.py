@@ -1,0 +1,152 @@
+"""How fast a run talks to Twilio: an adaptive request window and an optional segment rate.
+
+Twilio limits concurrent API requests per account (no published number; about 100 is the
+usual figure, and other tools share the account) and answers 429/20429 above it. A run
+configured for more than the account allows must not spend its time bouncing off that
+limit, so the window of requests in flight adapts AIMD-style, as TCP does:
+
+- slow start: the window begins small and grows by one per answered request (doubling
+  per round trip) until the first 429;
+- congestion avoidance: after that it grows by one per window's worth of answers, and
+  each 429 shrinks it to the number of requests that were in flight when the rejected one
+  was sent, times BACKOFF_FACTOR: close under the server's limit, not at half of it;
+- careful probing: the refused request shows where the limit lies (one below the load it
+  was sent into); the window regrows to there at the usual pace but probes past it
+  PROBE_SLOWDOWN times slower, so a steady limit costs a 429 only every few hundred
+  requests rather than every few dozen, and a limit that rises is still found;
+- one decrease per round: 429s for requests sent before the last decrease say nothing new
+  (they were sent into the old, larger window), so they do not shrink it again.
+
+Sender throughput (MPS) is counted in segments: a US long code sends 1 per second and
+Twilio queues the rest, up to about ten hours' worth, then answers 21611. A connection
+may therefore cap segments per second, which SegmentRate spreads evenly over time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: Where the window starts: small enough that a low server limit costs few 429s, and
+#: slow start reaches any higher limit within a handful of round trips.
+INITIAL_WINDOW = 8
+#: A 429 sets the window to this share of what was in flight when it was sent.
+BACKOFF_FACTOR = 0.9
+#: How much slower the window grows past the last limit it ran into.
+PROBE_SLOWDOWN = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One admitted request: the window generation and load it was sent into."""
+
+    generation: int
+    in_flight: int
+
+
+class AdaptiveWindow:
+    """An AIMD limit on requests in flight, between 1 and the connection's concurrency.
+
+    Implements the client's RequestGate: `acquire` before each HTTP request (retries
+    included), `release` with whether Twilio answered 429.
+    """
+
+    def __init__(self, ceiling: int, initial: int = INITIAL_WINDOW) -> None:
+        if ceiling < 1:
+            raise ValueError("ceiling must be at least 1")
+        self.ceiling = ceiling
+        self._window = float(min(ceiling, max(1, initial)))
+        self._slow_start = True
+        self._generation = 0  # bumped by every decrease
+        self._limit_seen: float | None = None  # where the last 429 put the server's limit
+        self._in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        #: Requests answered 429, and decreases made: for progress and benchmarks.
+        self.throttled = 0
+        self.decreases = 0
+
+    @property
+    def window(self) -> int:
+        """Requests that may be in flight right now."""
+        return max(1, int(self._window))
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def acquire(self) -> Ticket:
+        """Wait (first come, first served) for room in the window; the ticket goes back
+        to `release`."""
+        if self._in_flight >= self.window or self._waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif not waiter.cancelled():
+                    self._in_flight -= 1  # admitted just as it was cancelled
+                    self._wake()
+                raise
+        else:
+            self._in_flight += 1
+        return Ticket(self._generation, self._in_flight)
+
+    def release(self, ticket: Ticket, *, throttled: bool) -> None:
+        """Give the slot back and learn from the answer."""
+        self._in_flight -= 1
+        if throttled:
+            self.throttled += 1
+            if ticket.generation == self._generation:  # sent into the current window
+                self._decrease(ticket.in_flight)
+        elif self._slow_start:
+            self._window = min(self.ceiling, self._window + 1)
+        else:
+            step = 1 / self._window
+            if self._limit_seen is not None and self._window >= self._limit_seen:
+                step /= PROBE_SLOWDOWN
+            self._window = min(self.ceiling, self._window + step)
+        self._wake()
+
+    def _decrease(self, load: int) -> None:
+        self._slow_start = False
+        self._generation += 1
+        self.decreases += 1
+        self._limit_seen = max(1, load - 1)
+        self._window = max(1.0, min(self._window, load) * BACKOFF_FACTOR)
+
+    def _wake(self) -> None:
+        """Admit waiters while the window has room; each is counted in flight at once,
+        so a request arriving meanwhile cannot overtake them."""
+        while self._waiters and self._in_flight < self.window:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._in_flight += 1
+                waiter.set_result(None)
+
+
+class SegmentRate:
+    """Spreads sends so that at most `per_second` segments start each second.
+
+    Each send books the next free moment for its segments and sleeps until then, so
+    concurrent workers line up without a burst (Twilio's per-sender queue stays empty).
+    """
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.per_second = per_second
+        self._clock = clock
+        self._next_free = 0.0
+
+    async def take(self, segments: int) -> None:
+        """Wait until `segments` more segments may be sent."""
+        now = self._clock()
+        start = max(now, self._next_free)
+        self._next_free = start + max(1, segments) / self.per_second
+        if start > now:
+            await asyncio.sleep(start - now)

@@ -1,0 +1,83 @@
+"""OptOuts, the run's view of one sender's opt-outs, over a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from smslink.engine.optouts import OPTED_OUT, OptOuts, refused_message, skipped_message
+from smslink.models import OptOut
+from smslink.secrets import SecretBox
+from smslink.store import Store, open_store
+
+SENDER = "+15005550006"
+PHONE = "+12125550101"
+TWILIO_SAYS = "Attempt to send to unsubscribed recipient"
+FIRST = datetime(2026, 11, 26, 23, 59, tzinfo=UTC)
+LATER = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(
+        f"sqlite:///{tmp_path / 'smslink.db'}", secret_box=SecretBox(Fernet.generate_key())
+    )
+    yield s
+    s.close()
+
+
+def test_loaded_once_for_its_sender(store: Store):
+    store.add_optout(OptOut(SENDER, PHONE, FIRST))
+    store.add_optout(OptOut("MG" + "0" * 32, "+12125550102", FIRST))
+
+    optouts = OptOuts(store, SENDER)
+    store.add_optout(OptOut(SENDER, "+12125550103", FIRST))  # after loading: not seen
+
+    assert len(optouts) == 1
+    assert optouts.is_opted_out(PHONE)
+    assert not optouts.is_opted_out("+12125550102")  # another sender's
+    assert not optouts.is_opted_out("+12125550103")
+    assert optouts.skip_reason("+12125550102") is None
+
+
+def test_record_stores_at_once_and_later_checks_skip(store: Store):
+    optouts = OptOuts(store, SENDER, run_id=4, clock=lambda: FIRST)
+
+    said = optouts.record(PHONE, TWILIO_SAYS)
+
+    assert said == refused_message(PHONE, SENDER, TWILIO_SAYS)
+    assert f"{PHONE} unsubscribed from messages from {SENDER}" in said
+    assert f"Twilio error {OPTED_OUT}: {TWILIO_SAYS}" in said
+    assert store.get_optout(SENDER, PHONE) == OptOut(SENDER, PHONE, FIRST, 4, "twilio", TWILIO_SAYS)
+    assert optouts.is_opted_out(PHONE)
+    assert optouts.skip_reason(PHONE) == (
+        f"not sent: {PHONE} opted out of messages from {SENDER} (replied STOP; Twilio error "
+        f"21610, first seen 2026-11-26); if they opted back in, run "
+        f"`smslink optouts remove {PHONE} --sender {SENDER}`"
+    )
+    assert OptOuts(store, SENDER).is_opted_out(PHONE)  # the next run knows too
+
+
+def test_recording_twice_keeps_the_first_sighting(store: Store):
+    elsewhere = OptOuts(store, SENDER, run_id=1, clock=lambda: FIRST)
+    here = OptOuts(store, SENDER, run_id=2, clock=lambda: LATER)  # loaded before run 1 wrote
+    elsewhere.record(PHONE, TWILIO_SAYS)
+
+    here.record(PHONE, TWILIO_SAYS)
+    here.record(PHONE, "said again")
+
+    assert store.list_optouts() == [OptOut(SENDER, PHONE, FIRST, 1, "twilio", TWILIO_SAYS)]
+    assert "first seen 2026-11-26" in (here.skip_reason(PHONE) or "")
+
+
+def test_messages_quote_senders_the_shell_would_split(store: Store):
+    optout = OptOut("My Shop", PHONE, FIRST)
+    assert "`smslink optouts remove +12125550101 --sender 'My Shop'`" in skipped_message(optout)
+    assert refused_message(PHONE, "My Shop", None).startswith(
+        f"not sent: {PHONE} unsubscribed from messages from My Shop (replied STOP; Twilio "
+        "error 21610)."
+    )
