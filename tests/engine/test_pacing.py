@@ -149,3 +149,15 @@ def test_segment_rate_spreads_real_sends_over_time() -> None:
     assert asyncio.run(scenario()) >= 0.19  # 20 gaps of 10 ms after the first
     with pytest.raises(ValueError):
         SegmentRate(0)
+
+
+def test_a_request_that_got_no_answer_neither_grows_nor_shrinks_the_window() -> None:
+    async def scenario() -> tuple[int, int]:
+        window = AdaptiveWindow(ceiling=100)
+        before = window.window
+        for _ in range(5):
+            window.release(await window.acquire(), answered=False, throttled=False)
+        return before, window.window
+
+    before, after = asyncio.run(scenario())
+    assert after == before

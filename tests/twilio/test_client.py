@@ -69,15 +69,18 @@ def test_create_fetch_and_list_round_trip(base_url: str) -> None:
         ("+15005550001", SENDER, 21211, ErrorKind.RECIPIENT),
         ("+15005550004", SENDER, 21610, ErrorKind.RECIPIENT),
         ("+15005550009", SENDER, 21614, ErrorKind.RECIPIENT),
+        ("+15005550002", SENDER, 21612, ErrorKind.RECIPIENT),
+        ("+15005550003", SENDER, 21408, ErrorKind.RECIPIENT),
         ("+12125550100", "+15005550001", 21212, ErrorKind.CONFIGURATION),
         ("+12125550100", "+15005550007", 21606, ErrorKind.CONFIGURATION),
+        ("+12125550100", "+15005550008", 21611, ErrorKind.RETRYABLE),
     ],
 )
 def test_api_errors_carry_twilio_code_and_what_to_do(
     base_url: str, to: str, from_number: str, code: int, kind: ErrorKind
 ) -> None:
     async def scenario() -> ApiError:
-        async with _client(base_url) as client:
+        async with _client(base_url, max_retries=0) as client:
             with pytest.raises(ApiError) as raised:
                 await client.create_message(to=to, body="x", from_number=from_number)
             return raised.value
@@ -203,3 +206,45 @@ def test_a_withheld_request_never_leaves_and_frees_its_place_in_the_window(base_
         asyncio.run(scenario())
     assert _stats(base_url)["posts"] == before
     assert window.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "post_kind", "get_kind", "raised"),
+    [
+        ("server_error_share", ErrorKind.AMBIGUOUS, ErrorKind.RETRYABLE, ApiError),
+        ("reset_before_share", ErrorKind.AMBIGUOUS, ErrorKind.RETRYABLE, AnswerLost),
+    ],
+)
+def test_a_post_that_may_have_been_processed_is_ambiguous_a_get_is_retryable(
+    fault: str, post_kind: ErrorKind, get_kind: ErrorKind, raised: type[Exception]
+) -> None:
+    broken = SimulatorConfig(auth_token=TOKEN, **{fault: 1.0})
+    with run_in_thread(broken) as url:
+
+        async def scenario() -> list[BaseException]:
+            async with _client(url, max_retries=0) as client:
+                return await asyncio.gather(
+                    client.create_message(to="+12125550100", body="x", from_number=SENDER),
+                    client.fetch_message("SM" + "0" * 32),
+                    return_exceptions=True,
+                )
+
+        post_error, get_error = asyncio.run(scenario())
+        assert _stats(url)["messages"] == 0
+    assert isinstance(post_error, raised) and isinstance(get_error, raised)
+    assert post_error.kind is post_kind  # type: ignore[attr-defined]
+    assert get_error.kind is get_kind  # type: ignore[attr-defined]
+
+
+def test_an_unknown_account_is_a_configuration_error(base_url: str) -> None:
+    async def scenario() -> None:
+        client = TwilioClient(
+            base_url=base_url, account_sid="ACnot-an-account", username=ACCOUNT, password=TOKEN
+        )
+        async with client:
+            await client.fetch_account()
+
+    with pytest.raises(ApiError) as raised:
+        asyncio.run(scenario())
+    assert (raised.value.code, raised.value.status) == (20404, 404)
+    assert raised.value.kind is ErrorKind.CONFIGURATION

@@ -96,9 +96,15 @@ class AdaptiveWindow:
             self._in_flight += 1
         return Ticket(self._generation, self._in_flight)
 
-    def release(self, ticket: Ticket, *, throttled: bool) -> None:
-        """Give the slot back and learn from the answer."""
+    def release(self, ticket: Ticket, *, throttled: bool, answered: bool = True) -> None:
+        """Give the slot back and learn from the answer; a request that got none (withheld,
+        connection lost) teaches nothing, so the window stays as it is."""
         self._in_flight -= 1
+        if answered:
+            self._learn(ticket, throttled)
+        self._wake()
+
+    def _learn(self, ticket: Ticket, throttled: bool) -> None:
         if throttled:
             self.throttled += 1
             if ticket.generation == self._generation:  # sent into the current window
@@ -110,7 +116,6 @@ class AdaptiveWindow:
             if self._limit_seen is not None and self._window >= self._limit_seen:
                 step /= PROBE_SLOWDOWN
             self._window = min(self.ceiling, self._window + step)
-        self._wake()
 
     def _decrease(self, load: int) -> None:
         self._slow_start = False

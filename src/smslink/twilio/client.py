@@ -58,8 +58,9 @@ class RequestGate(Protocol):
         """Wait until a request may go out; returns a ticket for `release`."""
         ...
 
-    def release(self, ticket: Any, *, throttled: bool) -> None:
-        """The request is over; `throttled` when Twilio answered 429."""
+    def release(self, ticket: Any, *, answered: bool, throttled: bool) -> None:
+        """The request is over: `answered` when the server answered at all (not withheld,
+        not a lost connection), `throttled` when that answer was 429."""
         ...
 
 
@@ -305,15 +306,18 @@ class TwilioClient:
         attempt = 0
         while True:
             ticket = await gate.acquire() if gate is not None else None
-            throttled = False
+            answered = throttled = False
             try:
                 # Asked once the gate admits the request: waiting there can take a while.
                 if may_send is not None and not may_send():
                     raise Withheld(f"{method} {url.path} withheld by the caller: not sent")
-                return await self._request_once(method, url, body)
+                data = await self._request_once(method, url, body)
+                answered = True
+                return data
             except Withheld:
                 raise
             except TwilioError as error:
+                answered = isinstance(error, ApiError | NotTwilio)
                 throttled = isinstance(error, ApiError) and error.status == 429
                 if not retry or error.kind is not ErrorKind.RETRYABLE:
                     raise
@@ -322,7 +326,7 @@ class TwilioClient:
                 delay = _backoff(attempt, getattr(error, "retry_after", None))
             finally:
                 if gate is not None:
-                    gate.release(ticket, throttled=throttled)
+                    gate.release(ticket, answered=answered, throttled=throttled)
             await asyncio.sleep(delay)
             attempt += 1
 
