@@ -85,12 +85,16 @@ def test_a_faulty_twilio_still_gets_one_message_and_one_true_result_per_record(
     source = audience(tmp_path / "audience.csv", RECORDS)
     out = tmp_path / "results.csv"
 
-    cli.run("send", "hello", "--input", str(source), "--output", str(out), timeout=300)
+    sent = cli.run("send", "hello", "--input", str(source), "--output", str(out), timeout=300)
 
     rows = read_csv(out)
     assert [r["id"] for r in rows] == [f"C{i:05d}" for i in range(RECORDS)]
     stats = simulator.stats()
     assert stats[chosen.evidence] > 0, f"the fault never happened: {stats}"
+    if chosen.evidence == "throttled":  # the user learns the account's limit
+        said = " ".join(sent.stdout.split())
+        assert f"Twilio answered {stats['throttled']:,} requests with 429" in said
+        assert "smslink connection update sim --concurrency" in said
     assert max(stats["messages_by_to"].values()) == 1  # nobody received two messages
     messages = _simulator_messages(simulator)
     reported = {r["message_sid"]: r for r in rows if r["message_sid"]}

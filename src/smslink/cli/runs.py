@@ -65,6 +65,7 @@ def send(
         except KeyboardInterrupt:
             _interrupted(run_id)
         print_summary(store, run)
+        print_throttling(counters, run.connection)
 
 
 def _dry_run(touchpoint: str, input_: Path, output: Path, encoding: str | None) -> None:
@@ -107,6 +108,20 @@ def _interrupted(run_id: int | None) -> None:
             f"Interrupted. Run {run_id} is saved; finish it with: smslink runs resume {run_id}"
         )
     raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def print_throttling(counters: RunCounters, connection: str) -> None:
+    """Say so when Twilio throttled the run, and what concurrency would have avoided it."""
+    if not counters.throttled or counters.settled_concurrency is None:
+        return
+    settled = counters.settled_concurrency
+    console.print(
+        f"Twilio answered {counters.throttled:,} requests with 429 (too many at once; each was "
+        f"retried, none sent twice). The run settled at about {settled} requests at once; "
+        f"`smslink connection update {connection} --concurrency {settled}` avoids the search "
+        "next time.",
+        highlight=False,
+    )
 
 
 def print_summary(store: Store, run: Run) -> None:
@@ -197,3 +212,4 @@ def resume(run_id: int) -> None:
         except KeyboardInterrupt:
             _interrupted(run_id)
         print_summary(store, run)
+        print_throttling(counters, run.connection)

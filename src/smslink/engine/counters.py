@@ -19,6 +19,10 @@ class RunCounters:
     posted: int = 0  # messages Twilio accepted
     done: int = 0  # records with a final result
     by_status: Counter[str] = field(default_factory=Counter)
+    #: Requests Twilio answered 429, and the requests in flight the run settled at (set
+    #: when sending and tracking end): how a user learns the account's real limit.
+    throttled: int = 0
+    settled_concurrency: int | None = None
 
     @property
     def errors(self) -> int:

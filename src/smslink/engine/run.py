@@ -154,7 +154,25 @@ async def _send_and_track(
     """Reading the audience, sending and tracking run side by side until all is done."""
     # Every request, polls and look-ups included, goes through one adaptive window: the
     # account's concurrency limit counts them all.
-    client = TwilioClient.for_connection(connection, gate=AdaptiveWindow(connection.concurrency))
+    window = AdaptiveWindow(connection.concurrency)
+    client = TwilioClient.for_connection(connection, gate=window)
+    try:
+        await _pipeline(store, run, connection, counters, clock, lease_held, client)
+    finally:
+        counters.throttled += window.throttled
+        counters.settled_concurrency = window.window
+
+
+async def _pipeline(
+    store: Store,
+    run: Run,
+    connection: Connection,
+    counters: RunCounters,
+    clock: Callable[[], datetime],
+    lease_held: Callable[[], bool],
+    client: TwilioClient,
+) -> None:
+    """The pipeline proper, on the client whose window `_send_and_track` reports on."""
     async with client, ProgressWriter(store) as writer:
         tracker = Tracker(
             client=client,

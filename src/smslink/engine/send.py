@@ -6,6 +6,11 @@ allowed concurrent request takes claimed deliveries one at a time. Every outcome
 Twilio accepted it (tracked), Twilio refused it for this recipient or record (`error` with
 Twilio's code and message), the answer was lost (reconciled, never resent blindly), or the
 connection itself is wrong (the run stops, unsent deliveries go back to PENDING).
+
+How fast is not decided here: the client's adaptive window (engine/pacing.py) admits each
+request, and a connection's segment cap spaces the POSTs. When Twilio stays too busy
+(429, 21611) beyond the client's retries, a delivery waits and tries again rather than
+failing: nothing was created, so nothing can go out twice.
 """
 
 from __future__ import annotations
