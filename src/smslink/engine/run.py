@@ -10,8 +10,8 @@ same code path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,24 +156,7 @@ async def _send_and_track(
     # account's concurrency limit counts them all.
     window = AdaptiveWindow(connection.concurrency)
     client = TwilioClient.for_connection(connection, gate=window)
-    try:
-        await _pipeline(store, run, connection, counters, clock, lease_held, client)
-    finally:
-        counters.throttled += window.throttled
-        counters.settled_concurrency = window.window
-
-
-async def _pipeline(
-    store: Store,
-    run: Run,
-    connection: Connection,
-    counters: RunCounters,
-    clock: Callable[[], datetime],
-    lease_held: Callable[[], bool],
-    client: TwilioClient,
-) -> None:
-    """The pipeline proper, on the client whose window `_send_and_track` reports on."""
-    async with client, ProgressWriter(store) as writer:
+    async with _reporting(window, counters), client, ProgressWriter(store) as writer:
         tracker = Tracker(
             client=client,
             connection=connection,
@@ -217,6 +200,16 @@ async def _pipeline(
                         await task
                 elif not task.cancelled():
                     task.exception()  # seen: the sender's own error is the one reported
+
+
+@asynccontextmanager
+async def _reporting(window: AdaptiveWindow, counters: RunCounters) -> AsyncIterator[None]:
+    """Hand what the window learned to the counters when the run ends, however it ends."""
+    try:
+        yield
+    finally:
+        counters.throttled += window.throttled
+        counters.settled_concurrency = window.window
 
 
 async def _read_rest(
