@@ -12,6 +12,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -269,3 +270,22 @@ def test_an_error_body_off_twilios_shape_is_caught(
     change(body)
     problems = twilio_spec.error_problems(body, 400)
     assert any(expected in problem for problem in problems), problems
+
+
+def test_fault_answers_have_twilios_error_shape_too(
+    twilio_spec: TwilioSpec, start_recording: Callable[..., RecordingSimulator]
+) -> None:
+    """429s from the concurrency limit and injected 5xx are judged like every other error."""
+    throttling = start_recording(
+        dataclasses.replace(FAST, concurrency_limit=1, latency_ms=200, retry_after_s=1)
+    )
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(pool.map(lambda _: throttling.http("GET", ACCOUNT)[0], range(2)))
+    failing = start_recording(dataclasses.replace(FAST, server_error_share=1.0))
+    for _ in range(6):  # both kinds, 500 and 503, come up
+        failing.http("GET", ACCOUNT)
+
+    assert statuses == [200, 429]
+    errors = [e for sim in (throttling, failing) for e in sim.api_exchanges() if e.status >= 400]
+    assert {e.status for e in errors} == {429, 500, 503}  # the draws are seeded: fixed
+    assert [p for e in errors for p in twilio_spec.response_problems(e)] == []
