@@ -9,9 +9,8 @@ untouched.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from twilio.rest import Client
 
-from smslink.simulator import SimulatorConfig, create_app
+from smslink.simulator import SimulatorConfig, run_in_thread
 from tests.wire import call_json
 
 ACCOUNT_SID = "AC" + "c0f0c0f0c0f0c0f0c0f0c0f0c0f0c0f0"
@@ -74,27 +73,18 @@ async def _accept_callback(request: web.Request) -> web.Response:
 
 
 class RecordingSimulator:
-    """The simulator app in a background thread with its own event loop, recording."""
+    """The simulator app in a background thread (run_in_thread), recording."""
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self.exchanges: list[Exchange] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="recording-sim", daemon=True)
+        self.base_url = ""  # http://127.0.0.1:PORT/2010-04-01: smslink's connection base URL
+        self._serving = contextlib.ExitStack()
 
     @property
     def origin(self) -> str:
         """`http://127.0.0.1:PORT`: the official SDK's `client.api.base_url`."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """`http://127.0.0.1:PORT/2010-04-01`: smslink's connection base URL."""
-        return self.origin + API_ROOT
+        return self.base_url.removesuffix(API_ROOT)
 
     @property
     def callback_url(self) -> str:
@@ -104,44 +94,19 @@ class RecordingSimulator:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> RecordingSimulator:
-        self._thread.start()
-        self._ready.wait(timeout=10)
-        if self._failure is not None:
-            raise self._failure
+        self.base_url = self._serving.enter_context(
+            run_in_thread(self.config, extend=self._install)
+        )
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._serving.close()
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._failure = exc
-            self._ready.set()
-            self._loop.close()
-            return
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            if self._runner is not None:
-                self._loop.run_until_complete(self._runner.cleanup())
-            self._loop.close()
-
-    async def _serve(self) -> None:
-        app = create_app(self.config)
+    def _install(self, app: web.Application) -> None:
         # Outermost, so it sees the request before and the answer after everything else.
         app.middlewares.insert(0, self._record)
         # Somewhere for StatusCallback URLs to point that answers like a healthy receiver.
         app.router.add_post(CALLBACK_PATH, _accept_callback)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
 
     @web.middleware
     async def _record(self, request: web.Request, handler: _Handler) -> web.StreamResponse:

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
-from cryptography.fernet import Fernet
 
 from smslink.engine.optouts import OPTED_OUT, OptOuts, refused_message, skipped_message
 from smslink.models import OptOut
-from smslink.secrets import SecretBox
-from smslink.store import Store, open_store
+from smslink.store import Store
 
 SENDER = "+15005550006"
 PHONE = "+12125550101"
 TWILIO_SAYS = "Attempt to send to unsubscribed recipient"
 FIRST = datetime(2026, 11, 26, 23, 59, tzinfo=UTC)
 LATER = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(
-        f"sqlite:///{tmp_path / 'smslink.db'}", secret_box=SecretBox(Fernet.generate_key())
-    )
-    yield s
-    s.close()
 
 
 def test_loaded_once_for_its_sender(store: Store):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from cryptography.fernet import Fernet
 
 from smslink.audience.readers import open_audience
 from smslink.engine.counters import RunCounters
@@ -22,9 +21,8 @@ from smslink.engine.prepare import Recipe
 from smslink.engine.reconcile import Reconciler, find_sent
 from smslink.engine.run import RunRequest, execute_run, start_run
 from smslink.models import Connection, ResultStatus, Stage, Touchpoint
-from smslink.secrets import SecretBox
 from smslink.simulator import SimulatorConfig, run_in_thread
-from smslink.store import Store, open_store
+from smslink.store import Store
 from smslink.twilio import TwilioClient
 
 ACCOUNT = "AC" + "3ec00000000000000000000000000001"
@@ -37,15 +35,6 @@ def base_url() -> Iterator[str]:
     config = SimulatorConfig(auth_token=TOKEN, queued_s=0.02, sending_s=0.02, sent_s=0.02)
     with run_in_thread(config) as url:
         yield url
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(
-        f"sqlite:///{tmp_path / 'smslink.db'}", secret_box=SecretBox(Fernet.generate_key())
-    )
-    yield s
-    s.close()
 
 
 def _client(base_url: str) -> TwilioClient:

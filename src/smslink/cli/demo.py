@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 from contextlib import suppress
+from dataclasses import fields
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Annotated
@@ -172,34 +173,15 @@ def simulator(
     ] = 0,
 ) -> None:
     """Serve a Twilio-compatible API on loopback until Ctrl-C (for tests and trying out)."""
-    config: dict[str, object] = {
-        "latency_ms": latency_ms,
-        "undelivered_share": undelivered_share,
-        "failed_share": failed_share,
-        "stuck_share": stuck_share,
-        "queued_s": queued_s,
-        "sending_s": sending_s,
-        "sent_s": sent_s,
-        "seed": seed,
-        "latency_jitter_ms": latency_jitter_ms,
-        "concurrency_limit": concurrency_limit,
-        "retry_after_s": retry_after_s,
-        "server_error_share": server_error_share,
-        "reset_before_share": reset_before_share,
-        "reset_after_share": reset_after_share,
-        "delay_after_create_share": delay_after_create_share,
-        "delay_after_create_s": delay_after_create_s,
-        "sender_mps": sender_mps,
-        "sender_queue_s": sender_queue_s,
-        "callback_disorder": callback_disorder,
-        "callback_retries": callback_retries,
-    }
+    # Every option but --port and --owned-number is named after its SimulatorConfig field.
+    options = locals()
+    config = {f.name: options[f.name] for f in fields(SimulatorConfig) if f.name in options}
     if owned_number:
         config["owned_numbers"] = frozenset(owned_number)
     try:  # one clear line for an impossible setting, before any port is opened
-        SimulatorConfig(auth_token=auth_token, **config)
+        SimulatorConfig(**config)  # type: ignore[arg-type]
     except ValueError as error:
         fail(str(error))
     from smslink.simulator import main as serve_simulator  # only this command serves
 
-    serve_simulator(port=port, auth_token=auth_token, **config)
+    serve_simulator(port=port, **config)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 from aiohttp import web
@@ -30,11 +30,14 @@ class SimulatorServer:
         port: int = 0,
         *,
         state: SimulatorState | None = None,
+        extend: Callable[[web.Application], None] | None = None,
     ) -> None:
         self.config = config or SimulatorConfig()
         self.host = host
         self.port = port
         self.state = state or SimulatorState(self.config)
+        #: Adds routes or middlewares before serving (a test's recorder, a callback sink).
+        self._extend = extend
         self._runner: web.AppRunner | None = None
 
     @property
@@ -49,6 +52,8 @@ class SimulatorServer:
 
     async def start(self) -> None:
         app = create_app(self.config, state=self.state)
+        if self._extend is not None:
+            self._extend(app)
         # No access log: at benchmark rates it would cost more than the requests themselves.
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -78,8 +83,14 @@ class SimulatorServer:
 class _ThreadedServer:
     """A SimulatorServer on its own event loop in a daemon thread."""
 
-    def __init__(self, config: SimulatorConfig, host: str, port: int) -> None:
-        self.server = SimulatorServer(config, host, port)
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        host: str,
+        port: int,
+        extend: Callable[[web.Application], None] | None,
+    ) -> None:
+        self.server = SimulatorServer(config, host, port, extend=extend)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -114,10 +125,16 @@ class _ThreadedServer:
 
 @contextlib.contextmanager
 def run_in_thread(
-    config: SimulatorConfig | None = None, port: int = 0, host: str = "127.0.0.1"
+    config: SimulatorConfig | None = None,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    *,
+    extend: Callable[[web.Application], None] | None = None,
 ) -> Iterator[str]:
-    """Serve in a background thread for the duration of the block; yields the base URL."""
-    threaded = _ThreadedServer(config or SimulatorConfig(), host, port)
+    """Serve in a background thread for the duration of the block; yields the base URL.
+
+    `extend` may add routes or middlewares to the app before it serves."""
+    threaded = _ThreadedServer(config or SimulatorConfig(), host, port, extend)
     threaded.start()
     try:
         yield threaded.server.base_url
