@@ -24,13 +24,21 @@ def smslink_home() -> Path:
     """The directory holding the SQLite database and the secret key.
 
     Created owner-only (0700) on first use because it holds the key that decrypts the
-    Twilio auth tokens; an existing directory's mode is left as the user set it.
+    Twilio auth tokens; an existing directory's mode is left as the user set it, but a home
+    another user owns or may write to is refused (`UnsafePathError`, a `SecretError`), as
+    ssh refuses such a `~/.ssh`: that user could have planted the key or the database.
+    A home readable by others (0755) is accepted; the files in it are 0600.
     """
+    # Imported here: secrets imports this module for the home, and the check's exception
+    # belongs with the secrets it protects.
+    from smslink.secrets import check_home
+
     raw = os.environ.get(HOME_ENV)
     home = Path(raw).expanduser() if raw else Path(platformdirs.user_data_dir("smslink"))
     if not home.exists():
         home.parent.mkdir(parents=True, exist_ok=True)
         home.mkdir(mode=0o700, exist_ok=True)
+    check_home(home)
     return home
 
 

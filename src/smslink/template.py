@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from smslink.models import MAX_PLACEHOLDERS
+from smslink.models import MAX_BODY_CHARS, MAX_PLACEHOLDERS
 
 #: `[^\W\d]` is "a word character that is not a digit": a letter or underscore. Numeric
 #: characters that are not decimal digits (e.g. "²") are filtered out in `_is_name`.
@@ -81,6 +81,12 @@ def parse_template(text: str) -> Template:
         name = match.group(1)
         if _is_name(name) and name not in names:
             names.append(name)
+    shortest = len(_PLACEHOLDER.sub(lambda m: "x" if _is_name(m.group(1)) else m.group(0), text))
+    if shortest > MAX_BODY_CHARS:
+        raise TemplateError(
+            f"the message is {shortest} characters even with one-letter values; Twilio's "
+            f"limit is {MAX_BODY_CHARS} characters per message: shorten it"
+        )
     if len(names) > MAX_PLACEHOLDERS:
         listed = ", ".join(f"<{n}>" for n in names)
         raise TemplateError(

@@ -14,21 +14,9 @@ from smslink.audience.readers import AudienceError, AudienceRecord, open_audienc
 from smslink.phone import PhoneError, normalize_phone
 from smslink.segments import count_segments
 from smslink.template import MissingValue, parse_template
+from tests.audience.files import read_all, write
 
 DEMO = Path(smslink.__file__).parent / "data" / "demo_audience.csv"
-
-
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    if isinstance(content, str):
-        content = content.encode("utf-8")
-    path.write_bytes(content)
-    return path
-
-
-def read_all(path: Path, encoding: str | None = None) -> list[AudienceRecord]:
-    with open_audience(path, encoding) as reader:
-        return list(reader)
 
 
 def test_csv_records_with_numbers_lines_and_values(tmp_path: Path) -> None:
@@ -278,3 +266,29 @@ def test_the_demo_audience_shows_every_outcome() -> None:
     assert missing == 1
     assert encodings == {"GSM-7", "UCS-2"}
     assert {"+15005550001", "+15005550002", "+15005550004"} <= {r.values["Phone"] for r in records}
+
+
+def test_a_bad_jsonl_line_keeps_its_raw_content_in_the_problem(tmp_path: Path) -> None:
+    long = '{"Phone": "+14155550100", "Note": "' + "x" * 500 + '"'  # no closing brace
+    path = write(tmp_path, "a.jsonl", 'Phone=+1415\t5550101\n{"a": 1}\n' + long + "\n[1]\n")
+    records = read_all(path)
+    assert [r.values for r in records] == [{}, {"a": "1"}, {}, {}]
+    assert records[0].problem.endswith("(the line reads: Phone=+1415\\t5550101)")
+    problem = records[2].problem
+    assert '(the line reads: {"Phone": "+14155550100", "Note": "xxx' in problem
+    assert problem.endswith("x…)") and len(problem) < 400
+    assert records[3].problem.endswith("(the line reads: [1])")
+
+
+def test_a_jsonl_line_with_a_lone_carriage_return_is_old_mac_line_breaks(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.jsonl", '{"Phone": "1"}\r{"Phone": "2"}\r')
+    with pytest.raises(AudienceError, match=r"a\.jsonl: line 1 .*carriage return.*Mac"):
+        read_all(path)
+
+
+def test_the_extra_values_of_a_long_row_are_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.csv", 'Phone,Name\n1,Smith, Bob\n2,Ann,"x\ty",,\n3,a,' + "z" * 300)
+    records = read_all(path)
+    assert records[0].problem.endswith('(extra values: " Bob")')
+    assert records[1].problem.endswith('(extra values: "x\\ty")')
+    assert records[2].problem.endswith("z…)") and len(records[2].problem) < 400

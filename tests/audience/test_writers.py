@@ -105,11 +105,13 @@ def test_nothing_appears_until_close(tmp_path: Path) -> None:
 
 def test_an_exception_discards_the_temp_file_and_keeps_the_old_results(tmp_path: Path) -> None:
     path = tmp_path / "results.csv"
-    path.write_text("previous run\n", "utf-8")
+    with open_results(path, ["Phone"]) as writer:
+        writer.write({"Phone": "previous run"}, ERROR)
+    previous = path.read_bytes()
     with pytest.raises(RuntimeError), open_results(path, ["Phone"]) as writer:
         writer.write({"Phone": "1"}, ERROR)
         raise RuntimeError("crash mid-run")
-    assert path.read_text("utf-8") == "previous run\n"
+    assert path.read_bytes() == previous
     assert os.listdir(tmp_path) == ["results.csv"]
 
 

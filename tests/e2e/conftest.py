@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,38 +39,11 @@ class Simulator:
             return json.load(response)
 
 
-@dataclass
-class Cli:
-    home: Path
-    env: dict[str, str]
+class CliCommands:
+    """Set-up commands every test needs, for any runner that has `run(*args)`."""
 
-    def run(
-        self, *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "smslink", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"smslink {' '.join(args)} exited {result.returncode}\n"
-                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-            )
-        return result
-
-    def start(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "smslink", *args],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
+    def run(self, *args: str, check: bool = True) -> Any:
+        raise NotImplementedError
 
     def add_touchpoint(self, base_url: str, *connection_options: str) -> None:
         """Connection `sim` and touchpoint `hello` ("Hi <Name>", phone from `phone`)."""
@@ -104,6 +78,40 @@ class Cli:
             "--poll-attempts",
             "25",
             *extra,
+        )
+
+
+@dataclass
+class Cli(CliCommands):
+    home: Path
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "smslink", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"smslink {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "smslink", *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
         )
 
 

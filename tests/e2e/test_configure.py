@@ -60,7 +60,7 @@ def _closed_port() -> int:
     ("base_url", "expected"),
     [
         (f"http://127.0.0.1:{_closed_port()}/2010-04-01", "cannot connect to 127.0.0.1"),
-        ("http://no-such-host.invalid/2010-04-01", "cannot resolve host no-such-host.invalid"),
+        ("https://no-such-host.invalid/2010-04-01", "cannot resolve host no-such-host.invalid"),
     ],
     ids=["refused", "dns"],
 )
@@ -262,5 +262,7 @@ def test_a_base_url_that_is_not_twilio_is_named_in_one_line(cli: Cli, tmp_path: 
         thread.join(timeout=10)
 
     assert result.returncode == 1
-    assert "not Twilio's JSON: check the connection's base URL" in " ".join(result.stderr.split())
+    said = " ".join(result.stderr.split())
+    assert "answered HTTP 200 with an HTML page that is not Twilio's API" in said
+    assert "check the connection's base URL" in said and said.count("not Twilio's API") == 1
     assert "Traceback" not in result.stderr

@@ -31,7 +31,8 @@ def two_senders() -> Iterator[Simulator]:
 
 
 def _send(cli: Cli, touchpoint: str, source: Path, out: Path) -> dict[str, dict[str, str]]:
-    cli.run("send", touchpoint, "--input", str(source), "--output", str(out))
+    # --again: these tests send the same audience run after run on purpose.
+    cli.run("send", touchpoint, "--input", str(source), "--output", str(out), "--again")
     return {row["id"]: row for row in read_csv(out)}
 
 

@@ -223,7 +223,7 @@ def test_an_unusable_output_path_is_refused_before_anything_is_sent(
                    str(tmp_path / "out.xlsx"), check=False)  # fmt: skip
 
     assert missing.returncode == 2 and "does not exist" in missing.stderr
-    assert xlsx.returncode == 2 and ".csv or .jsonl" in xlsx.stderr
+    assert xlsx.returncode == 2 and ".csv, .tsv or .jsonl" in xlsx.stderr
     assert simulator.stats()["posts"] == 0
     assert "No runs yet" in cli.run("runs", "list").stdout
 

@@ -1,5 +1,6 @@
 """Deliveries whose POST may have reached Twilio: found and tracked, proven absent and sent,
-or reported as "outcome unknown" - never sent twice. Real SQLite, simulator over loopback."""
+or kept to be checked when Twilio cannot be asked - never sent twice. Real SQLite, the
+simulator over loopback."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from aiohttp import web
 
 from smslink.audience.readers import open_audience
 from smslink.engine.counters import RunCounters
+from smslink.engine.errors import RunHalted
 from smslink.engine.ingest import ingest_batches
 from smslink.engine.prepare import Recipe
 from smslink.engine.reconcile import Reconciler, find_sent
 from smslink.engine.run import RunRequest, execute_run, start_run
-from smslink.models import Connection, ResultStatus, Stage, Touchpoint
+from smslink.models import Connection, ResultStatus, RunState, Stage, Touchpoint
 from smslink.simulator import SimulatorConfig, run_in_thread
 from smslink.store import Store
 from smslink.twilio import TwilioClient
@@ -159,21 +161,31 @@ def refusing_twilio() -> Iterator[str]:
         loop.close()
 
 
-def test_resume_that_cannot_ask_twilio_reports_outcome_unknown_and_sends_nothing(
+def test_resume_that_cannot_ask_twilio_stops_and_keeps_the_messages_to_check(
     store: Store, base_url: str, refusing_twilio: str, tmp_path: Path
 ) -> None:
+    """Refused credentials say nothing about the two records: they are not given a final
+    "outcome unknown" (which would end them for good); the run stops with both still
+    POSTING, and once the connection is fixed a resume finds what reached Twilio."""
     run_id = _crashed_run(store, base_url, tmp_path)
     connection = store.get_connection("c")
     connection.base_url = refusing_twilio
     store.update_connection(connection)
 
-    asyncio.run(execute_run(store, run_id, RunCounters()))
+    with pytest.raises(RunHalted, match="could not be asked"):
+        asyncio.run(execute_run(store, run_id, RunCounters()))
 
-    first, second = store.iter_deliveries(run_id)
-    for delivery in (first, second):
-        assert delivery.stage is Stage.DONE and delivery.status is ResultStatus.ERROR
-        assert (delivery.error_message or "").startswith("outcome unknown")
+    assert [d.stage for d in store.iter_deliveries(run_id)] == [Stage.POSTING, Stage.POSTING]
+    assert store.get_run(run_id).state is RunState.STOPPED
     assert _stats(base_url)["posts"] == 0
+
+    connection.base_url = base_url  # fixed: the resume asks the real Twilio
+    store.update_connection(connection)
+    run = asyncio.run(execute_run(store, run_id, RunCounters()))
+
+    assert run.state is RunState.COMPLETED
+    assert [d.status for d in store.iter_deliveries(run_id)] == [ResultStatus.DELIVERED] * 2
+    assert _stats(base_url)["messages_by_to"] == {"+12125550101": 1, "+12125550102": 1}
 
 
 def test_a_look_up_waits_for_a_post_of_the_same_recipient_and_body_in_flight(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import stat
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -54,14 +55,17 @@ def _touchpoint(name: str = "welcome", connection: str = "main") -> Touchpoint:
     )
 
 
-def _run(store: Store) -> int:
+def _run(store: Store, output_path: str | None = None) -> int:
     return store.create_run(
         touchpoint="welcome",
         connection="main",
         input_path="in.csv",
-        output_path="out.csv",
+        output_path=output_path or f"out-{next(_OUTPUTS)}.csv",  # unfinished runs: one each
         settings={"message": "Hi <FirstName>"},
     ).id
+
+
+_OUTPUTS = itertools.count()
 
 
 def _deliveries(run_id: int, seqs: range, **overrides: object) -> list[Delivery]:

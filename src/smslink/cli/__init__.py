@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from smslink import __version__
 from smslink.cli import connections, demo, optouts, runs, touchpoints
 
 app = typer.Typer(
@@ -12,7 +15,30 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    # Plain help wraps long option names and defaults instead of cutting them off at 80
+    # columns, as the boxed Rich help did.
+    rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"smslink {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Personalised SMS through Twilio, with every recipient's delivery status."""
+
+
 app.add_typer(connections.app, name="connection")
 app.add_typer(touchpoints.app, name="touchpoint")
 app.add_typer(runs.app, name="runs")

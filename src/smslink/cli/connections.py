@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from smslink.cli.common import EXIT_FAILED, console, fail, print_fields, store_session
+from smslink.base_url import check_base_url, display_base_url
+from smslink.cli.common import EXIT_FAILED, command, console, fail, print_fields, store_session
 from smslink.models import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
@@ -22,11 +24,14 @@ from smslink.models import (
     DEFAULT_REQUEST_TIMEOUT_S,
     Connection,
 )
+from smslink.names import check_name
 from smslink.phone import check_region
 from smslink.secrets import mask
-from smslink.twilio import ApiError, TwilioClient, TwilioError
+from smslink.twilio import ApiError, NotTwilio, TwilioClient, TwilioError
 
-app = typer.Typer(help="Twilio connections: account, credentials, sender and polling.")
+app = typer.Typer(
+    help="Twilio connections: account, credentials, sender and polling.", rich_markup_mode=None
+)
 
 TOKEN_ENV = "TWILIO_AUTH_TOKEN"
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -77,6 +82,10 @@ def add(
     ] = DEFAULT_REQUEST_TIMEOUT_S,
 ) -> None:
     """Add a connection. The auth token comes from $TWILIO_AUTH_TOKEN or a hidden prompt."""
+    try:
+        check_name(name, "connection name")
+    except ValueError as error:
+        fail(str(error))
     connection = _checked(
         Connection(
             name=name,
@@ -85,7 +94,7 @@ def add(
             from_number=from_number,
             messaging_service_sid=messaging_service_sid,
             api_key_sid=api_key_sid,
-            base_url=base_url.rstrip("/"),
+            base_url=base_url,
             poll_interval_ms=poll_interval_ms,
             poll_attempts=poll_attempts,
             concurrency=concurrency,
@@ -97,7 +106,7 @@ def add(
     connection.auth_token = _read_token(api_key_sid is not None)
     with store_session() as store:
         store.add_connection(connection)
-    console.print(f"Added connection [bold]{name}[/]. Try it: smslink connection test {name}")
+    console.print(f"Added connection {name}. Try it: {command('connection', 'test', name)}")
 
 
 @app.command("update")
@@ -134,7 +143,7 @@ def update_(
             "from_number": from_number,
             "messaging_service_sid": messaging_service_sid,
             "api_key_sid": api_key_sid,
-            "base_url": base_url.rstrip("/") if base_url else None,
+            "base_url": base_url,
             "poll_interval_ms": poll_interval_ms,
             "poll_attempts": poll_attempts,
             "concurrency": concurrency,
@@ -149,7 +158,7 @@ def update_(
         if new_token:
             connection.auth_token = _read_token(connection.api_key_sid is not None)
         store.update_connection(connection)
-    console.print(f"Updated connection [bold]{name}[/].")
+    console.print(f"Updated connection {name}.")
 
 
 def _checked(c: Connection) -> Connection:
@@ -167,8 +176,10 @@ def _checked(c: Connection) -> Connection:
         fail(f"--messaging-service-sid {c.messaging_service_sid!r}: MG followed by 32 hex digits")
     if c.api_key_sid and not _API_KEY_SID.fullmatch(c.api_key_sid):
         fail(f"--api-key-sid {c.api_key_sid!r}: SK followed by 32 hex digits")
-    if not re.match(r"https?://[^/\s]+", c.base_url):
-        fail(f"--base-url {c.base_url!r} must start with https:// (or http:// for a local server)")
+    try:
+        c.base_url = check_base_url(c.base_url)
+    except ValueError as error:
+        fail(f"--base-url: {error}")
     try:
         c.region = check_region(c.region)
     except ValueError as error:
@@ -194,10 +205,12 @@ def _read_token(api_key: bool) -> str:
         return token
     if not sys.stdin.isatty():
         fail(f"set {TOKEN_ENV} to the {what} (it is never taken as a command-line argument)")
-    token = typer.prompt(f"Twilio {what}", hide_input=True).strip()
-    if not token:
-        fail(f"the {what} is empty")
-    return token
+    # default="": an empty answer comes back (and is refused below) instead of the prompt
+    # asking again forever without saying why.
+    token = typer.prompt(f"Twilio {what}", hide_input=True, default="", show_default=False)
+    if not token.strip():
+        fail(f"the {what} is empty: paste it from the Twilio console (it is not echoed)")
+    return token.strip()
 
 
 @app.command("list")
@@ -210,23 +223,23 @@ def list_() -> None:
             "No connections yet: smslink connection add NAME --account-sid AC... --from +1..."
         )
         return
-    table = Table(
-        "name",
-        "account",
-        "sender",
-        "base URL",
-        "poll",
-        "concurrency",
-        "segments/s",
-        "timeout",
-        "region",
-    )
+    table = Table()
+    # Identifiers are copied into other commands and the Twilio console: shown whole,
+    # never cut; the settings columns wrap instead when the terminal is narrow.
+    for header, values in (
+        ("name", [c.name for c in connections]),
+        ("account", [c.account_sid for c in connections]),
+        ("sender", [c.sender for c in connections]),
+    ):
+        table.add_column(header, no_wrap=True, min_width=max(map(len, [header, *values])))
+    for header in ("base URL", "poll", "concurrency", "segments/s", "timeout", "region"):
+        table.add_column(header, overflow="fold")
     for c in connections:
         table.add_row(
             c.name,
             c.account_sid,
             c.sender,
-            c.base_url,
+            display_base_url(c.base_url),
             f"{c.poll_interval_ms} ms x {c.poll_attempts}",
             str(c.concurrency),
             _rate_cap(c, "-"),
@@ -249,7 +262,7 @@ def show(name: str) -> None:
             ("secret", mask(c.auth_token)),
             ("from", c.from_number or ""),
             ("messaging service", c.messaging_service_sid or ""),
-            ("base URL", c.base_url),
+            ("base URL", display_base_url(c.base_url)),
             ("poll interval", f"{c.poll_interval_ms} ms"),
             ("poll attempts", str(c.poll_attempts)),
             ("concurrency", str(c.concurrency)),
@@ -285,6 +298,8 @@ def test(
         connection = store.get_connection(name)
     try:
         account = asyncio.run(_fetch_account(connection, timeout))
+    except NotTwilio as error:  # it says itself that the answer is not Twilio's
+        fail(str(error), EXIT_FAILED)
     except ApiError as error:
         fail(
             f"Twilio refused: error {error.code or error.status}: {error.message}"
@@ -292,11 +307,16 @@ def test(
             EXIT_FAILED,
         )
     except TwilioError as error:
-        fail(f"cannot reach Twilio at {connection.base_url}: {error}", EXIT_FAILED)
+        fail(
+            f"cannot reach Twilio at {display_base_url(connection.base_url)}: {error}", EXIT_FAILED
+        )
     status = account.get("status", "unknown")
     console.print(
-        f"[green]OK[/]: {connection.base_url} answers; account {account.get('sid')} "
-        f"({account.get('friendly_name', '')}) is {status}."
+        Text.assemble(
+            ("OK", "green"),
+            f": {display_base_url(connection.base_url)} answers; account {account.get('sid')} "
+            f"({account.get('friendly_name', '')}) is {status}.",
+        )
     )
     if status != "active":
         fail(f"the account is {status}, not active: messages will not go out", EXIT_FAILED)

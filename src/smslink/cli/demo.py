@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from smslink.audience.readers import AudienceError
-from smslink.cli.common import console, fail, store_session
+from smslink.cli.common import command, console, fail, store_session
 from smslink.cli.progress import live_progress
 from smslink.cli.runs import execute, print_summary
 from smslink.engine.counters import RunCounters
 from smslink.engine.run import InputError, RunRequest, start_run
 from smslink.models import Connection, Touchpoint
 from smslink.simulator.config import DEFAULT_AUTH_TOKEN, SimulatorConfig
-from smslink.store import NotFound, Store
+from smslink.store import InUse, NotFound, Store
 
 DEMO_NAME = "demo"
 DEMO_ACCOUNT_SID = "AC" + "de300000000000000000000000000001"
@@ -54,17 +54,25 @@ def demo(
     with run_in_thread(DEMO_SIMULATOR) as base_url, store_session() as store:
         console.print(f"Twilio simulator on {base_url}")
         _configure(store, base_url)
-        audience = files("smslink") / "data" / "demo_audience.csv"
-        with as_file(audience) as audience_path:
-            counters = RunCounters()
-            try:
-                run_id = start_run(store, RunRequest(DEMO_NAME, Path(audience_path), output))
-            except (InputError, AudienceError) as error:
-                fail(str(error))
-            with live_progress(counters, console):
-                run = execute(store, run_id, counters)
-        _print_results(Path(run.output_path))
+        try:
+            audience = files("smslink") / "data" / "demo_audience.csv"
+            with as_file(audience) as audience_path:
+                counters = RunCounters()
+                request = RunRequest(DEMO_NAME, Path(audience_path), output, again=True)
+                try:
+                    run_id = start_run(store, request)
+                except (InputError, AudienceError) as error:
+                    fail(str(error))
+                with live_progress(counters, console):
+                    run = execute(store, run_id, counters)
+        finally:
+            _unconfigure(store)
         print_summary(store, run)
+        _print_problems(Path(run.output_path))
+        console.print(
+            f"The demo's simulator has stopped, so its connection and touchpoint are removed "
+            f"again; run {run.id} stays in the store: {command('runs', 'show', str(run.id))}"
+        )
 
 
 def _configure(store: Store, base_url: str) -> None:
@@ -95,27 +103,41 @@ def _configure(store: Store, base_url: str) -> None:
             mapping={"FirstName": "FirstName", "City": "City"},
         )
     )
-    console.print(f"Connection and touchpoint '{DEMO_NAME}': {DEMO_MESSAGE}", markup=False)
+    console.print(f"Connection and touchpoint '{DEMO_NAME}': {DEMO_MESSAGE}")
 
 
-def _print_results(path: Path) -> None:
-    table = Table("id", "name", "to", "status", "code", "message")
-    with path.open(newline="", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
-            table.add_row(
-                row["CustomerId"],
-                row["FirstName"],
-                row["to"],
-                _styled(row["status"]),
-                row["error_code"],
-                row["error_message"],
-            )
-    console.print(table)
+def _unconfigure(store: Store) -> None:
+    """Take the demo connection away once its simulator is gone: left behind, it would
+    point at a dead port and look like a connection that works."""
+    with suppress(NotFound):
+        store.remove_touchpoint(DEMO_NAME)
+    with suppress(NotFound, InUse):
+        store.remove_connection(DEMO_NAME)
 
 
-def _styled(status: str) -> str:
-    colour = {"delivered": "green", "sent": "cyan", "error": "red"}.get(status, "yellow")
-    return f"[{colour}]{status}[/]"
+def _print_problems(path: Path) -> None:
+    """The records that did not end delivered, one line each (the full text is in the
+    results file)."""
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        rows = [r for r in csv.DictReader(file) if r["status"] != "delivered"]
+    if not rows:
+        return
+    # One line per record: the short columns padded to their widest value, the reason in
+    # whatever is left of the line, cut short (the results file has it whole).
+    keys = ("CustomerId", "FirstName", "to", "status", "error_code")
+    widths = {key: max(len(row[key]) for row in rows) for key in keys}
+    console.print("Not delivered:", style="bold")
+    for row in rows:
+        line = Text("  ")
+        for key in keys:
+            style = _STATUS_STYLE.get(row["status"], "yellow") if key == "status" else None
+            line.append(row[key].ljust(widths[key]) + "  ", style=style)
+        line.append(row["error_message"])
+        console.print(line, no_wrap=True, overflow="ellipsis")
+    console.print(f"Every record with its full result: {path}")
+
+
+_STATUS_STYLE = {"delivered": "green", "sent": "cyan", "error": "red"}
 
 
 def simulator(

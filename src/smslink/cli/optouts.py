@@ -16,7 +16,9 @@ from smslink.cli.common import EXIT_FAILED, console, fail, store_session
 from smslink.models import DEFAULT_REGION, OptOut
 from smslink.phone import PhoneError, normalize_phone
 
-app = typer.Typer(help="Opt-outs: recipients who replied STOP to a sender; runs skip them.")
+app = typer.Typer(
+    help="Opt-outs: recipients who replied STOP to a sender; runs skip them.", rich_markup_mode=None
+)
 
 _SENDER_HELP = "Only this sender: a From number, short code, sender ID or Messaging Service SID."
 #: Characters people put between digits ("+1 (500) 555-0006"); what is left decides the kind.

@@ -9,11 +9,13 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from smslink.audience.readers import AudienceError
 from smslink.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    command,
     console,
     err_console,
     fail,
@@ -27,12 +29,22 @@ from smslink.engine.errors import LeaseLost, RunHalted
 from smslink.engine.lease import RunBusy
 from smslink.engine.prepare import Recipe
 from smslink.engine.preview import dry_run
-from smslink.engine.run import InputError, RunRequest, execute_run, start_run
+from smslink.engine.results import export_results
+from smslink.engine.run import (
+    InputError,
+    RepeatedSend,
+    RunRequest,
+    execute_run,
+    redirect_results,
+    start_run,
+)
 from smslink.models import ResultStatus, Run, RunState
 from smslink.store import Store
 from smslink.template import TemplateError
 
-app = typer.Typer(help="Runs: every send, its progress and results; resume after a stop.")
+app = typer.Typer(
+    help="Runs: every send, its progress and results; resume after a stop.", rich_markup_mode=None
+)
 
 _STATUS_ORDER = [s.value for s in ResultStatus]
 
@@ -47,12 +59,23 @@ def send(
     encoding: Annotated[
         str | None, typer.Option(help="Text encoding of a CSV that is not UTF-8, e.g. cp1252.")
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace an existing output file that is not a smslink results file."),
+    ] = False,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Send although this touchpoint went to the same audience in the last 24 hours.",
+        ),
+    ] = False,
 ) -> None:
     """Send a touchpoint to every record of an audience and track each message."""
     if dry_run_:
-        _dry_run(touchpoint, input_, output, encoding)
+        _dry_run(touchpoint, input_, output, encoding, overwrite)
         return
-    request = RunRequest(touchpoint, input_, output, encoding)
+    request = RunRequest(touchpoint, input_, output, encoding, overwrite=overwrite, again=again)
     counters = RunCounters()
     with store_session() as store:
         run_id = None
@@ -60,22 +83,32 @@ def send(
             run_id = start_run(store, request)
             with live_progress(counters, console):
                 run = execute(store, run_id, counters)
+        except RepeatedSend as error:
+            fail(f"{error} with --again")
         except (InputError, AudienceError) as error:
-            fail(str(error))
+            fail(_with_overwrite_hint(str(error)))
         except KeyboardInterrupt:
             _interrupted(run_id)
         print_summary(store, run)
         print_throttling(counters, run.connection)
 
 
-def _dry_run(touchpoint: str, input_: Path, output: Path, encoding: str | None) -> None:
+def _with_overwrite_hint(message: str) -> str:
+    """The writer says "allow overwriting it"; on the command line that is a flag."""
+    return message.replace("allow overwriting it", "pass --overwrite")
+
+
+def _dry_run(
+    touchpoint: str, input_: Path, output: Path, encoding: str | None, overwrite: bool
+) -> None:
     with store_session() as store:
         t = store.get_touchpoint(touchpoint)
         region = store.get_connection(t.connection).region
     try:
-        totals = dry_run(Recipe.from_touchpoint(t, region), input_, output, encoding)
+        recipe = Recipe.from_touchpoint(t, region)
+        totals = dry_run(recipe, input_, output, encoding, overwrite=overwrite)
     except (TemplateError, AudienceError) as error:
-        fail(str(error))
+        fail(_with_overwrite_hint(str(error)))
     print_totals(totals)
     console.print(f"Dry run: nothing was sent. Rendered results: {output}")
 
@@ -97,7 +130,10 @@ def execute(store: Store, run_id: int, counters: RunCounters) -> Run:
     except (RunBusy, LeaseLost) as error:
         fail(str(error), EXIT_FAILED)
     except RunHalted as halt:
-        fail(f"run {run_id} stopped: {halt}. Then: smslink runs resume {run_id}", EXIT_FAILED)
+        resume = command("runs", "resume", str(run_id))
+        if "results file could not be written" in str(halt):
+            resume += " --output OTHER-FILE"
+        fail(f"run {run_id} stopped: {halt}. Then: {resume}", EXIT_FAILED)
 
 
 def _interrupted(run_id: int | None) -> None:
@@ -105,7 +141,8 @@ def _interrupted(run_id: int | None) -> None:
         err_console.print("Interrupted before anything was stored; nothing was sent.")
     else:
         err_console.print(
-            f"Interrupted. Run {run_id} is saved; finish it with: smslink runs resume {run_id}"
+            f"Interrupted. Run {run_id} is saved; finish it with: "
+            + command("runs", "resume", str(run_id))
         )
     raise typer.Exit(EXIT_INTERRUPTED)
 
@@ -118,9 +155,8 @@ def print_throttling(counters: RunCounters, connection: str) -> None:
     console.print(
         f"Twilio answered {counters.throttled:,} requests with 429 (too many at once; each was "
         f"retried, none sent twice). The run settled at about {settled} requests at once; "
-        f"`smslink connection update {connection} --concurrency {settled}` avoids the search "
-        "next time.",
-        highlight=False,
+        f"`{command('connection', 'update', connection, '--concurrency', str(settled))}` "
+        "avoids the search next time."
     )
 
 
@@ -129,7 +165,7 @@ def print_summary(store: Store, run: Run) -> None:
     table = Table("status", "records", title=f"Run {run.id}: {run.touchpoint}")
     for status in sorted(totals.by_status, key=_status_key):
         table.add_row(status, f"{totals.by_status[status]:,}")
-    table.add_row("[bold]total[/]", f"[bold]{totals.total:,}[/]")
+    table.add_row(Text("total", style="bold"), Text(f"{totals.total:,}", style="bold"))
     console.print(table)
     console.print(f"Results: {run.output_path}")
 
@@ -147,6 +183,8 @@ def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 
             console.print("No runs yet: smslink send TOUCHPOINT --input FILE --output FILE")
             return
         table = Table("id", "touchpoint", "state", "started (UTC)", "records", "done")
+        table.columns[1].no_wrap = True
+        table.columns[1].min_width = max(len(run.touchpoint) for run in runs)
         for run in runs:
             totals = store.totals(run.id)
             table.add_row(
@@ -192,24 +230,68 @@ def show(run_id: int) -> None:
         rows.append(("stopped because", run.error))
     print_fields(rows)
     if run.state not in (RunState.COMPLETED,):
-        console.print(f"Finish it with: smslink runs resume {run.id}")
+        console.print(f"Finish it with: {command('runs', 'resume', str(run.id))}")
+    console.print(
+        "Its results as they stand: "
+        + command("runs", "export", str(run.id), "--output", "FILE.csv")
+    )
 
 
 @app.command("resume")
-def resume(run_id: int) -> None:
+def resume(
+    run_id: int,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write the results here instead (.csv, .tsv or .jsonl)."),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace an existing output file that is not a smslink results file."),
+    ] = False,
+) -> None:
     """Finish a run after Ctrl-C, a crash or a fixed connection; never re-sends a message."""
     counters = RunCounters()
     with store_session() as store:
         run = store.get_run(run_id)
-        if run.state is RunState.COMPLETED:
-            console.print(f"Run {run_id} is already complete; results: {run.output_path}")
-            return
         try:
+            if output is not None:
+                run = redirect_results(store, run_id, output, overwrite=overwrite)
+            if run.state is RunState.COMPLETED:
+                if output is None:
+                    console.print(f"Run {run_id} is already complete; results: {run.output_path}")
+                    return
+                summary = export_results(store, run, output, overwrite=overwrite)
+                console.print(f"Run {run_id} is already complete; results: {summary.path}")
+                return
             with live_progress(counters, console):
                 run = execute(store, run_id, counters)
-        except InputError as error:
-            fail(str(error))
+        except (InputError, AudienceError) as error:
+            fail(_with_overwrite_hint(str(error)))
         except KeyboardInterrupt:
             _interrupted(run_id)
         print_summary(store, run)
         print_throttling(counters, run.connection)
+
+
+@app.command("export")
+def export(
+    run_id: int,
+    output: Annotated[Path, typer.Option(help="Results file (.csv, .tsv or .jsonl).")],
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace an existing output file that is not a smslink results file."),
+    ] = False,
+) -> None:
+    """Write a run's results as they stand to a file: any run, any time, as often as needed."""
+    with store_session() as store:
+        run = store.get_run(run_id)
+        try:
+            summary = export_results(store, run, output, overwrite=overwrite)
+        except AudienceError as error:
+            fail(_with_overwrite_hint(str(error)))
+    console.print(f"Run {run_id}: {summary.rows:,} records written to {summary.path}")
+    if summary.unfinished:
+        console.print(
+            f"{summary.unfinished:,} of them are not final yet (status 'unfinished'): the run "
+            f"is {run.state}; " + command("runs", "resume", str(run_id)) + " finishes it"
+        )

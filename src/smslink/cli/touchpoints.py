@@ -7,15 +7,19 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from smslink.audience.readers import AudienceError
-from smslink.cli.common import console, fail, store_session
+from smslink.cli.common import command, console, fail, store_session
 from smslink.engine.prepare import Recipe
 from smslink.engine.preview import PreviewTotals, prepared, tally
 from smslink.models import Touchpoint
-from smslink.template import TemplateError
+from smslink.names import check_name
+from smslink.template import TemplateError, parse_template
 
-app = typer.Typer(help="Touchpoints: a message with <Placeholders> and its field mapping.")
+app = typer.Typer(
+    help="Touchpoints: a message with <Placeholders> and its field mapping.", rich_markup_mode=None
+)
 
 
 def parse_mappings(pairs: list[str]) -> dict[str, str]:
@@ -44,23 +48,78 @@ def add(
     ] = None,
 ) -> None:
     """Add a touchpoint; every placeholder must be mapped to an audience column."""
-    touchpoint = Touchpoint(
-        name=name,
-        connection=connection,
-        message=message,
-        phone_column=phone.strip(),
-        mapping=parse_mappings(map_ or []),
+    try:
+        check_name(name, "touchpoint name")
+    except ValueError as error:
+        fail(str(error))
+    touchpoint = _checked(
+        Touchpoint(
+            name=name,
+            connection=connection,
+            message=message,
+            phone_column=phone.strip(),
+            mapping=parse_mappings(map_ or []),
+        )
     )
+    with store_session() as store:
+        store.add_touchpoint(touchpoint)
+    console.print(
+        f"Added touchpoint {name}. Preview it: "
+        + command("touchpoint", "preview", name, "--input", "audience.csv")
+    )
+
+
+@app.command("update")
+def update(
+    name: Annotated[str, typer.Argument(help="The touchpoint to change.")],
+    connection: Annotated[str | None, typer.Option(help="Send it through this connection.")] = None,
+    message: Annotated[str | None, typer.Option(help="The new text.")] = None,
+    phone: Annotated[str | None, typer.Option(help="The phone number column.")] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="PLACEHOLDER=COLUMN; given at all, it replaces the whole mapping.",
+        ),
+    ] = None,
+) -> None:
+    """Change a touchpoint; runs already started keep the message they started with."""
+    with store_session() as store:
+        touchpoint = store.get_touchpoint(name)
+        if connection is not None:
+            touchpoint.connection = connection
+        if message is not None:
+            touchpoint.message = message
+        if phone is not None:
+            touchpoint.phone_column = phone.strip()
+        dropped: list[str] = []
+        if map_:
+            touchpoint.mapping = parse_mappings(map_)
+        elif message is not None:
+            # Placeholders the new text no longer has need no column; keep the rest.
+            kept = _placeholders(touchpoint.message)
+            dropped = [p for p in touchpoint.mapping if p not in kept]
+            touchpoint.mapping = {p: c for p, c in touchpoint.mapping.items() if p in kept}
+        store.update_touchpoint(_checked(touchpoint))
+    console.print(f"Updated touchpoint {name}.")
+    if dropped:
+        console.print("No longer mapped (not in the message): " + ", ".join(dropped))
+
+
+def _checked(touchpoint: Touchpoint) -> Touchpoint:
+    """The touchpoint when its message and mapping can be sent, else one clear failure."""
     try:
         Recipe.from_touchpoint(touchpoint, "US")
     except TemplateError as error:
         fail(str(error))
-    with store_session() as store:
-        store.add_touchpoint(touchpoint)
-    console.print(
-        f"Added touchpoint [bold]{name}[/]. Preview it: "
-        f"smslink touchpoint preview {name} --input audience.csv"
-    )
+    return touchpoint
+
+
+def _placeholders(message: str) -> tuple[str, ...]:
+    try:
+        return parse_template(message).placeholders
+    except TemplateError as error:
+        fail(str(error))
 
 
 @app.command("list")
@@ -71,7 +130,10 @@ def list_() -> None:
     if not touchpoints:
         console.print("No touchpoints yet: smslink touchpoint add NAME --connection C ...")
         return
-    table = Table("name", "connection", "phone column", "message")
+    table = Table()
+    table.add_column("name", no_wrap=True, min_width=max(len(t.name) for t in touchpoints))
+    for header in ("connection", "phone column", "message"):
+        table.add_column(header, overflow="fold")
     for t in touchpoints:
         table.add_row(t.name, t.connection, t.phone_column, _shorten(t.message))
     console.print(table)
@@ -82,8 +144,8 @@ def show(name: str) -> None:
     """Show a touchpoint with its field mapping."""
     with store_session() as store:
         t = store.get_touchpoint(name)
-    console.print(f"[bold]{t.name}[/] (connection {t.connection})")
-    console.print(f"message: {t.message}", markup=False)
+    console.print(Text.assemble((t.name, "bold"), f" (connection {t.connection})"))
+    console.print(f"message: {t.message}")
     table = Table("field", "audience column")
     table.add_row("Phone number", t.phone_column)
     for placeholder, column in t.mapping.items():
@@ -134,6 +196,8 @@ def preview(
     if limit:
         console.print(table)
     print_totals(totals)
+    if totals.records == 0:
+        console.print(f"{input_.name} has no records: a send would have nothing to send.")
 
 
 def print_totals(totals: PreviewTotals) -> None:
@@ -144,7 +208,7 @@ def print_totals(totals: PreviewTotals) -> None:
         + f", {totals.problem_count} would fail."
     )
     for number, reason in totals.problems:
-        console.print(f"  record {number}: {reason}", markup=False)
+        console.print(f"  record {number}: {reason}")
     hidden = totals.problem_count - len(totals.problems)
     if hidden > 0:
         console.print(f"  ... and {hidden} more")

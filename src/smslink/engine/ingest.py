@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from smslink.audience.readers import AudienceReader, open_audience
+from smslink.audience.readers import AudienceError, AudienceReader, open_audience
 from smslink.engine.counters import RunCounters
 from smslink.engine.prepare import Recipe, prepare
 from smslink.models import Delivery, Run, Stage
@@ -92,4 +92,19 @@ async def read_audience(
             on_batch()
             await asyncio.sleep(0)  # let the sender and tracker run between batches
         columns = list(run.columns) + [c for c in reader.columns if c not in run.columns]
+        _check_same_file(run, reader)
     store.update_run(run.id, columns=columns, audience_complete=True)
+
+
+def _check_same_file(run: Run, reader: AudienceReader) -> None:
+    """Raise AudienceError when the bytes just read are not those the run started with
+    (the file was replaced or edited while the run read it): the records stored may then
+    mix two audiences, and the run must not be marked as having read its audience."""
+    recorded = run.settings.get("audience")
+    if not isinstance(recorded, dict) or reader.sha256 is None:
+        return
+    if reader.sha256 != recorded.get("sha256"):
+        raise AudienceError(
+            f"{Path(run.input_path).name} changed while the run was reading it (its content "
+            "is no longer what was checked when the run started)"
+        )

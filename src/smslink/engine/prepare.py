@@ -67,11 +67,12 @@ def prepare(run_id: int, seq: int, record: AudienceRecord, recipe: Recipe) -> De
     info = count_segments(body)
     delivery.segments = info.segments
     if len(body) > MAX_BODY_CHARS:
+        columns = ", ".join(f"'{c}'" for c in recipe.mapping.values())
+        fix = f"shorten the message or the values in {columns}" if columns else "shorten it"
         return _rejected(
             delivery,
             f"the message is {len(body)} characters once filled in; Twilio's limit is "
-            f"{MAX_BODY_CHARS}: shorten the message or the values in "
-            + ", ".join(f"'{c}'" for c in recipe.mapping.values()),
+            f"{MAX_BODY_CHARS}: {fix}",
         )
     return delivery
 

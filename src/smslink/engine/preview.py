@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smslink.audience.readers import JSONL_SUFFIXES, AudienceRecord, open_audience
-from smslink.audience.writers import open_results
+from smslink.audience.readers import AudienceRecord, open_audience, scan_audience
+from smslink.audience.writers import check_results_path, open_results
 from smslink.engine.prepare import Recipe, prepare
 from smslink.engine.results import iso_utc
 from smslink.models import Delivery, Stage
@@ -56,10 +56,25 @@ def tally(totals: PreviewTotals, record: AudienceRecord, delivery: Delivery) -> 
     return encoding
 
 
-def dry_run(recipe: Recipe, path: Path, output: Path, encoding: str | None) -> PreviewTotals:
-    """Write the results file a send would start from: `ready` or `error` per record."""
+def dry_run(
+    recipe: Recipe, path: Path, output: Path, encoding: str | None, *, overwrite: bool = False
+) -> PreviewTotals:
+    """Write the results file a send would start from: `ready` or `error` per record.
+
+    The audience is read whole first (`scan_audience`), so a file a send would refuse is
+    refused here too, before anything is written."""
+    scan = scan_audience(path, encoding)
+    check_results_path(output, input_path=path, overwrite=overwrite)
     totals = PreviewTotals()
-    with open_results(output, _all_columns(path, encoding)) as writer:
+    with open_results(
+        output,
+        list(scan.columns),
+        delimiter=scan.delimiter,
+        bom=scan.excel,
+        sep_line=scan.sep_line,
+        overwrite=overwrite,
+        input_path=path,
+    ) as writer:
         for record, delivery in prepared(recipe, path, encoding):
             tally(totals, record, delivery)
             writer.write(
@@ -75,12 +90,3 @@ def dry_run(recipe: Recipe, path: Path, output: Path, encoding: str | None) -> P
                 },
             )
     return totals
-
-
-def _all_columns(path: Path, encoding: str | None) -> list[str]:
-    """The audience's columns; JSON Lines only knows them all after one pass."""
-    with open_audience(path, encoding) as reader:
-        if path.suffix.lower() in JSONL_SUFFIXES:
-            for _ in reader:
-                pass
-        return list(reader.columns)

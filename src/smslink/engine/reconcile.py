@@ -3,8 +3,9 @@
 The send API has no idempotency key, so after a read timeout, a reset connection, a 5xx or
 a crash mid-request the only safe way forward is to ask Twilio: list the messages to that
 number since the attempt began and look for ours (our body, a sid this run has not
-claimed). Found: track it. Proven absent: send it. Cannot tell: the caller reports
-"outcome unknown" rather than risk a second message.
+claimed). Found: track it. Proven absent: send it. Twilio cannot be asked: the delivery
+stays POSTING and the run stops, to be checked when it resumes; only Twilio's own answer
+about that recipient's look-up ends it as "outcome unknown". Never a second message.
 
 The listing is by recipient only, not by sender: a connection's sender may have been
 changed before a resume, and the messages sent earlier came from the old one.
@@ -19,11 +20,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from smslink.engine.counters import RunCounters
+from smslink.engine.errors import RunHalted
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.track import Tracker
 from smslink.models import Delivery, Progress, ResultStatus, Stage
 from smslink.store import Store
-from smslink.twilio import Message, TwilioClient, TwilioError
+from smslink.twilio import ApiError, ErrorKind, Message, TwilioClient, TwilioError
 
 #: Clock difference tolerated between this machine and Twilio.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -80,6 +82,15 @@ class Reconciler:
             return found
 
 
+def is_verdict_on_record(error: TwilioError) -> bool:
+    """True when a failed look-up is Twilio's own answer about this recipient (e.g. it
+    refuses the number as a filter): then the record may end as "outcome unknown". Any
+    other failure (Twilio down, a proxy's page, refused credentials, throttling that
+    outlasted the retries) says nothing about the record, which stays to be checked later.
+    """
+    return isinstance(error, ApiError) and error.kind in (ErrorKind.RECIPIENT, ErrorKind.RECORD)
+
+
 def outcome_unknown(reason: str) -> str:
     """The result message when nobody can tell whether a message went out."""
     return (
@@ -124,19 +135,27 @@ async def settle_posting(
 ) -> None:
     """Settle a resumed run's deliveries whose POST may have reached Twilio before it stopped.
 
-    Each is looked up: found -> tracked; proven absent -> PENDING (sent again); lookup
-    failed -> `error` "outcome unknown". Never resent without proof. Their number is
-    bounded by the sender's claim batch, so they are settled before sending resumes.
+    Each is looked up: found -> tracked; proven absent -> PENDING (sent again); Twilio's
+    own verdict on the look-up of that recipient -> `error` "outcome unknown". When Twilio
+    cannot be asked at all (down, a proxy's error page, refused credentials) the deliveries
+    stay POSTING and RunHalted is raised: nothing is decided without Twilio, and a later
+    resume checks them again. Never resent without proof. Their number is bounded by the
+    sender's claim batch, so they are settled before sending resumes.
     """
     posting = list(store.iter_deliveries(run_id, stages=(Stage.POSTING,), with_row=False))
     if not posting:
         return
     await asyncio.sleep(GRACE_S)  # a POST that left a killed process may still be landing
     limit = asyncio.Semaphore(SETTLE_CONCURRENCY)
+    unanswered: list[TwilioError] = []
+    left: list[Delivery] = []
 
     async def settle(delivery: Delivery) -> None:
         assert delivery.to is not None and delivery.body is not None
         async with limit:
+            if unanswered:
+                left.append(delivery)  # Twilio cannot be asked: leave the rest POSTING too
+                return
             try:
                 found = await reconciler.find(
                     to=delivery.to,
@@ -144,6 +163,10 @@ async def settle_posting(
                     attempted_at=delivery.claimed_at or datetime.now(UTC),
                 )
             except TwilioError as error:
+                if not is_verdict_on_record(error):
+                    unanswered.append(error)
+                    left.append(delivery)
+                    return
                 writer.put(
                     Progress(
                         run_id=run_id,
@@ -164,3 +187,9 @@ async def settle_posting(
 
     await asyncio.gather(*(settle(d) for d in posting))
     writer.flush()  # PENDING ones must be claimable before sending starts
+    if unanswered:
+        raise RunHalted(
+            f"Twilio could not be asked whether {len(left)} interrupted message(s) went out "
+            f"({unanswered[0]}); nothing was sent, and they are checked again when the run "
+            "resumes"
+        )

@@ -1,39 +1,116 @@
 """Writing a run's results file: one row per input record, in input order.
 
 Read back from the store, never from memory, so results can be written after a resume just
-as after a run that never stopped.
+as after a run that never stopped, and exported again at any time (`export_results`), to
+any file: the store, not the file, is where a run's results live.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from smslink.audience.writers import open_results
-from smslink.models import Delivery, ResultStatus, Run, Stage
+from smslink.audience.readers import AudienceError, file_digest, open_audience
+from smslink.audience.writers import check_results_path, open_results
+from smslink.models import Delivery, Run, Stage
 from smslink.store import Store
+
+#: The status an export gives a record whose result is not final yet (the run is still
+#: sending, or stopped). Never written by a completed run.
+UNFINISHED = "unfinished"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    path: Path
+    rows: int
+    unfinished: int  # rows whose result is not final yet
 
 
 def write_results(store: Store, run: Run) -> Path:
-    """Write (atomically) the results of `run` to its output path and return that path."""
+    """Write (atomically) the results of a finished `run` to its output path.
+
+    Raises AudienceError when the file cannot be written there (it became the input, or a
+    file that is not a results file appeared, or the folder refuses): the run stops and
+    its results can be written elsewhere.
+    """
     path = Path(run.output_path)
-    with open_results(path, run.columns) as writer:
-        for delivery in store.iter_deliveries(run.id, with_row=True):
-            writer.write(delivery.row, result_fields(delivery))
+    _write(store, run, path, overwrite=bool(run.settings.get("overwrite")))
     return path
+
+
+def export_results(store: Store, run: Run, path: Path, *, overwrite: bool = False) -> ExportSummary:
+    """Write the results of `run` as they stand now to `path` (CSV, TSV or JSON Lines by
+    its extension), whatever the run's state: records whose result is not final yet say
+    `unfinished`. Checks the path first (not the audience itself, not a foreign file)."""
+    check_results_path(path, input_path=Path(run.input_path), overwrite=overwrite)
+    rows, unfinished = _write(store, run, path, overwrite=overwrite)
+    return ExportSummary(path, rows, unfinished)
+
+
+def _write(store: Store, run: Run, path: Path, *, overwrite: bool) -> tuple[int, int]:
+    audience = run.settings.get("audience")
+    audience = audience if isinstance(audience, dict) else {}
+    delimiter = audience.get("delimiter")
+    rows = unfinished = 0
+    with open_results(
+        path,
+        run.columns,
+        # Spreadsheet users get back what they gave: their delimiter, and a BOM when the
+        # audience came from Excel, so umlauts and columns open right in European Excel.
+        delimiter=delimiter if isinstance(delimiter, str) else None,
+        bom=bool(audience.get("excel")),
+        sep_line=bool(audience.get("sep_line")),
+        overwrite=overwrite,
+        input_path=Path(run.input_path),
+    ) as writer:
+        for delivery in store.iter_deliveries(run.id, with_row=True):
+            fields = result_fields(delivery)
+            rows += 1
+            unfinished += fields["status"] == UNFINISHED
+            writer.write(delivery.row, fields)
+        if not run.audience_complete:
+            for values in _unread_records(run, writer.input_columns):
+                rows += 1
+                unfinished += 1
+                writer.write(values, {"status": UNFINISHED, "error_message": "not read yet"})
+    return rows, unfinished
+
+
+def _unread_records(run: Run, columns: list[str]) -> Iterator[dict[str, str]]:
+    """The records of an unfinished run that are not in the store yet, read from its
+    audience file, so an export has a row for every record. Raises AudienceError when the
+    file is gone or changed: then those rows cannot be told."""
+    recorded = run.settings.get("audience")
+    path = Path(run.input_path)
+    if isinstance(recorded, dict):
+        try:
+            if file_digest(path) != (recorded.get("size"), recorded.get("sha256")):
+                raise OSError("it has changed since the run started")
+        except OSError as error:
+            raise AudienceError(
+                f"run {run.id} has read only {run.total:,} records of its audience, and the "
+                f"rest cannot be listed: {path} {error.strerror or error}"
+            ) from None
+    encoding = run.settings.get("encoding")
+    with open_audience(path, str(encoding) if encoding else None) as reader:
+        reader.skip(run.total)
+        for record in reader:
+            yield record.values
 
 
 def result_fields(delivery: Delivery) -> dict[str, object]:
     """The result columns of one delivery, as the results file shows them."""
-    status = delivery.status
-    error_message = delivery.error_message
-    if delivery.stage is not Stage.DONE or status is None:
-        # Cannot happen after a finished run; if it ever does, say so rather than drop it.
-        status = ResultStatus.ERROR
-        error_message = f"not finished (stage {delivery.stage}): resume the run"
+    if delivery.stage is Stage.DONE and delivery.status is not None:
+        status, error_message = str(delivery.status), delivery.error_message
+    else:
+        twilio = f", Twilio status {delivery.twilio_status}" if delivery.twilio_status else ""
+        status, error_message = UNFINISHED, f"not final yet ({delivery.stage}{twilio})"
     return {
         "to": delivery.to,
-        "status": str(status),
+        "status": status,
         "error_code": delivery.error_code,
         "error_message": error_message,
         "message_sid": delivery.message_sid,

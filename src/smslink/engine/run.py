@@ -13,16 +13,18 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from smslink.audience.readers import (
     JSONL_SUFFIXES,
     AudienceError,
-    check_decodable,
-    open_audience,
+    AudienceScan,
+    file_digest,
+    scan_audience,
 )
 from smslink.audience.writers import check_results_path
+from smslink.base_url import check_base_url
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.ingest import read_audience
@@ -42,7 +44,7 @@ from smslink.models import (
     Stage,
     Touchpoint,
 )
-from smslink.store import Store
+from smslink.store import RunConflict, Store
 from smslink.template import TemplateError
 from smslink.twilio import TwilioClient
 
@@ -51,42 +53,122 @@ class InputError(Exception):
     """The audience or touchpoint cannot be used as it is; the message says what to fix."""
 
 
+class RepeatedSend(InputError):
+    """The same touchpoint went to an audience with the same content a moment ago, or is
+    still going to it: a second send would give every recipient the message twice."""
+
+    def __init__(self, message: str, earlier: Run) -> None:
+        super().__init__(message)
+        self.earlier = earlier
+
+
+#: A send of a touchpoint to an audience whose content (bytes) equals that of an earlier
+#: send of it is refused while the earlier run is unfinished, or within this window after it
+#: started, unless the caller asks for it again explicitly: the mistakes it catches (the
+#: same command run twice, two colleagues sending the same file) happen within hours, while
+#: a deliberate repeat (a reminder next week) is well outside it.
+REPEAT_WINDOW = timedelta(hours=24)
+
+
 @dataclass(frozen=True, slots=True)
 class RunRequest:
     touchpoint: str
     input_path: Path
     output_path: Path
     encoding: str | None = None
+    #: Replace an existing output file that is not a results file of smslink.
+    overwrite: bool = False
+    #: Send although the same audience got this touchpoint recently (see REPEAT_WINDOW).
+    again: bool = False
 
 
-def start_run(store: Store, request: RunRequest) -> int:
+def start_run(store: Store, request: RunRequest, *, now: datetime | None = None) -> int:
     """Create a run for an audience and return its id; `execute_run` then does the work.
 
-    Checks the touchpoint, the audience's header and the results path first and raises
-    InputError or AudienceError, with nothing stored, when one cannot be used.
+    Reads the whole audience once first (every byte decoded, every record parsed), and
+    checks the touchpoint, the connection, the header and the results path: raises
+    InputError or AudienceError, with nothing stored or sent, when one cannot be used.
     """
     touchpoint = store.get_touchpoint(request.touchpoint)
     connection = store.get_connection(touchpoint.connection)
     recipe = _recipe(touchpoint, connection.region)
-    check_results_path(request.output_path)
-    with open_audience(request.input_path, request.encoding) as reader:
-        check_decodable(request.input_path, request.encoding)
-        missing = recipe.missing_columns(list(reader.columns))
-        if missing and not _is_jsonl(request.input_path):
-            raise InputError(
-                f"{request.input_path.name} has no column "
-                + ", ".join(f"'{c}'" for c in missing)
-                + f" (touchpoint '{touchpoint.name}' maps to it); its columns are: "
-                + ", ".join(reader.columns)
-            )
-    run = store.create_run(
-        touchpoint=touchpoint.name,
-        connection=connection.name,
-        input_path=str(request.input_path.resolve()),
-        output_path=str(request.output_path.resolve()),
-        settings=_snapshot(touchpoint, connection, request.encoding),
+    problem = connection_problem(connection)
+    if problem:
+        raise InputError(problem)
+    scan = scan_audience(request.input_path, request.encoding)
+    missing = recipe.missing_columns(list(scan.columns))
+    if missing and not _is_jsonl(request.input_path):
+        raise InputError(
+            f"{request.input_path.name} has no column "
+            + ", ".join(f"'{c}'" for c in missing)
+            + f" (touchpoint '{touchpoint.name}' maps to it); its columns are: "
+            + ", ".join(scan.columns)
+        )
+    if scan.records == 0:
+        raise InputError(
+            f"{request.input_path.name} has no records (only a header, or nothing): "
+            "there is nothing to send"
+        )
+    check_results_path(
+        request.output_path, input_path=request.input_path, overwrite=request.overwrite
     )
+    fingerprint = f"{touchpoint.name}\n{scan.sha256}"
+    now = now or datetime.now(UTC)
+    try:
+        run = store.create_run(
+            touchpoint=touchpoint.name,
+            connection=connection.name,
+            input_path=str(request.input_path.resolve()),
+            output_path=str(request.output_path.resolve()),
+            settings=_snapshot(touchpoint, connection, request, scan, fingerprint),
+            columns=list(scan.columns),
+            fingerprint=None if request.again else fingerprint,
+            repeat_since=now - REPEAT_WINDOW,
+            now=now,
+        )
+    except RunConflict as conflict:
+        raise _conflict_error(conflict, request) from None
     return run.id
+
+
+def redirect_results(store: Store, run_id: int, path: Path, *, overwrite: bool = False) -> Run:
+    """Have a run write its results to `path` from now on (its old place failed, or the
+    user wants them elsewhere); the path is checked like a new run's."""
+    run = store.get_run(run_id)
+    check_results_path(path, input_path=Path(run.input_path), overwrite=overwrite)
+    settings = {**run.settings, "overwrite": overwrite}
+    store.update_run(run_id, output_path=str(path.resolve()), settings=settings)
+    return store.get_run(run_id)
+
+
+def connection_problem(connection: Connection) -> str | None:
+    """Why a stored connection must not be used (e.g. its base URL was stored by an
+    older smslink that accepted plain http to a remote host), or None."""
+    try:
+        check_base_url(connection.base_url)
+    except ValueError as error:
+        return f"connection '{connection.name}' cannot be used: {error}; fix its base URL"
+    return None
+
+
+def _conflict_error(conflict: RunConflict, request: RunRequest) -> InputError:
+    earlier = conflict.run
+    started = earlier.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    if conflict.reason == "output":
+        return InputError(
+            f"run {earlier.id} ({earlier.state}) will write its results to "
+            f"{request.output_path}; choose another output file, or finish that run first"
+        )
+    if earlier.state is RunState.COMPLETED:
+        when = f"completed; it started {started}"
+    else:
+        when = f"{earlier.state}, started {started}: resume it rather than start another"
+    return RepeatedSend(
+        f"touchpoint '{request.touchpoint}' was already sent to an audience with exactly "
+        f"this content in run {earlier.id} ({when}); every recipient would get the message "
+        "twice. To send it again on purpose, say so explicitly",
+        earlier,
+    )
 
 
 async def execute_run(
@@ -109,6 +191,12 @@ async def execute_run(
         if run.state is RunState.COMPLETED:
             return run
         connection = store.get_connection(run.connection)
+        problem = connection_problem(connection)
+        if problem:
+            store.update_run(run_id, state=RunState.STOPPED, error=problem)
+            raise RunHalted(problem)
+        if not run.audience_complete:
+            check_audience_unchanged(run)  # InputError: the run stays as it was
         store.update_run(run_id, state=RunState.SENDING, error=None)
         _count_done(store, run, counters)
         try:
@@ -136,7 +224,10 @@ async def execute_run(
         try:
             write_results(store, store.get_run(run_id))
         except (AudienceError, OSError) as error:
-            reason = f"every message is done, but the results file could not be written: {error}"
+            reason = (
+                f"every message is done, but the results file could not be written: {error}; "
+                "write them to another file (the results stay in the store)"
+            )
             store.update_run(run_id, state=RunState.STOPPED, error=reason)
             raise RunHalted(reason) from error
         store.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
@@ -229,9 +320,35 @@ def _after_reading(task: asyncio.Task[None], sender: Sender) -> None:
         sender.audience_read()
     else:
         sender.halt(
-            f"the audience cannot be read on: {error}. The records before that point are "
-            "being sent; fix the file without changing or reordering them, then resume"
+            f"the audience could not be read to its end: {error}. The records stored before "
+            "that point were sent or stay to be sent when the run resumes; the rest were "
+            "not read. Resuming needs the file exactly as it was when the run started"
         )
+
+
+def check_audience_unchanged(run: Run) -> None:
+    """Raise InputError when the audience file is gone or differs from the one the run
+    started with: reading on from record N of another file would mix two audiences and
+    silently skip or repeat people."""
+    recorded = run.settings.get("audience")
+    if not isinstance(recorded, dict):
+        return  # a run started by an older smslink: nothing to compare with
+    path = Path(run.input_path)
+    try:
+        size, sha256 = file_digest(path)
+    except OSError as error:
+        raise InputError(
+            f"run {run.id} cannot read on: its audience {path} cannot be read "
+            f"({error.strerror}); put the file back exactly as it was"
+        ) from None
+    if (size, sha256) == (recorded.get("size"), recorded.get("sha256")):
+        return
+    raise InputError(
+        f"run {run.id} cannot read on: its audience {path} has changed since the run started "
+        f"({recorded.get('size'):,} bytes then, {size:,} now; the content differs). Reading "
+        f"on from record {run.total + 1} of another file would mix two audiences: put the "
+        "original file back, or start a new run with the new file"
+    )
 
 
 def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> set[str]:
@@ -281,14 +398,31 @@ def _recipe(touchpoint: Touchpoint, region: str) -> Recipe:
         raise InputError(f"touchpoint '{touchpoint.name}': {error}") from error
 
 
-def _snapshot(touchpoint: Touchpoint, connection: Connection, encoding: str | None) -> dict:
-    """What the run must keep using even if the touchpoint is edited before a resume."""
+def _snapshot(
+    touchpoint: Touchpoint,
+    connection: Connection,
+    request: RunRequest,
+    scan: AudienceScan,
+    fingerprint: str,
+) -> dict:
+    """What the run must keep using even if the touchpoint is edited before a resume, and
+    what identifies its audience (so a changed file is noticed, and a repeat refused)."""
     return {
         "message": touchpoint.message,
         "phone_column": touchpoint.phone_column,
         "mapping": dict(touchpoint.mapping),
         "region": connection.region,
-        "encoding": encoding,
+        "encoding": request.encoding,
+        "overwrite": request.overwrite,
+        "fingerprint": fingerprint,
+        "audience": {
+            "size": scan.size,
+            "sha256": scan.sha256,
+            "records": scan.records,
+            "delimiter": scan.delimiter,
+            "excel": scan.excel,
+            "sep_line": scan.sep_line,
+        },
     }
 
 

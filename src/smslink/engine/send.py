@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shlex
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from smslink.engine.errors import RunHalted, lease_lost
 from smslink.engine.optouts import OPTED_OUT, OptOuts
 from smslink.engine.pacing import SegmentRate
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.engine.reconcile import GRACE_S, Reconciler, outcome_unknown
+from smslink.engine.reconcile import GRACE_S, Reconciler, is_verdict_on_record, outcome_unknown
 from smslink.engine.track import Tracker
 from smslink.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.store import Store
@@ -168,9 +169,14 @@ class Sender:
             except Withheld:  # halted or lease lost during retries: this attempt never left
                 self._release([outgoing])
                 return
-            except NotTwilio as error:  # may or may not have been created: a resume checks
-                self.halt(f"{error}; nothing more was sent")
-                return
+            except NotTwilio as error:
+                if error.kind is not ErrorKind.AMBIGUOUS:
+                    # A page from something that is not Twilio: the connection is wrong. The
+                    # delivery stays POSTING (it may have been forwarded), so a resume checks
+                    # it with Twilio before sending anything again.
+                    self.halt(f"{error}; nothing more was sent")
+                    return
+                lost = error  # a proxy's 5xx to a POST: it may have reached Twilio all the same
             except ApiError as error:
                 if error.kind is ErrorKind.RETRYABLE:  # 429/21611 outlasted the client's retries
                     busy_since = busy_since or time.monotonic()
@@ -190,10 +196,21 @@ class Sender:
                 self._accepted(outgoing, message)
                 return
             sends += 1
+            if self._halt is not None:
+                return  # stays POSTING: the resume checks it with Twilio
             try:
                 found = await self._reconcile(outgoing)
             except TwilioError as error:
-                self._unknown(outgoing, f"{lost}; checking with Twilio failed too: {error}")
+                if is_verdict_on_record(error):
+                    self._unknown(outgoing, f"{lost}; checking with Twilio failed too: {error}")
+                else:
+                    # Twilio cannot be asked now (down, a proxy failing, credentials refused):
+                    # no verdict about this record, so it stays POSTING and the run stops.
+                    self.halt(
+                        f"the answer to a message was lost ({lost}) and Twilio could not be "
+                        f"asked whether it went out ({error}); nothing more was sent, and that "
+                        "message is checked with Twilio when the run resumes"
+                    )
                 return
             if found is not None:
                 self._accepted(outgoing, found)
@@ -265,7 +282,8 @@ class Sender:
             self._stop(
                 outgoing,
                 f"Twilio refused the connection's settings ({error}); nothing more was sent: "
-                f"fix the connection (smslink connection update {self._connection.name})",
+                f"fix the connection (smslink connection update "
+                f"{shlex.quote(self._connection.name)})",
             )
             return
         message = error.message

@@ -1,12 +1,20 @@
 """Persistence behind one small interface: SQLite by default, PostgreSQL for shared deployments."""
 
-from smslink.store.errors import AlreadyExists, InUse, NotFound, SchemaTooNew, StoreError
+from smslink.store.errors import (
+    AlreadyExists,
+    InUse,
+    NotFound,
+    RunConflict,
+    SchemaTooNew,
+    StoreError,
+)
 from smslink.store.sql import Store, open_store
 
 __all__ = [
     "AlreadyExists",
     "InUse",
     "NotFound",
+    "RunConflict",
     "SchemaTooNew",
     "Store",
     "StoreError",

@@ -21,3 +21,14 @@ class InUse(StoreError):
 
 class SchemaTooNew(StoreError):
     """The database was written by a newer smslink than this one."""
+
+
+class RunConflict(StoreError):
+    """A run cannot be created because an earlier one stands in its way: the same touchpoint
+    with the same audience fingerprint (`reason` "repeat"), or an unfinished run that will
+    write its results to the same file (`reason` "output"). `run` is that earlier run."""
+
+    def __init__(self, run: object, reason: str) -> None:
+        super().__init__(f"run {getattr(run, 'id', '?')} conflicts ({reason})")
+        self.run = run
+        self.reason = reason

@@ -54,9 +54,9 @@ from smslink.models import (
     Stage,
     Touchpoint,
 )
-from smslink.secrets import SecretBox
+from smslink.secrets import SecretBox, check_folder, check_private_file
 from smslink.settings import database_url, normalise_database_url
-from smslink.store.errors import AlreadyExists, InUse, NotFound, SchemaTooNew
+from smslink.store.errors import AlreadyExists, InUse, NotFound, RunConflict, SchemaTooNew
 from smslink.store.rows import (
     STAGES,
     delivery_row,
@@ -264,6 +264,25 @@ class Store:
                 raise NotFound(f"no connection named {t.connection!r}") from e
             raise AlreadyExists(f"a touchpoint named {t.name!r} already exists") from e
 
+    def update_touchpoint(self, t: Touchpoint) -> None:
+        """Replace a touchpoint's connection, message and mapping (runs keep their copy)."""
+        try:
+            with self._engine.begin() as conn:
+                result = conn.execute(
+                    update(touchpoints)
+                    .where(touchpoints.c.name == t.name)
+                    .values(
+                        connection=t.connection,
+                        message=t.message,
+                        phone_column=t.phone_column,
+                        mapping_json=dumps(t.mapping),
+                    )
+                )
+        except IntegrityError as e:
+            raise NotFound(f"no connection named {t.connection!r}") from e
+        if result.rowcount == 0:
+            raise NotFound(f"no touchpoint named {t.name!r}")
+
     def get_touchpoint(self, name: str) -> Touchpoint:
         with self._engine.connect() as conn:
             row = conn.execute(select(touchpoints).where(touchpoints.c.name == name)).first()
@@ -292,10 +311,29 @@ class Store:
         input_path: str,
         output_path: str,
         settings: dict[str, Any],
+        columns: list[str] | None = None,
+        fingerprint: str | None = None,
+        repeat_since: datetime | None = None,
+        now: datetime | None = None,
     ) -> Run:
-        created_at = datetime.now(UTC)
+        """Store a new run, unless an earlier one stands in its way (RunConflict):
+
+        - one that is unfinished and will write its results to the same `output_path`;
+        - with `fingerprint` given: one of the same touchpoint whose settings carry the
+          same fingerprint and that is unfinished or was created at or after `repeat_since`.
+
+        Checked and inserted under one lock, so two sends started at the same instant
+        cannot both pass the check.
+        """
+        created_at = now or datetime.now(UTC)
         settings_json = dumps(settings)
         with self._engine.begin() as conn:
+            self._lock_run_creation(conn)
+            conflict = self._conflicting_run(
+                conn, touchpoint, output_path, fingerprint, repeat_since or created_at
+            )
+            if conflict is not None:
+                raise RunConflict(*conflict)
             result = conn.execute(
                 insert(runs).values(
                     touchpoint=touchpoint,
@@ -304,7 +342,7 @@ class Store:
                     output_path=output_path,
                     state=RunState.CREATED.value,
                     created_at=created_at,
-                    columns_json="[]",
+                    columns_json=dumps(columns or []),
                     total=0,
                     audience_complete=False,
                     settings_json=settings_json,
@@ -319,8 +357,45 @@ class Store:
             output_path=output_path,
             state=RunState.CREATED,
             created_at=created_at,
+            columns=list(columns or []),
             settings=json.loads(settings_json),  # exactly what get_run will return
         )
+
+    def _lock_run_creation(self, conn: DBConnection) -> None:
+        """Hold the right to create runs until this transaction ends, so the conflict check
+        and the insert are one step (PostgreSQL: an advisory lock per schema; SQLite: the
+        write lock, taken at once)."""
+        if self._postgres:
+            conn.execute(text(_PG_RUN_LOCK))
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def _conflicting_run(
+        self,
+        conn: DBConnection,
+        touchpoint: str,
+        output_path: str,
+        fingerprint: str | None,
+        since: datetime,
+    ) -> tuple[Run, str] | None:
+        unfinished = runs.c.state != RunState.COMPLETED.value
+        same_output = conn.execute(
+            select(runs).where(unfinished, runs.c.output_path == output_path).limit(1)
+        ).first()
+        if same_output is not None:
+            return to_run(same_output), "output"
+        if fingerprint is None:
+            return None
+        candidates = conn.execute(
+            select(runs)
+            .where(runs.c.touchpoint == touchpoint, or_(unfinished, runs.c.created_at >= since))
+            .order_by(runs.c.id.desc())
+        ).all()
+        for row in candidates:
+            run = to_run(row)
+            if run.settings.get("fingerprint") == fingerprint:
+                return run, "repeat"
+        return None
 
     def get_run(self, run_id: int) -> Run:
         with self._engine.connect() as conn:
@@ -343,10 +418,16 @@ class Store:
         error: str | EllipsisType | None = ...,
         finished_at: datetime | None = None,
         audience_complete: bool | None = None,
+        output_path: str | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         """Change only the fields given; `error=None` clears the error (hence the `...`
         default meaning "leave it")."""
         values: dict[str, Any] = {}
+        if output_path is not None:
+            values["output_path"] = output_path
+        if settings is not None:
+            values["settings_json"] = dumps(settings)
         if state is not None:
             values["state"] = state.value
         if columns is not None:
@@ -685,6 +766,11 @@ class Store:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: Serialises run creation (its conflict checks) per PostgreSQL schema.
+_PG_RUN_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtext('smslink:runs:' || coalesce(current_schema(), '')))"
+)
+
 #: Serialises schema changes per PostgreSQL schema until the transaction ends.
 _PG_SCHEMA_LOCK = (
     "SELECT pg_advisory_xact_lock(hashtext('smslink:' || coalesce(current_schema(), '')))"
@@ -749,12 +835,47 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
         cursor.close()
 
 
+#: SQLite's side files: replayed into the database when it opens, so as trusted as it.
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 def _prepare_sqlite_file(database: str | None) -> None:
-    """Create the parent directory, and the file itself owner-only: it holds phone numbers
-    and message bodies (SQLite gives its -wal and -shm files the same mode)."""
+    """Create the parent directory (owner-only if it is new), and the file itself
+    owner-only: it holds phone numbers and message bodies (SQLite gives its -wal and -shm
+    files the same mode). Refuse it, before SQLite opens it, if another user could have
+    written it: a database of theirs could send the auth token to a base URL of theirs.
+    """
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_sqlite_folders(path)
+    with contextlib.suppress(FileExistsError):  # O_EXCL: never follows a planted symlink
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    _check_sqlite_files(path)
+
+
+#: SQLite's side files: replayed into the database when it opens, so as trusted as it.
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+_SQLITE_WHAT = "the SQLite database"
+
+
+def _check_sqlite_folders(path: Path) -> None:
+    """ssh's rule (see `smslink.secrets`) for the database's folder: owned by this user or
+    root, and writable by others only with the sticky bit (like /tmp), where they cannot
+    swap the file. A symlinked database is judged in its link's folder and its real one."""
+    check_folder(path.parent, _SQLITE_WHAT)
+    real = path.resolve()
+    if real.parent != path.parent.resolve():
+        check_folder(real.parent, _SQLITE_WHAT)
+
+
+def _check_sqlite_files(path: Path) -> None:
+    """The database and its side files: owned by this user or root, writable by nobody
+    else. Side files under both the given and the real name (SQLite may resolve links)."""
+    check_private_file(path, _SQLITE_WHAT)
+    for base in dict.fromkeys((path, path.resolve())):
+        for suffix in _SQLITE_SIDE_FILES:
+            side = base.with_name(base.name + suffix)
+            if side.exists():
+                check_private_file(side, f"the SQLite database's {suffix} file")

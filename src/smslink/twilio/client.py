@@ -17,6 +17,7 @@ import asyncio
 import base64
 import json
 import random
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -340,6 +341,7 @@ class TwilioClient:
                 raw = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
+                content_type = response.headers.get("Content-Type", "")
         except aiohttp.ClientConnectorError as error:
             raise ConnectFailed(_describe_connect_error(error)) from error
         except aiohttp.ConnectionTimeoutError as error:
@@ -358,12 +360,12 @@ class TwilioClient:
             except ValueError:
                 data = None
             if not isinstance(data, dict):
-                raise NotTwilio(
-                    f"{url.host} answered HTTP {status} with something that is not Twilio's "
-                    "JSON: check the connection's base URL"
-                )
+                raise _not_twilio(url, status, method, raw, content_type)
             return data
-        raise _api_error(status, raw, method, retry_after)
+        error = _api_error(status, raw, method, retry_after)
+        if error is None:
+            raise _not_twilio(url, status, method, raw, content_type)
+        raise error
 
 
 def _message(data: dict) -> Message:
@@ -375,17 +377,31 @@ def _message(data: dict) -> Message:
         ) from error
 
 
-def _api_error(status: int, raw: bytes, method: str, retry_after: str | None) -> ApiError:
+def _api_error(status: int, raw: bytes, method: str, retry_after: str | None) -> ApiError | None:
+    """Twilio's error answer as an ApiError; None when the body is not Twilio's error JSON
+    (a proxy's page, another server's 404), so nobody mistakes it for a verdict of Twilio's.
+
+    A 429 is taken as "too many requests" whatever its body: whoever sent it, the request
+    was not processed and may be tried again later.
+    """
     code: int | None = None
     message = f"HTTP {status}"
     more_info: str | None = None
     try:
         data = json.loads(raw)
-        code = int(data["code"]) if data.get("code") is not None else None
+    except ValueError:
+        data = None
+    if _is_twilio_error(data):
+        assert isinstance(data, dict)
+        try:
+            code = int(data["code"]) if data.get("code") is not None else None
+        except (TypeError, ValueError):
+            code = None
         message = str(data.get("message") or message)
-        more_info = data.get("more_info")
-    except (ValueError, TypeError, AttributeError, KeyError):
-        pass
+        info = data.get("more_info")
+        more_info = str(info) if info else None
+    elif status != 429:
+        return None
     return ApiError(
         status=status,
         code=code,
@@ -394,6 +410,43 @@ def _api_error(status: int, raw: bytes, method: str, retry_after: str | None) ->
         method=method,
         retry_after=_parse_retry_after(retry_after),
     )
+
+
+def _is_twilio_error(data: object) -> bool:
+    """Twilio's error body: `{"code": 20003, "message": "...", "more_info": "...",
+    "status": 401}`. The message and status are always there; code may be null."""
+    return isinstance(data, dict) and isinstance(data.get("message"), str) and "status" in data
+
+
+def _not_twilio(url: URL, status: int, method: str, raw: bytes, content_type: str) -> NotTwilio:
+    """Say what answered instead of Twilio, in words an administrator can act on."""
+    if "html" in content_type.lower() or b"<html" in raw[:512].lower():
+        kind = "an HTML page"
+    elif not raw.strip():
+        kind = "an empty answer"
+    else:
+        kind = "an answer"
+    title = _html_title(raw)
+    shown = f" ({title})" if title else ""
+    return NotTwilio(
+        f"{url.host} answered HTTP {status} with {kind}{shown} that is not Twilio's API: "
+        "check the connection's base URL, or whatever stands between it and Twilio",
+        status=status,
+        method=method,
+    )
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _html_title(raw: bytes) -> str:
+    """The page's <title>, shortened and with control characters removed, else ""."""
+    found = _TITLE.search(raw[:4096])
+    if not found:
+        return ""
+    title = found.group(1).decode("utf-8", "replace")
+    title = " ".join("".join(ch if ch.isprintable() else " " for ch in title).split())
+    return title[:80]
 
 
 def _parse_retry_after(

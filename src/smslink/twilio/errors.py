@@ -88,10 +88,25 @@ class Withheld(TwilioError):
 
 
 class NotTwilio(TwilioError):
-    """A success status whose body is not Twilio's JSON: the base URL points elsewhere
-    (a proxy, a captive portal, a web page). A setting to fix, not a record's problem."""
+    """An answer that is not Twilio's: an HTML error page from a proxy or load balancer, a
+    404 from a server that has no Messages resource, a success status whose body is not
+    Twilio's JSON. The base URL points elsewhere or something in front of Twilio is failing:
+    a fact about the connection, never a verdict about one record.
 
-    kind = ErrorKind.CONFIGURATION
+    `status` is the HTTP status (None when unknown). What to do depends on it and on the
+    method: a 5xx to a GET was not processed (retry); a 5xx to a POST may have been
+    forwarded to Twilio and processed (reconcile, never resend blindly); anything else says
+    the connection is wrong (stop the run, keep what may have been sent for reconciling).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, method: str = "GET") -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        if status is not None and status >= 500:
+            self.kind = ErrorKind.AMBIGUOUS if method == "POST" else ErrorKind.RETRYABLE
+        else:
+            self.kind = ErrorKind.CONFIGURATION
 
 
 def classify(*, status: int, code: int | None, method: str) -> ErrorKind:
