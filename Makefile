@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test check lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,12 +15,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/smslink demo
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/pytest
+# The whole suite on every core (pytest-xdist), the 2,000-record fault runs (marker `slow`)
+# included; `$(BIN)/pytest -n auto -m "not slow"` is the quick loop while developing.
+test: $(STAMP) check
+	$(BIN)/pytest -n auto --dist worksteal
 
-lint: $(STAMP)
+# What every change must keep: ruff, the layering of ARCHITECTURE.md (import-linter) and
+# the types of src/ (mypy). `make test` runs these first; `make lint` adds the format check.
+check: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+lint: check
 	$(BIN)/ruff format --check src tests bench
 
 bench: $(STAMP)

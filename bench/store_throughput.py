@@ -20,10 +20,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from smslink.models import Delivery, Progress, ResultStatus, Stage
-from smslink.secrets import SecretBox
-from smslink.settings import normalise_database_url
+from smslink.domain.models import Delivery, Progress, ResultStatus, RunSnapshot, Stage
 from smslink.store import Store, open_store
+from smslink.store.location import normalise_database_url
+from smslink.store.secrets import SecretBox
 
 INGEST_BATCH = 1000
 CLAIM_BATCH = 100
@@ -57,27 +57,31 @@ def _delivery(run_id: int, seq: int) -> Delivery:
 
 
 def bench(store: Store, n: int) -> None:
-    run_id = store.create_run(
-        touchpoint="bench", connection="bench", input_path="-", output_path="-", settings={}
+    run_id = store.runs.create_run(
+        touchpoint="bench",
+        connection="bench",
+        input_path="-",
+        output_path="-",
+        snapshot=RunSnapshot("Hi", "mobile"),
     ).id
     columns = ["customer_id", "first_name", "last_name", "mobile", "city", "segment"]
 
     def ingest() -> None:
         for start in range(0, n, INGEST_BATCH):
             batch = [_delivery(run_id, s) for s in range(start, min(start + INGEST_BATCH, n))]
-            store.add_deliveries(run_id, batch, columns)
+            store.deliveries.add_deliveries(run_id, batch, columns)
 
     claimed: list[int] = []
 
     def claim() -> None:
         now = datetime.now(UTC)
-        while batch := store.claim_pending(run_id, CLAIM_BATCH, now):
+        while batch := store.deliveries.claim_pending(run_id, CLAIM_BATCH, now):
             claimed.extend(o.seq for o in batch)
 
     def progress(stage: Stage, status: ResultStatus | None, twilio: str) -> Callable[[], None]:
         def work() -> None:
             for start in range(0, n, PROGRESS_BATCH):
-                store.save_progress(
+                store.deliveries.save_progress(
                     [
                         Progress(run_id, s, stage, status, twilio, f"SM{s:032x}", polls=1)
                         for s in claimed[start : start + PROGRESS_BATCH]
@@ -87,7 +91,7 @@ def bench(store: Store, n: int) -> None:
         return work
 
     def read() -> None:
-        assert sum(1 for _ in store.iter_deliveries(run_id)) == n
+        assert sum(1 for _ in store.deliveries.iter_deliveries(run_id)) == n
 
     per_message = 0.0
     per_message += _timed(f"add_deliveries (batches of {INGEST_BATCH})", n, ingest)
@@ -105,7 +109,7 @@ def bench(store: Store, n: int) -> None:
     )
     per_message += _timed("iter_deliveries (with rows, 1000/page)", n, read)
     started = time.perf_counter()
-    totals = store.totals(run_id)
+    totals = store.deliveries.totals(run_id)
     print(f"  {'totals (one GROUP BY)':<44} {(time.perf_counter() - started) * 1e3:>10.1f} ms")
     assert totals.done == n
     print(

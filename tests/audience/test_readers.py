@@ -11,9 +11,10 @@ import pytest
 
 import smslink
 from smslink.audience.readers import AudienceError, AudienceRecord, open_audience
-from smslink.phone import PhoneError, normalize_phone
-from smslink.segments import count_segments
-from smslink.template import MissingValue, parse_template
+from smslink.domain.errors import Action, Remedy
+from smslink.domain.phone import PhoneError, normalize_phone
+from smslink.domain.segments import count_segments
+from smslink.domain.template import MissingValue, parse_template
 from tests.audience.files import read_all, write
 
 DEMO = Path(smslink.__file__).parent / "data" / "demo_audience.csv"
@@ -85,8 +86,9 @@ def test_a_decode_error_names_the_byte_the_line_and_the_fix(tmp_path: Path) -> N
         read_all(path)
     assert str(info.value) == (
         "audience.csv is not UTF-8 (byte 0xF6 at line 3); "
-        "re-save it as UTF-8 or pass --encoding cp1252"
+        "re-save it as UTF-8 or read it as cp1252 (older Excel)"
     )
+    assert info.value.remedy == Remedy(Action.SET_ENCODING, {"encoding": "cp1252"})
 
 
 def test_a_decode_error_deep_in_a_large_file_has_the_right_line(tmp_path: Path) -> None:

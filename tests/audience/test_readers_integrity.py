@@ -24,6 +24,7 @@ from smslink.audience.readers import (
     open_audience,
     scan_audience,
 )
+from smslink.domain.errors import Action, Remedy
 from tests.audience.files import read_all, write
 
 HEADER = "id,Name,City,Phone"
@@ -321,8 +322,9 @@ def test_a_nul_byte_is_refused_with_its_line(tmp_path: Path) -> None:
 
 def test_utf16_without_a_bom_is_a_nul_byte_with_a_hint(tmp_path: Path) -> None:
     path = write(tmp_path, "a.csv", "Phone,Name\n1,Ann\n".encode("utf-16-le"))
-    with pytest.raises(AudienceError, match=r"line 1 contains a NUL byte.*--encoding utf-16"):
+    with pytest.raises(AudienceError, match=r"line 1 contains a NUL byte.*as utf-16-le") as info:
         scan_audience(path)
+    assert info.value.remedy == Remedy(Action.SET_ENCODING, {"encoding": "utf-16-le"})
     assert scan_audience(path, "utf-16-le").records == 1
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from smslink.audience.readers import AudienceError, open_audience
 from smslink.audience.writers import RESULT_COLUMNS, open_results, result_column_names
-from smslink.models import ResultStatus
+from smslink.domain.models import ResultStatus
 
 DELIVERED = {
     "to": "+14155550100",

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import InProcessCli
-from tests.e2e.conftest import Simulator, audience, read_csv, write_csv
+from tests.clikit import InProcessCli, Simulator, audience, read_csv, write_csv
 
 HOSTILE_LINE = '3,"Name3 (VIP,Berlin,+12125570003'
 
@@ -254,9 +253,9 @@ def test_export_of_an_unfinished_run_says_which_records_are_not_final(
 def _stored_run(cli: InProcessCli, source: Path, output: Path) -> int:
     """A run created (checked and stored) but not started: what a crash right after
     `send` began would leave."""
-    from smslink.engine.run import RunRequest, start_run
-    from smslink.secrets import SecretBox
+    from smslink.engine import RunRequest, start_run
     from smslink.store import open_store
+    from smslink.store.secrets import SecretBox
 
     with open_store(
         f"sqlite:///{cli.home / 'smslink.db'}", secret_box=SecretBox(home=cli.home)

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from smslink.simulator import SimulatorConfig
-from tests.cli.conftest import InProcessCli
-from tests.e2e.conftest import ACCOUNT_SID, TOKEN, Simulator, audience, read_csv, write_csv
+from tests.clikit import (
+    ACCOUNT_SID,
+    TOKEN,
+    InProcessCli,
+    Simulator,
+    audience,
+    read_csv,
+    write_csv,
+)
 from tests.outage import simulator_behind_proxy
 
 #: A byte of any terminal-steering kind must never reach the screen raw.
@@ -52,10 +60,12 @@ def test_a_stopped_run_blocks_a_new_send_of_the_same_audience_until_resumed(
 ) -> None:
     cli.add_touchpoint(simulator.base_url)
     source = audience(tmp_path / "a.csv", 5)
-    cli.add_connection("dead", "http://127.0.0.1:9/2010-04-01")
-    cli.run("touchpoint", "update", "hello", "--connection", "dead")
+    # A sender the account does not own: Twilio refuses it (21606) and the run stops at
+    # once, resumably, as it does (after its retries) when Twilio cannot be reached.
+    cli.add_connection("refused", simulator.base_url, "--from", "+15005550007")
+    cli.run("touchpoint", "update", "hello", "--connection", "refused")
     stopped = cli.run("send", "hello", "--input", str(source), "--output", "1.csv", check=False)
-    assert stopped.returncode == 1
+    assert stopped.returncode == 1 and "21606" in stopped.stderr
 
     refused = cli.run("send", "hello", "--input", str(source), "--output", "2.csv", check=False)
 
@@ -191,6 +201,42 @@ def test_connection_test_against_another_server_does_not_blame_twilio(
     assert result.returncode == 1
     assert "Twilio refused" not in result.stderr
     assert "not Twilio's API" in result.stderr and "HTTP 404" in result.stderr
+
+
+def test_a_send_behind_a_failing_proxy_stops_resumably_and_finishes_later(
+    cli: InProcessCli, tmp_path: Path
+) -> None:
+    """HTML 502 to everything (the hostile trial's 300 records ended `error` "outcome
+    unknown", exit 0, not resumable): now exit 1, nothing final, and a resume once the
+    proxy is healthy sends each recipient exactly one message."""
+    config = SimulatorConfig(auth_token=TOKEN, queued_s=0.05, sending_s=0.05, sent_s=0.1)
+    with simulator_behind_proxy(config) as outage:
+        cli.add_touchpoint(outage.base_url, "--concurrency", "10")
+        source = audience(tmp_path / "a.csv", 300)
+        out = tmp_path / "out.csv"
+        outage.status = 502
+
+        started = time.monotonic()
+        stopped = cli.run(
+            "send", "hello", "--input", str(source), "--output", str(out), check=False
+        )
+        took = time.monotonic() - started
+
+        assert stopped.returncode == 1, stopped.stderr
+        assert "not Twilio's API" in stopped.stderr and "502 Bad Gateway" in stopped.stderr
+        assert "smslink runs resume 1" in stopped.stderr
+        assert not out.exists()
+        assert took < 60
+        shown = cli.run("runs", "show", "1").stdout
+        assert "stopped" in shown and "done 0" in shown
+
+        outage.status = None
+        cli.run("runs", "resume", "1")
+
+        rows = read_csv(out)
+        assert [r["status"] for r in rows] == ["delivered"] * 300
+        with_sids = {r["message_sid"] for r in rows}
+        assert len(with_sids) == 300
 
 
 def test_identifiers_are_shown_whole_on_a_narrow_terminal(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from smslink.segments import count_segments
+from smslink.domain.segments import count_segments
 from tests.conformance.recording import RecordingSimulator
 
 EMOJI = "\U0001f600"  # outside the BMP: two UTF-16 units

@@ -1,16 +1,23 @@
-"""Stopping a run (Ctrl-C, SIGTERM, kill -9) and resuming it: nothing lost, nothing sent twice."""
+"""Stopping a real `smslink send` process (Ctrl-C, SIGTERM, kill -9, a pause past its lease)
+and resuming it: nothing lost, nothing sent twice.
+
+The stopped `send` is a process of its own, as a user's would be; the set-up before it and
+the `runs resume` after it run in this process (`cli.in_process`), which is a process
+apart from the stopped one just as a second `smslink` command would be."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from smslink.simulator import SimulatorConfig, run_in_thread
-from tests.e2e.conftest import TOKEN, Cli, Simulator, audience, read_csv
+from tests.clikit import TOKEN, Simulator, audience, read_csv
+from tests.e2e.conftest import Cli
 from tests.pg import fresh_pg_schema
 
 RECORDS = 400
@@ -19,7 +26,7 @@ SLOW = SimulatorConfig(auth_token=TOKEN, latency_ms=20, queued_s=0.05, sending_s
 
 
 @pytest.fixture
-def slow_simulator() -> Simulator:
+def slow_simulator() -> Iterator[Simulator]:
     with run_in_thread(SLOW) as base_url:
         yield Simulator(base_url)
 
@@ -64,7 +71,7 @@ def test_stopped_run_resumes_without_duplicates_or_losses(
     posted_before = slow_simulator.stats()["posts"]
     assert posted_before < RECORDS
 
-    cli.run("runs", "resume", "1")
+    cli.in_process.run("runs", "resume", "1")
 
     rows = read_csv(out)
     assert [r["id"] for r in rows] == [f"C{i:05d}" for i in range(RECORDS)]
@@ -73,31 +80,13 @@ def test_stopped_run_resumes_without_duplicates_or_losses(
     assert stats["messages"] == RECORDS
     assert max(stats["messages_by_to"].values()) == 1
     assert len({r["message_sid"] for r in rows}) == RECORDS
-    assert "completed" in cli.run("runs", "show", "1").stdout
-
-
-def test_resume_of_a_completed_run_does_nothing(
-    cli: Cli, simulator: Simulator, tmp_path: Path
-) -> None:
-    cli.add_touchpoint(simulator.base_url)
-    cli.run(
-        "send",
-        "hello",
-        "--input",
-        str(audience(tmp_path / "a.csv", 5)),
-        "--output",
-        str(tmp_path / "out.csv"),
-    )
-
-    result = cli.run("runs", "resume", "1")
-
-    assert "already complete" in result.stdout
-    assert simulator.stats()["posts"] == 5
+    assert "completed" in cli.in_process.run("runs", "show", "1").stdout
 
 
 def test_resume_refuses_a_run_another_process_is_still_sending(
     cli: Cli, slow_simulator: Simulator, tmp_path: Path
 ) -> None:
+    # Two real processes on one run: the refusal's text and exit code as a user sees them.
     cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
     process, out = _send_in_background(cli, slow_simulator, tmp_path, posts=20)
     try:
@@ -122,7 +111,7 @@ def test_send_kill_and_resume_on_postgresql(
         process.kill()
         process.communicate(timeout=60)
 
-        cli.run("runs", "resume", "1")
+        cli.in_process.run("runs", "resume", "1")
 
         rows = read_csv(out)
         assert len(rows) == RECORDS and {r["status"] for r in rows} == {"delivered"}
@@ -143,8 +132,8 @@ def test_resume_after_changing_the_sender_sends_nobody_twice(cli: Cli, tmp_path:
         process.kill()
         process.communicate(timeout=60)
 
-        cli.run("connection", "update", "sim", "--from", other)
-        cli.run("runs", "resume", "1")
+        cli.in_process.run("connection", "update", "sim", "--from", other)
+        cli.in_process.run("runs", "resume", "1")
         stats = simulator.stats()
 
     rows = read_csv(out)
@@ -162,7 +151,8 @@ def test_a_process_paused_past_its_lease_stops_instead_of_sending_twice(
     first.send_signal(signal.SIGSTOP)  # like Ctrl-Z, or a laptop lid closing
     try:
         time.sleep(4)  # the lease expires in the database
-        cli.run("runs", "resume", "1")  # another process takes over and finishes the run
+        # another process takes over and finishes the run
+        cli.in_process.run("runs", "resume", "1")
     finally:
         first.send_signal(signal.SIGCONT)
     _, stderr = first.communicate(timeout=60)
@@ -176,4 +166,4 @@ def test_a_process_paused_past_its_lease_stops_instead_of_sending_twice(
     # check it would go on to send its whole claimed batch (~200) a second time.
     duplicates = slow_simulator.stats()["messages"] - RECORDS
     assert 0 <= duplicates <= 3
-    assert "completed" in cli.run("runs", "show", "1").stdout
+    assert "completed" in cli.in_process.run("runs", "show", "1").stdout

@@ -1,5 +1,5 @@
-"""Trust rules that need real processes: two sends started at the same instant, a proxy
-page in front of Twilio for a whole `send`, and a token typed at a real terminal prompt."""
+"""Trust rules that need real processes: two sends started at the same instant, and a token
+typed at a real terminal prompt."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import termios
 import time
 from pathlib import Path
 
-from smslink.simulator import SimulatorConfig
-from tests.e2e.conftest import ACCOUNT_SID, TOKEN, Cli, Simulator, audience, read_csv
-from tests.outage import simulator_behind_proxy
+from tests.clikit import ACCOUNT_SID, Simulator, audience
+from tests.e2e.conftest import Cli
 
 
 def test_two_sends_of_the_same_audience_at_once_send_each_recipient_one_message(
@@ -40,42 +39,6 @@ def test_two_sends_of_the_same_audience_at_once_send_each_recipient_one_message(
     assert stats["posts"] == 50 and max(stats["messages_by_to"].values()) == 1
 
 
-def test_a_send_behind_a_failing_proxy_stops_resumably_and_finishes_later(
-    cli: Cli, tmp_path: Path
-) -> None:
-    """HTML 502 to everything (the hostile trial's 300 records ended `error` "outcome
-    unknown", exit 0, not resumable): now exit 1, nothing final, and a resume once the
-    proxy is healthy sends each recipient exactly one message."""
-    config = SimulatorConfig(auth_token=TOKEN, queued_s=0.05, sending_s=0.05, sent_s=0.1)
-    with simulator_behind_proxy(config) as outage:
-        cli.add_touchpoint(outage.base_url, "--concurrency", "10")
-        source = audience(tmp_path / "a.csv", 300)
-        out = tmp_path / "out.csv"
-        outage.status = 502
-
-        started = time.monotonic()
-        stopped = cli.run(
-            "send", "hello", "--input", str(source), "--output", str(out), check=False
-        )
-        took = time.monotonic() - started
-
-        assert stopped.returncode == 1, stopped.stderr
-        assert "not Twilio's API" in stopped.stderr and "502 Bad Gateway" in stopped.stderr
-        assert "smslink runs resume 1" in stopped.stderr
-        assert not out.exists()
-        assert took < 60
-        shown = cli.run("runs", "show", "1").stdout
-        assert "stopped" in shown and "done 0" in shown
-
-        outage.status = None
-        cli.run("runs", "resume", "1")
-
-        rows = read_csv(out)
-        assert [r["status"] for r in rows] == ["delivered"] * 300
-        with_sids = {r["message_sid"] for r in rows}
-        assert len(with_sids) == 300
-
-
 def test_an_empty_token_at_the_prompt_is_refused_with_a_reason(
     cli: Cli, simulator: Simulator
 ) -> None:
@@ -90,6 +53,7 @@ def test_an_empty_token_at_the_prompt_is_refused_with_a_reason(
         stdout=follower,
         stderr=follower,
         env=env,
+        cwd=cli.cwd,
         close_fds=True,
     )
     os.close(follower)

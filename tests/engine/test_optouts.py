@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from smslink.domain.models import OptOut
 from smslink.engine.optouts import OPTED_OUT, OptOuts, refused_message, skipped_message
-from smslink.models import OptOut
 from smslink.store import Store
 
 SENDER = "+15005550006"
@@ -16,11 +16,11 @@ LATER = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 
 
 def test_loaded_once_for_its_sender(store: Store):
-    store.add_optout(OptOut(SENDER, PHONE, FIRST))
-    store.add_optout(OptOut("MG" + "0" * 32, "+12125550102", FIRST))
+    store.catalogue.add_optout(OptOut(SENDER, PHONE, FIRST))
+    store.catalogue.add_optout(OptOut("MG" + "0" * 32, "+12125550102", FIRST))
 
     optouts = OptOuts(store, SENDER)
-    store.add_optout(OptOut(SENDER, "+12125550103", FIRST))  # after loading: not seen
+    store.catalogue.add_optout(OptOut(SENDER, "+12125550103", FIRST))  # after loading: not seen
 
     assert len(optouts) == 1
     assert optouts.is_opted_out(PHONE)
@@ -37,12 +37,14 @@ def test_record_stores_at_once_and_later_checks_skip(store: Store):
     assert said == refused_message(PHONE, SENDER, TWILIO_SAYS)
     assert f"{PHONE} unsubscribed from messages from {SENDER}" in said
     assert f"Twilio error {OPTED_OUT}: {TWILIO_SAYS}" in said
-    assert store.get_optout(SENDER, PHONE) == OptOut(SENDER, PHONE, FIRST, 4, "twilio", TWILIO_SAYS)
+    assert store.catalogue.get_optout(SENDER, PHONE) == OptOut(
+        SENDER, PHONE, FIRST, 4, "twilio", TWILIO_SAYS
+    )
     assert optouts.is_opted_out(PHONE)
     assert optouts.skip_reason(PHONE) == (
         f"not sent: {PHONE} opted out of messages from {SENDER} (replied STOP; Twilio error "
-        f"21610, first seen 2026-11-26); if they opted back in, run "
-        f"`smslink optouts remove {PHONE} --sender {SENDER}`"
+        "21610, first seen 2026-11-26); if they opted back in, remove their opt-out for "
+        "this sender"
     )
     assert OptOuts(store, SENDER).is_opted_out(PHONE)  # the next run knows too
 
@@ -55,13 +57,18 @@ def test_recording_twice_keeps_the_first_sighting(store: Store):
     here.record(PHONE, TWILIO_SAYS)
     here.record(PHONE, "said again")
 
-    assert store.list_optouts() == [OptOut(SENDER, PHONE, FIRST, 1, "twilio", TWILIO_SAYS)]
+    assert store.catalogue.list_optouts() == [
+        OptOut(SENDER, PHONE, FIRST, 1, "twilio", TWILIO_SAYS)
+    ]
     assert "first seen 2026-11-26" in (here.skip_reason(PHONE) or "")
 
 
-def test_messages_quote_senders_the_shell_would_split(store: Store):
+def test_messages_say_how_to_undo_it_without_naming_a_command(store: Store):
     optout = OptOut("My Shop", PHONE, FIRST)
-    assert "`smslink optouts remove +12125550101 --sender 'My Shop'`" in skipped_message(optout)
+    for said in (skipped_message(optout), refused_message(PHONE, "My Shop", None)):
+        assert "opt back in" in said or "opted back in" in said
+        assert "remove their opt-out for this sender" in said
+        assert "smslink" not in said and "--" not in said  # results are read outside a shell
     assert refused_message(PHONE, "My Shop", None).startswith(
         f"not sent: {PHONE} unsubscribed from messages from My Shop (replied STOP; Twilio "
         "error 21610)."

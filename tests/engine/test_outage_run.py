@@ -13,28 +13,26 @@ from pathlib import Path
 
 import pytest
 
-from smslink.engine import reconcile, send
+from smslink.domain.models import Connection, ResultStatus, RunState, Stage, Touchpoint
+from smslink.engine import RunRequest, Timings, execute_run, start_run
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
-from smslink.engine.run import RunRequest, execute_run, start_run
-from smslink.models import Connection, ResultStatus, RunState, Stage, Touchpoint
 from smslink.simulator import SimulatorConfig
 from smslink.store import Store
-from smslink.twilio import client
+from smslink.twilio.client import RetryPolicy
 from tests.outage import Outage, simulator_behind_proxy
 
 ACCOUNT = "AC" + "0a7a9e00000000000000000000000001"
 TOKEN = "outage-token"
 RECORDS = 300
+#: The grace before asking Twilio about a lost answer is 3 s in production, and a failing
+#: look-up is retried for up to ~16 s; the order of events, not the waiting, is what these
+#: tests are about.
+QUICK = Timings(reconcile_grace_s=0.05, retry=RetryPolicy(cap_s=0.05))
 
 
 @pytest.fixture
-def outage(monkeypatch: pytest.MonkeyPatch) -> Iterator[Outage]:
-    # The grace before asking Twilio about a lost answer is 3 s in production; the order
-    # of events, not the wait, is what these tests are about.
-    monkeypatch.setattr(send, "GRACE_S", 0.05)
-    monkeypatch.setattr(reconcile, "GRACE_S", 0.05)
-    monkeypatch.setattr(client, "BACKOFF_CAP_S", 0.05)  # retries of a failing look-up
+def outage() -> Iterator[Outage]:
     config = SimulatorConfig(auth_token=TOKEN, queued_s=0.02, sending_s=0.02, sent_s=0.02)
     with simulator_behind_proxy(config) as proxy:
         yield proxy
@@ -46,7 +44,7 @@ def _stats(outage: Outage) -> dict:
 
 
 def _run(store: Store, outage: Outage, tmp_path: Path) -> int:
-    store.add_connection(
+    store.catalogue.add_connection(
         Connection(
             "c",
             ACCOUNT,
@@ -57,7 +55,7 @@ def _run(store: Store, outage: Outage, tmp_path: Path) -> int:
             concurrency=20,
         )
     )
-    store.add_touchpoint(Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"}))
+    store.catalogue.add_touchpoint(Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"}))
     audience = tmp_path / "a.csv"
     rows = "".join(f"N{i},+1212555{i:04d}\n" for i in range(RECORDS))
     audience.write_text("name,phone\n" + rows, encoding="utf-8")
@@ -66,7 +64,7 @@ def _run(store: Store, outage: Outage, tmp_path: Path) -> int:
 
 def _stages(store: Store, run_id: int) -> dict[Stage, int]:
     stages: dict[Stage, int] = {}
-    for delivery in store.iter_deliveries(run_id, with_row=False):
+    for delivery in store.deliveries.iter_deliveries(run_id, with_row=False):
         stages[delivery.stage] = stages.get(delivery.stage, 0) + 1
     return stages
 
@@ -86,11 +84,11 @@ def test_pages_that_are_not_twilios_stop_the_run_and_nothing_is_decided_without_
     outage.status = status
 
     with pytest.raises(RunHalted, match=r"not Twilio's API|could not be asked") as halted:
-        asyncio.run(execute_run(store, run_id, RunCounters()))
+        asyncio.run(execute_run(store, run_id, RunCounters(), timings=QUICK))
 
-    run = store.get_run(run_id)
+    run = store.runs.get_run(run_id)
     assert run.state is RunState.STOPPED and run.error == str(halted.value)
-    deliveries = list(store.iter_deliveries(run_id, with_row=False))
+    deliveries = list(store.deliveries.iter_deliveries(run_id, with_row=False))
     assert len(deliveries) == RECORDS  # every record is kept
     # No record was given a final status for a page that is not Twilio's verdict on it.
     assert not [d for d in deliveries if d.stage is Stage.DONE]
@@ -99,10 +97,10 @@ def test_pages_that_are_not_twilios_stop_the_run_and_nothing_is_decided_without_
     assert _stats(outage)["posts"] == 0  # the page stood in front of every request
 
     outage.status = None  # the server is back
-    run = asyncio.run(execute_run(store, run_id, RunCounters()))
+    run = asyncio.run(execute_run(store, run_id, RunCounters(), timings=QUICK))
 
     assert run.state is RunState.COMPLETED
-    statuses = [d.status for d in store.iter_deliveries(run_id, with_row=False)]
+    statuses = [d.status for d in store.deliveries.iter_deliveries(run_id, with_row=False)]
     assert statuses == [ResultStatus.DELIVERED] * RECORDS
     by_to = _stats(outage)["messages_by_to"]
     assert len(by_to) == RECORDS and max(by_to.values()) == 1  # nobody got two messages
@@ -114,15 +112,15 @@ def test_a_resume_while_twilio_still_cannot_be_asked_stops_again_deciding_nothin
     run_id = _run(store, outage, tmp_path)
     outage.status = 502
     with pytest.raises(RunHalted):
-        asyncio.run(execute_run(store, run_id, RunCounters()))
+        asyncio.run(execute_run(store, run_id, RunCounters(), timings=QUICK))
     before = _stages(store, run_id)
     assert before.get(Stage.POSTING, 0) >= 1
 
     with pytest.raises(RunHalted, match="could not be asked"):
-        asyncio.run(execute_run(store, run_id, RunCounters()))
+        asyncio.run(execute_run(store, run_id, RunCounters(), timings=QUICK))
 
     assert _stages(store, run_id) == before
-    assert store.get_run(run_id).state is RunState.STOPPED
+    assert store.runs.get_run(run_id).state is RunState.STOPPED
 
 
 def test_a_single_proxy_hiccup_is_reconciled_and_the_run_goes_on(
@@ -133,11 +131,11 @@ def test_a_single_proxy_hiccup_is_reconciled_and_the_run_goes_on(
     run_id = _run(store, outage, tmp_path)
     outage.status, outage.method, outage.limit = 502, "POST", 1
 
-    run = asyncio.run(execute_run(store, run_id, RunCounters()))
+    run = asyncio.run(execute_run(store, run_id, RunCounters(), timings=QUICK))
 
     assert run.state is RunState.COMPLETED
     assert outage.answered == {"POST": 1}
-    statuses = [d.status for d in store.iter_deliveries(run_id, with_row=False)]
+    statuses = [d.status for d in store.deliveries.iter_deliveries(run_id, with_row=False)]
     assert statuses == [ResultStatus.DELIVERED] * RECORDS
     by_to = _stats(outage)["messages_by_to"]
     assert len(by_to) == RECORDS and max(by_to.values()) == 1

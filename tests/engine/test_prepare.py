@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from smslink.audience.readers import AudienceRecord
+from smslink.domain.models import ResultStatus, Stage, Touchpoint
 from smslink.engine.prepare import Recipe, prepare
-from smslink.models import ResultStatus, Stage, Touchpoint
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ import pytest
 from aiohttp import web
 
 from smslink.audience.readers import open_audience
+from smslink.domain.models import Connection, ResultStatus, RunState, Stage, Touchpoint
+from smslink.engine import RunRequest, execute_run, start_run
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
 from smslink.engine.ingest import ingest_batches
 from smslink.engine.prepare import Recipe
 from smslink.engine.reconcile import Reconciler, find_sent
-from smslink.engine.run import RunRequest, execute_run, start_run
-from smslink.models import Connection, ResultStatus, RunState, Stage, Touchpoint
 from smslink.simulator import SimulatorConfig, run_in_thread
 from smslink.store import Store
 from smslink.twilio import TwilioClient
@@ -92,11 +92,11 @@ def test_two_identical_deliveries_never_claim_the_same_message(base_url: str) ->
 
 def _crashed_run(store: Store, base_url: str, tmp_path: Path) -> int:
     """A run stopped mid-send: both records claimed (POSTING), only the first reached Twilio."""
-    store.add_connection(
+    store.catalogue.add_connection(
         Connection("c", ACCOUNT, TOKEN, from_number=SENDER, base_url=base_url, poll_interval_ms=100)
     )
     touchpoint = Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"})
-    store.add_touchpoint(touchpoint)
+    store.catalogue.add_touchpoint(touchpoint)
     audience = tmp_path / "a.csv"
     audience.write_text("name,phone\nAnn,+12125550101\nBob,+12125550102\n", encoding="utf-8")
     run_id = start_run(store, RunRequest("t", audience, tmp_path / "out.csv"))
@@ -104,8 +104,8 @@ def _crashed_run(store: Store, base_url: str, tmp_path: Path) -> int:
     with open_audience(audience) as reader:
         for _ in ingest_batches(store, run_id, reader, recipe, RunCounters()):
             pass
-    store.update_run(run_id, audience_complete=True)
-    claimed = store.claim_pending(run_id, 10, datetime.now(UTC))
+    store.runs.update_run(run_id, audience_complete=True)
+    claimed = store.deliveries.claim_pending(run_id, 10, datetime.now(UTC))
     assert [o.seq for o in claimed] == [0, 1]
     return run_id
 
@@ -126,7 +126,7 @@ def test_resume_tracks_what_reached_twilio_and_sends_only_the_rest(
 
     run = asyncio.run(execute_run(store, run_id, RunCounters()))
 
-    deliveries = list(store.iter_deliveries(run_id))
+    deliveries = list(store.deliveries.iter_deliveries(run_id))
     assert run.audience_complete and [d.stage for d in deliveries] == [Stage.DONE, Stage.DONE]
     assert deliveries[0].message_sid == reached
     assert [d.status for d in deliveries] == [ResultStatus.DELIVERED, ResultStatus.DELIVERED]
@@ -168,23 +168,28 @@ def test_resume_that_cannot_ask_twilio_stops_and_keeps_the_messages_to_check(
     "outcome unknown" (which would end them for good); the run stops with both still
     POSTING, and once the connection is fixed a resume finds what reached Twilio."""
     run_id = _crashed_run(store, base_url, tmp_path)
-    connection = store.get_connection("c")
+    connection = store.catalogue.get_connection("c")
     connection.base_url = refusing_twilio
-    store.update_connection(connection)
+    store.catalogue.update_connection(connection)
 
     with pytest.raises(RunHalted, match="could not be asked"):
         asyncio.run(execute_run(store, run_id, RunCounters()))
 
-    assert [d.stage for d in store.iter_deliveries(run_id)] == [Stage.POSTING, Stage.POSTING]
-    assert store.get_run(run_id).state is RunState.STOPPED
+    assert [d.stage for d in store.deliveries.iter_deliveries(run_id)] == [
+        Stage.POSTING,
+        Stage.POSTING,
+    ]
+    assert store.runs.get_run(run_id).state is RunState.STOPPED
     assert _stats(base_url)["posts"] == 0
 
     connection.base_url = base_url  # fixed: the resume asks the real Twilio
-    store.update_connection(connection)
+    store.catalogue.update_connection(connection)
     run = asyncio.run(execute_run(store, run_id, RunCounters()))
 
     assert run.state is RunState.COMPLETED
-    assert [d.status for d in store.iter_deliveries(run_id)] == [ResultStatus.DELIVERED] * 2
+    assert [d.status for d in store.deliveries.iter_deliveries(run_id)] == [
+        ResultStatus.DELIVERED
+    ] * 2
     assert _stats(base_url)["messages_by_to"] == {"+12125550101": 1, "+12125550102": 1}
 
 

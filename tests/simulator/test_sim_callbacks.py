@@ -328,16 +328,18 @@ def test_without_retries_a_failed_callback_is_given_up(
 def test_unreachable_receiver_counts_as_failed_after_retries(
     start_sim: Callable[..., Sim],
 ) -> None:
-    with socket.socket() as probe:  # a loopback port with nobody listening
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    sim = start_sim(fast(callback_retries=1, stuck_share=1.0))
-    url = f"http://127.0.0.1:{port}/status"
-    sim.client().messages.create(to=TO, from_=FROM, body="Hi", status_callback=url)
-    deadline = time.monotonic() + 5
-    while sim.stats()["callbacks_failed"] < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stats = sim.stats()
+    # A loopback port with nobody listening: bound, never listening, and held for the test,
+    # so that no server of a test running beside this one (pytest -n) can take it meanwhile.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        sim = start_sim(fast(callback_retries=1, stuck_share=1.0))
+        url = f"http://127.0.0.1:{port}/status"
+        sim.client().messages.create(to=TO, from_=FROM, body="Hi", status_callback=url)
+        deadline = time.monotonic() + 5
+        while sim.stats()["callbacks_failed"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stats = sim.stats()
     assert (stats["callbacks_sent"], stats["callbacks_failed"], stats["callbacks_retried"]) == (
         0,
         2,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from smslink.secrets import SecretBox
 from smslink.store import Store, open_store
+from smslink.store.secrets import SecretBox
 from tests.pg import fresh_pg_schema
 
 

@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from smslink import secrets
-from smslink.models import Connection
-from smslink.secrets import SecretBox, SecretError, UnsafePathError
-from smslink.settings import database_url, smslink_home
-from smslink.store import open_store
+from smslink.domain.models import Connection
+from smslink.store import open_store, secrets
+from smslink.store.location import database_url, smslink_home
+from smslink.store.secrets import SecretBox, SecretError, UnsafePathError
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX owners and modes")
 
@@ -80,8 +79,8 @@ def test_fresh_home_works_and_everything_is_owner_only(tmp_path: Path, monkeypat
     monkeypatch.setenv("SMSLINK_HOME", str(home))
     store = open_store()
     try:
-        store.add_connection(_connection())
-        assert store.get_connection("main").auth_token == TOKEN
+        store.catalogue.add_connection(_connection())
+        assert store.catalogue.get_connection("main").auth_token == TOKEN
     finally:
         store.close()
     assert _mode(home) == 0o700
@@ -89,7 +88,7 @@ def test_fresh_home_works_and_everything_is_owner_only(tmp_path: Path, monkeypat
     assert _mode(home / "smslink.db") == 0o600
     store = open_store()  # and again, with the files it made
     try:
-        assert store.get_connection("main").auth_token == TOKEN
+        assert store.catalogue.get_connection("main").auth_token == TOKEN
     finally:
         store.close()
 

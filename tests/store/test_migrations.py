@@ -1,33 +1,46 @@
 """Schema upgrades in place: a database written by an older smslink opens with its data.
 
-A version 1 database is made the way version 1 left it: today's tables without what version 2
-added (the optouts table, two connections columns), and schema_version 1.
+Databases of the releases before Alembic are made the way they were left: today's tables
+(which the hand-written code created with create_all, exactly as revision 0002 does; a test
+below checks they match), without `alembic_version`, with `meta.schema_version` 2; and for
+version 1 also without what version 2 added (the optouts table, two connections columns) and
+with `schema_version` 1.
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, inspect, select, text, update
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect, select, text, update
+from sqlalchemy.exc import DBAPIError
 
-from smslink.models import Connection, Delivery, OptOut, Touchpoint
-from smslink.secrets import SecretBox
-from smslink.store import Store, open_store
+from smslink.domain.models import Connection, Delivery, OptOut, RunSnapshot, Touchpoint
+from smslink.store import SchemaTooNew, Store, open_store
+from smslink.store.database import Database
+from smslink.store.migrations import HEAD, VERSION_TABLE, runner
 from smslink.store.schema import SCHEMA_VERSION, connections, meta, metadata
+from smslink.store.secrets import SecretBox
 
 TOKEN = "9d2c5e1f0a7b4c3d8e6f1a2b3c4d5e6f"
 V2_COLUMNS = ("max_segments_per_second", "request_timeout_s")
 
 
-def _v1_database(url: str, key: bytes) -> int:
-    """Fill a database with a connection, touchpoint and run, then take it back to version 1.
-
-    Returns the run's id.
-    """
+def _filled_database(url: str, key: bytes) -> int:
+    """A database with a connection, touchpoint, run and delivery; returns the run's id."""
     with open_store(url, secret_box=SecretBox(key)) as store:
-        store.add_connection(
+        store.catalogue.add_connection(
             Connection(
                 name="main",
                 account_sid="AC" + "0" * 32,
@@ -36,19 +49,40 @@ def _v1_database(url: str, key: bytes) -> int:
                 poll_attempts=7,
             )
         )
-        store.add_touchpoint(Touchpoint("welcome", "main", "Hi <N>", "mobile", {"N": "name"}))
-        run_id = store.create_run(
+        store.catalogue.add_touchpoint(
+            Touchpoint("welcome", "main", "Hi <N>", "mobile", {"N": "name"})
+        )
+        run_id = store.runs.create_run(
             touchpoint="welcome",
             connection="main",
             input_path="in.csv",
             output_path="out.csv",
-            settings={"message": "Hi <N>"},
+            snapshot=RunSnapshot("Hi <N>", "phone"),
         ).id
-        store.add_deliveries(
+        store.deliveries.add_deliveries(
             run_id,
             [Delivery(run_id, 0, {"mobile": "+12125550101", "name": "Zoë"}, "+12125550101")],
             ["mobile", "name"],
         )
+    return run_id
+
+
+def _v2_database(url: str, key: bytes) -> int:
+    """A filled database as the hand-written version 2 left it: no alembic_version."""
+    run_id = _filled_database(url, key)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE {VERSION_TABLE}")
+        assert not inspect(engine).has_table(VERSION_TABLE)
+    finally:
+        engine.dispose()
+    return run_id
+
+
+def _v1_database(url: str, key: bytes) -> int:
+    """A filled database taken back to version 1. Returns the run's id."""
+    run_id = _v2_database(url, key)
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
@@ -77,6 +111,33 @@ def _version(url: str) -> str:
         engine.dispose()
 
 
+def _revisions(url: str) -> list[str] | None:
+    """What alembic_version holds; None when there is no such table."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return None
+            return list(conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalars())
+    finally:
+        engine.dispose()
+
+
+def _differences(url: str) -> list[object]:
+    """How the database's tables differ from schema.py, as Alembic's autogenerate sees it."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return [
+                d
+                for d in compare_metadata(context, metadata)
+                if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)
+            ]
+    finally:
+        engine.dispose()
+
+
 def test_schema_version_is_2():
     assert SCHEMA_VERSION == 2  # bumping it needs a migration and a test here
 
@@ -86,20 +147,20 @@ def test_a_version_1_database_upgrades_in_place_and_keeps_its_data(url: str, key
     assert _version(url) == "1"
 
     with open_store(url, secret_box=SecretBox(key)) as store:
-        c = store.get_connection("main")
+        c = store.catalogue.get_connection("main")
         assert (c.auth_token, c.poll_attempts, c.from_number) == (TOKEN, 7, "+15005550006")
         assert (c.max_segments_per_second, c.request_timeout_s) == (None, 30.0)  # defaults
-        assert store.get_touchpoint("welcome").mapping == {"N": "name"}
-        assert store.get_run(run_id).settings == {"message": "Hi <N>"}
-        [d] = store.iter_deliveries(run_id)
+        assert store.catalogue.get_touchpoint("welcome").mapping == {"N": "name"}
+        assert store.runs.get_run(run_id).snapshot == RunSnapshot("Hi <N>", "phone")
+        [d] = store.deliveries.iter_deliveries(run_id)
         assert (d.to, d.row["name"]) == ("+12125550101", "Zoë")
         # What version 2 added works on the upgraded database.
         c.max_segments_per_second = 1.0
-        store.update_connection(c)
-        assert store.get_connection("main").max_segments_per_second == 1.0
+        store.catalogue.update_connection(c)
+        assert store.catalogue.get_connection("main").max_segments_per_second == 1.0
         optout = OptOut("+15005550006", "+12125550101", datetime(2026, 11, 26, tzinfo=UTC))
-        assert store.add_optout(optout) is True
-        assert store.list_optouts() == [optout]
+        assert store.catalogue.add_optout(optout) is True
+        assert store.catalogue.list_optouts() == [optout]
 
     assert _version(url) == str(SCHEMA_VERSION)
     engine = create_engine(url)
@@ -134,7 +195,7 @@ def test_a_connection_added_after_the_upgrade_gets_the_server_default(url: str, 
     finally:
         engine.dispose()
     with open_store(url, secret_box=SecretBox(key)) as store:
-        assert store.get_connection("copy").request_timeout_s == 30.0
+        assert store.catalogue.get_connection("copy").request_timeout_s == 30.0
 
 
 def test_a_half_finished_upgrade_is_completed(url: str, key: bytes):
@@ -149,7 +210,7 @@ def test_a_half_finished_upgrade_is_completed(url: str, key: bytes):
         engine.dispose()
 
     with open_store(url, secret_box=SecretBox(key)) as store:
-        c = store.get_connection("main")
+        c = store.catalogue.get_connection("main")
         assert (c.max_segments_per_second, c.request_timeout_s) == (3.0, 30.0)
     assert _version(url) == str(SCHEMA_VERSION)
 
@@ -174,7 +235,7 @@ def test_processes_opening_a_version_1_database_at_once_all_succeed(url: str, ke
         t.join()
     try:
         assert failures == []
-        assert all(s.get_connection("main").request_timeout_s == 30.0 for s in opened)
+        assert all(s.catalogue.get_connection("main").request_timeout_s == 30.0 for s in opened)
     finally:
         for s in opened:
             s.close()
@@ -191,7 +252,188 @@ def test_an_up_to_date_sqlite_database_opens_beside_a_writer(tmp_path: Path, key
         with engine.connect() as writer:
             writer.exec_driver_sql("BEGIN IMMEDIATE")  # another process in mid-write
             with open_store(url, secret_box=SecretBox(key)) as store:
-                assert store.list_connections() == []
+                assert store.catalogue.list_connections() == []
             writer.exec_driver_sql("ROLLBACK")
     finally:
         engine.dispose()
+
+
+def test_a_version_2_database_is_stamped_and_opens_with_its_data(url: str, key: bytes):
+    """Written by the hand-written version 2: its tables are revision 0002's already."""
+    run_id = _v2_database(url, key)
+    assert _revisions(url) is None
+
+    with open_store(url, secret_box=SecretBox(key)) as store:
+        assert store.catalogue.get_connection("main").auth_token == TOKEN
+        assert store.runs.get_run(run_id).snapshot == RunSnapshot("Hi <N>", "phone")
+        [d] = store.deliveries.iter_deliveries(run_id)
+        assert d.row["name"] == "Zoë"
+
+    assert _revisions(url) == [HEAD]
+    assert _version(url) == str(SCHEMA_VERSION)
+    assert _differences(url) == []
+
+
+def test_a_fresh_database_ends_at_head_with_alembic_version_set(url: str, key: bytes):
+    open_store(url, secret_box=SecretBox(key)).close()
+    assert _revisions(url) == [HEAD] == [f"{SCHEMA_VERSION:04d}"]
+    assert _version(url) == str(SCHEMA_VERSION)
+
+
+def test_the_revisions_build_exactly_the_tables_schema_py_describes(url: str, key: bytes):
+    """From nothing, and from version 1: the migrations and schema.py must never drift."""
+    open_store(url, secret_box=SecretBox(key)).close()
+    assert _differences(url) == []
+
+
+def test_a_version_1_database_upgrades_to_exactly_the_tables_of_schema_py(url: str, key: bytes):
+    _v1_database(url, key)
+    open_store(url, secret_box=SecretBox(key)).close()
+    assert _differences(url) == []
+
+
+def test_a_database_stamped_by_alembic_at_0001_upgrades(url: str, key: bytes):
+    """Revision 0001 run by Alembic itself, version 1 data written, then opened."""
+    db = Database(url)  # creates the SQLite file's folder, as the store would
+    engine = db.engine
+    try:
+        with engine.begin() as conn:
+            command.upgrade(runner.config(conn), "0001")
+        with engine.begin() as conn:
+            assert "optouts" not in inspect(conn).get_table_names()
+            conn.execute(
+                text(
+                    "INSERT INTO connections (name, account_sid, auth_token_encrypted, base_url, "
+                    "poll_interval_ms, poll_attempts, concurrency, region) VALUES ('main', "
+                    ":sid, :token, 'https://api.twilio.com/2010-04-01', 1000, 7, 10, 'us')"
+                ),
+                {"sid": "AC" + "0" * 32, "token": SecretBox(key).encrypt(TOKEN)},
+            )
+    finally:
+        db.dispose()
+    assert (_revisions(url), _version(url)) == (["0001"], "1")
+
+    with open_store(url, secret_box=SecretBox(key)) as store:
+        c = store.catalogue.get_connection("main")
+        assert (c.auth_token, c.poll_attempts) == (TOKEN, 7)
+        assert (c.max_segments_per_second, c.request_timeout_s) == (None, 30.0)
+        assert store.catalogue.list_optouts() == []
+
+    assert (_revisions(url), _version(url)) == ([HEAD], str(SCHEMA_VERSION))
+    assert _differences(url) == []
+
+
+def test_a_revision_this_smslink_does_not_know_is_refused(url: str, key: bytes):
+    """A newer smslink's revision: refused before anything is changed, schema lock or not."""
+    _filled_database(url, key)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '0099'")
+    finally:
+        engine.dispose()
+    with pytest.raises(SchemaTooNew, match=r"revision 0099, this smslink knows up to .*upgrade"):
+        open_store(url, secret_box=SecretBox(key))
+    assert (_revisions(url), _version(url)) == (["0099"], str(SCHEMA_VERSION))
+
+
+def test_an_upgrade_that_fails_changes_nothing(url: str, key: bytes):
+    """The stamp and every revision run in one transaction: all of it, or none of it."""
+    _v1_database(url, key)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:  # revision 0002's index name, taken: its last step fails
+            conn.exec_driver_sql("CREATE INDEX ix_optouts_phone ON connections (name)")
+    finally:
+        engine.dispose()
+
+    with pytest.raises(DBAPIError, match="ix_optouts_phone"):
+        open_store(url, secret_box=SecretBox(key))
+
+    assert (_revisions(url), _version(url)) == (None, "1")
+    engine = create_engine(url)
+    try:
+        assert _columns(engine) == [c.name for c in connections.c if c.name not in V2_COLUMNS]
+        assert not inspect(engine).has_table("optouts")
+    finally:
+        engine.dispose()
+
+
+def test_the_revisions_are_named_after_the_schema_versions_they_leave():
+    """The fast path at open knows the revisions without Alembic; this keeps it honest."""
+    scripts = ScriptDirectory(runner.config().get_main_option("script_location"))
+    assert scripts.get_heads() == [HEAD]
+    chain = [s.revision for s in scripts.walk_revisions(base="base", head="heads")][::-1]
+    assert chain == [f"{v:04d}" for v in range(1, SCHEMA_VERSION + 1)]
+    for script in scripts.walk_revisions():
+        assert int(script.revision) == script.module.SCHEMA_VERSION
+
+
+def _open_at_the_barrier(barrier: Any, url: str, key: bytes) -> None:
+    barrier.wait(timeout=60)  # every process has imported everything: they open at once
+    open_store(url, secret_box=SecretBox(key)).close()
+
+
+@pytest.mark.parametrize("start", ["fresh", "version 1"])
+def test_processes_opening_a_database_at_once_one_upgrades_and_the_others_wait(
+    url: str, key: bytes, start: str
+):
+    """Real processes (the test above uses threads of one), so nothing they share in
+    memory can stand in for the schema lock in the database."""
+    run_id = _v1_database(url, key) if start == "version 1" else None
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(4)
+    processes = [
+        spawn.Process(target=_open_at_the_barrier, args=(barrier, url, key)) for _ in range(4)
+    ]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    assert (_revisions(url), _version(url)) == ([HEAD], str(SCHEMA_VERSION))
+    if run_id is not None:
+        with open_store(url, secret_box=SecretBox(key)) as store:
+            assert store.catalogue.get_connection("main").auth_token == TOKEN
+            assert [d.seq for d in store.deliveries.iter_deliveries(run_id)] == [0]
+
+
+#: Opens the store in a fresh interpreter; prints whether Alembic was imported.
+_OPEN_AND_REPORT = """
+import json, sys
+from smslink.store.secrets import SecretBox
+from smslink.store import open_store
+with open_store(sys.argv[1], secret_box=SecretBox(sys.argv[2].encode())) as store:
+    store.catalogue.list_connections()
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "alembic")))
+"""
+
+
+def _alembic_modules_when_opening(url: str, key: bytes) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_AND_REPORT, url, key.decode()],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_an_up_to_date_database_opens_without_importing_alembic(url: str, key: bytes):
+    assert _alembic_modules_when_opening(url, key) != []  # creating it needs Alembic ...
+    assert _alembic_modules_when_opening(url, key) == []  # ... opening it afterwards does not
+
+
+def test_an_up_to_date_database_costs_one_statement_to_open(url: str, key: bytes):
+    open_store(url, secret_box=SecretBox(key)).close()
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        open_store(url, secret_box=SecretBox(key)).close()
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert len(statements) == 1, statements

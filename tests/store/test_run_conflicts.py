@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smslink.models import RunState
+from smslink.domain.models import RunSnapshot, RunState
 from smslink.store import RunConflict, Store
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -17,12 +17,12 @@ DAY = timedelta(hours=24)
 
 
 def _create(store: Store, output: str, fingerprint: str | None, now: datetime = NOW) -> int:
-    return store.create_run(
+    return store.runs.create_run(
         touchpoint="t",
         connection="c",
         input_path="in.csv",
         output_path=output,
-        settings={"fingerprint": fingerprint},
+        snapshot=RunSnapshot("Hi", "phone", fingerprint=fingerprint),
         fingerprint=fingerprint,
         repeat_since=now - DAY,
         now=now,
@@ -36,7 +36,7 @@ def test_an_unfinished_run_keeps_its_results_file_to_itself(store: Store) -> Non
         _create(store, "out.csv", None)
 
     assert (conflict.value.run.id, conflict.value.reason) == (first, "output")
-    store.update_run(first, state=RunState.COMPLETED)
+    store.runs.update_run(first, state=RunState.COMPLETED)
     _create(store, "out.csv", None)  # a finished run's file may be written again
 
 
@@ -47,7 +47,7 @@ def test_the_same_fingerprint_is_refused_while_unfinished_or_within_the_window(
 
     with pytest.raises(RunConflict) as unfinished:
         _create(store, "2.csv", "t\nabc", now=NOW + 30 * DAY)  # unfinished: at any age
-    store.update_run(first, state=RunState.COMPLETED)
+    store.runs.update_run(first, state=RunState.COMPLETED)
     with pytest.raises(RunConflict) as recent:
         _create(store, "2.csv", "t\nabc", now=NOW + DAY - timedelta(minutes=1))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from smslink.secrets import MASK, SecretBox, SecretError, mask
+from smslink.store.secrets import MASK, SecretBox, SecretError, mask
 
 TOKEN = "f3a9c0ffee1234567890abcdef123456"
 

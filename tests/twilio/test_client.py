@@ -21,7 +21,7 @@ from smslink.twilio import (
     TwilioClient,
     Withheld,
 )
-from smslink.twilio.client import RETRY_AFTER_CAP_S, _parse_retry_after
+from smslink.twilio.client import RETRY_AFTER_CAP_S, RetryPolicy, _parse_retry_after
 
 ACCOUNT = "AC" + "c1000000000000000000000000000001"
 TOKEN = "client-token"
@@ -80,7 +80,7 @@ def test_api_errors_carry_twilio_code_and_what_to_do(
     base_url: str, to: str, from_number: str, code: int, kind: ErrorKind
 ) -> None:
     async def scenario() -> ApiError:
-        async with _client(base_url, max_retries=0) as client:
+        async with _client(base_url, retry=RetryPolicy(max_retries=0)) as client:
             with pytest.raises(ApiError) as raised:
                 await client.create_message(to=to, body="x", from_number=from_number)
             return raised.value
@@ -107,7 +107,9 @@ def test_refused_connection_is_safe_to_retry_and_says_so() -> None:
         port = probe.getsockname()[1]  # closed again below: nothing listens there
 
     async def scenario() -> None:
-        async with _client(f"http://127.0.0.1:{port}/2010-04-01", max_retries=1) as client:
+        async with _client(
+            f"http://127.0.0.1:{port}/2010-04-01", retry=RetryPolicy(max_retries=1)
+        ) as client:
             await client.fetch_message("SM" + "0" * 32)
 
     with pytest.raises(ConnectFailed) as raised:
@@ -222,7 +224,7 @@ def test_a_post_that_may_have_been_processed_is_ambiguous_a_get_is_retryable(
     with run_in_thread(broken) as url:
 
         async def scenario() -> list[BaseException]:
-            async with _client(url, max_retries=0) as client:
+            async with _client(url, retry=RetryPolicy(max_retries=0)) as client:
                 return await asyncio.gather(
                     client.create_message(to="+12125550100", body="x", from_number=SENDER),
                     client.fetch_message("SM" + "0" * 32),

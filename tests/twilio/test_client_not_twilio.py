@@ -10,6 +10,7 @@ import pytest
 
 from smslink.simulator import SimulatorConfig
 from smslink.twilio import ApiError, ErrorKind, NotTwilio, TwilioClient
+from smslink.twilio.client import RetryPolicy
 from tests.outage import Outage, simulator_behind_proxy
 
 ACCOUNT = "AC" + "c2000000000000000000000000000001"
@@ -29,7 +30,7 @@ def _client(outage: Outage) -> TwilioClient:
         account_sid=ACCOUNT,
         username=ACCOUNT,
         password=TOKEN,
-        max_retries=2,
+        retry=RetryPolicy(max_retries=2),
     )
 
 

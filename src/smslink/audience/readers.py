@@ -76,6 +76,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from smslink.domain.errors import Action, InvalidInput, Remedy
+
 CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})  # delimited text
 TSV_SUFFIXES = frozenset({".tsv"})  # always tab-separated
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
@@ -93,7 +95,7 @@ SWALLOWED_ROWS = 3
 _CHUNK = 64 * 1024
 
 
-class AudienceError(Exception):
+class AudienceError(InvalidInput):
     """An audience file cannot be read as it is; the text names where and what to change."""
 
 
@@ -308,7 +310,7 @@ class _Text:
             else:
                 encoding = "utf-8-sig"
         elif codecs.lookup(encoding).name == "utf-8":
-            encoding = "utf-8-sig"  # "--encoding utf-8" must not turn a BOM into part of a name
+            encoding = "utf-8-sig"  # asking for utf-8 must not turn a BOM into part of a name
         codec = codecs.lookup(encoding).name
         self.encoding = encoding
         boms = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)
@@ -375,9 +377,10 @@ class _Text:
             if nul >= 0:
                 raise AudienceError(
                     f"{self._name}: line {newlines + 1} contains a NUL byte (0x00), which text "
-                    "never holds: if the file is UTF-16 without a byte order mark pass "
-                    "--encoding utf-16-le (or utf-16-be); otherwise it is not a CSV or JSON "
-                    "Lines file (save the sheet as CSV UTF-8)"
+                    "never holds: if the file is UTF-16 without a byte order mark, read it "
+                    "as utf-16-le (or utf-16-be); otherwise it is not a CSV or JSON "
+                    "Lines file (save the sheet as CSV UTF-8)",
+                    remedy=Remedy(Action.SET_ENCODING, {"encoding": "utf-16-le"}),
                 )
             if failure is not None:
                 raise _decode_error(self._name, self.encoding, failure, newlines + 1)
@@ -420,18 +423,20 @@ def _decode_error(name: str, encoding: str, exc: UnicodeError, line: int) -> Aud
     if not isinstance(exc, UnicodeDecodeError):
         return AudienceError(
             f"{name} is not valid {encoding} (at line {line}: {_excerpt(str(exc))}); "
-            "pass the file's actual encoding with --encoding"
+            "name the file's actual encoding",
+            remedy=Remedy(Action.SET_ENCODING),
         )
     bad = bytes(exc.object[exc.start : exc.start + 1])
     where = f"byte 0x{bad.hex().upper()}" if bad else "it ends mid-character"
     if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
         return AudienceError(
             f"{name} is not UTF-8 ({where} at line {line}); "
-            "re-save it as UTF-8 or pass --encoding cp1252"
+            "re-save it as UTF-8 or read it as cp1252 (older Excel)",
+            remedy=Remedy(Action.SET_ENCODING, {"encoding": "cp1252"}),
         )
     return AudienceError(
-        f"{name} is not valid {encoding} ({where} at line {line}); "
-        "pass the file's actual encoding with --encoding"
+        f"{name} is not valid {encoding} ({where} at line {line}); name the file's actual encoding",
+        remedy=Remedy(Action.SET_ENCODING),
     )
 
 

@@ -66,6 +66,7 @@ from typing import IO
 
 from smslink.audience import readers
 from smslink.audience.readers import JSONL_SUFFIXES, AudienceError
+from smslink.domain.errors import Action, Remedy
 
 RESULT_COLUMNS = (
     "to",
@@ -198,10 +199,9 @@ def check_results_path(
     """
     path = Path(path)
     _check_format(path)
-    problem = _target_problem(path, input_path, overwrite)
-    if problem is not None:
-        what, fix = problem
-        raise AudienceError(f"{path} {what}: {fix}")
+    refusal = _refusal(path, input_path, overwrite)
+    if refusal is not None:
+        raise refusal
     folder = path.parent
     probe = _temp_path(path)
     try:
@@ -220,6 +220,24 @@ def check_results_path(
         ) from None
 
 
+def _refusal(path: Path, input_path: Path | None, overwrite: bool) -> AudienceError | None:
+    """Why results must not be written over `path` now, or None; the remedy is to allow
+    overwriting when that is what would make it fine."""
+    problem = _target_problem(path, input_path, overwrite)
+    if problem is None:
+        return None
+    what, fix = problem
+    remedy = (
+        Remedy(Action.OVERWRITE_OUTPUT, {"path": str(path)})
+        if fix == _ALLOW_OVERWRITE
+        else Remedy(Action.CHOOSE_OUTPUT, {"path": str(path)})
+    )
+    return AudienceError(f"{path} {what}: {fix}", remedy=remedy)
+
+
+_ALLOW_OVERWRITE = "choose another name or allow overwriting it"
+
+
 def _target_problem(path: Path, input_path: Path | None, overwrite: bool) -> tuple[str, str] | None:
     """What is wrong with writing over `path` now, as (what, fix), or None."""
     if input_path is not None and same_file(path, input_path):
@@ -231,7 +249,7 @@ def _target_problem(path: Path, input_path: Path | None, overwrite: bool) -> tup
         if os.path.islink(path) and not overwrite:
             return (
                 "is a symbolic link to a missing file",
-                "choose another name or allow overwriting it",
+                _ALLOW_OVERWRITE,
             )
         return None
     except OSError:
@@ -249,7 +267,7 @@ def _target_problem(path: Path, input_path: Path | None, overwrite: bool) -> tup
         return None
     return (
         "exists and is not a smslink results file",
-        "choose another name or allow overwriting it",
+        _ALLOW_OVERWRITE,
     )
 
 
@@ -415,10 +433,9 @@ class ResultWriter:
             raise ValueError(f"delimiter must be one of {DELIMITERS!r}, not {delimiter!r}")
         #: The CSV delimiter (meaningless for JSON Lines).
         self.delimiter = delimiter
-        problem = _target_problem(path, self.input_path, overwrite)
-        if problem is not None:
-            what, fix = problem
-            raise AudienceError(f"{path} {what}: {fix}")
+        refusal = _refusal(path, self.input_path, overwrite)
+        if refusal is not None:
+            raise refusal
         self._tmp = _temp_path(path)
         # O_EXCL: never write into someone else's file; mode 0o666 lets the umask decide the
         # final permissions, as for any file the user creates (mkstemp would force 0600).
@@ -482,7 +499,8 @@ class ResultWriter:
                 what, fix = problem
                 raise AudienceError(
                     f"{self.path} {what} (it changed while the results were being written, "
-                    f"so they were not put there): {fix}"
+                    f"so they were not put there): {fix}",
+                    remedy=Remedy(Action.CHOOSE_OUTPUT, {"path": str(self.path)}),
                 )
             os.replace(self._tmp, self.path)
         except BaseException as exc:

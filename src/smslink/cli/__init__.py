@@ -1,4 +1,4 @@
-"""The `smslink` command: parse, call the engine, print. No logic of its own lives here."""
+"""The `smslink` command: parse, call the application layer, print. No rule lives here."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from smslink import __version__
-from smslink.cli import connections, demo, optouts, runs, touchpoints
+from smslink.cli import connections, demo, optouts, runs, simulator, touchpoints
 
 app = typer.Typer(
     name="smslink",
@@ -45,7 +45,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(optouts.app, name="optouts")
 app.command("send")(runs.send)
 app.command("demo")(demo.demo)
-app.command("simulator")(demo.simulator)
+app.command("simulator")(simulator.simulator)
 
 
 def main() -> None:

@@ -1,9 +1,8 @@
-"""What every command shares: the console, the store, and turning errors into one clear line."""
+"""What every command shares: the consoles, the application, and errors as one clear line."""
 
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -12,11 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
 
-from smslink.secrets import SecretError
-from smslink.store import AlreadyExists, InUse, NotFound, Store, open_store
-from smslink.store.errors import StoreError
+from smslink.app import Config, DatabaseUnavailable, Smslink, open_app
+from smslink.cli.render import describe
+from smslink.domain.errors import ConfigurationRefused, InvalidInput, SmslinkError
 
 #: Characters that steer a terminal rather than show something: C0 and C1 controls and DEL
 #: (ESC starts sequences that clear the screen, retitle the window or fake output; C1 0x9B
@@ -47,15 +45,15 @@ class SafeConsole(Console):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(highlight=False, markup=False, **kwargs)
 
-    def render_str(self, text: str, **kwargs: Any) -> Text:  # type: ignore[override]
+    def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(visible(text), **kwargs)
 
 
 console = SafeConsole()
 err_console = SafeConsole(stderr=True)
 
-#: Exit codes: 0 success; 1 the run could not finish (connection refused, Twilio unreachable);
-#: 2 bad input or configuration given on the command line; 130 interrupted (Ctrl-C).
+#: Exit codes: 0 success; 1 the run could not finish (connection refused, Twilio unreachable,
+#: busy) or the database failed; 2 bad input or configuration; 130 interrupted (Ctrl-C).
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -66,30 +64,22 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def command(*words: str) -> str:
-    """A command line to suggest, each word shell-quoted as a user would have to type it
-    (`smslink touchpoint preview 'Spring Sale' --input audience.csv`)."""
-    return " ".join(["smslink", *(shlex.quote(str(w)) for w in words)])
+def exit_code(error: SmslinkError) -> int:
+    """What the command line's exit code says about an error of each group."""
+    if isinstance(error, InvalidInput | ConfigurationRefused | DatabaseUnavailable):
+        return EXIT_USAGE
+    return EXIT_FAILED  # Busy, Halted, StorageFailed: the input was fine, the work was not
 
 
 @contextmanager
-def store_session() -> Iterator[Store]:
-    """The configured store; store errors become one clear line and exit code 2."""
+def session() -> Iterator[Smslink]:
+    """The application over the configured store; every error of the tree becomes one
+    clear line (its problems and remedy in the command line's words) and its exit code."""
     try:
-        store = open_store()
-    except (StoreError, SecretError) as error:  # SecretError: an unsafe home or database
-        fail(str(error))
-    except Exception as error:  # a bad SMSLINK_DATABASE_URL, an unreachable server
-        fail(f"cannot open the database: {error}")
-    try:
-        yield store
-    except (NotFound, AlreadyExists, InUse, SecretError) as error:
-        fail(str(error))
-    except SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        fail(f"the database ({store.url}) failed: {reason}", EXIT_FAILED)
-    finally:
-        store.close()
+        with open_app(Config.from_environment()) as app:
+            yield app
+    except SmslinkError as error:
+        fail(describe(error), exit_code(error))
 
 
 def print_fields(rows: list[tuple[str, str]]) -> None:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import math
 import os
-import re
 import sys
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from smslink.base_url import check_base_url, display_base_url
-from smslink.cli.common import EXIT_FAILED, command, console, fail, print_fields, store_session
-from smslink.models import (
+from smslink.app.connections import ConnectionChanges, ConnectionView, TestOutcome
+from smslink.cli.common import EXIT_FAILED, console, fail, print_fields, session
+from smslink.cli.render import command
+from smslink.domain.models import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
     DEFAULT_POLL_ATTEMPTS,
@@ -24,21 +23,15 @@ from smslink.models import (
     DEFAULT_REQUEST_TIMEOUT_S,
     Connection,
 )
-from smslink.names import check_name
-from smslink.phone import check_region
-from smslink.secrets import mask
-from smslink.twilio import ApiError, NotTwilio, TwilioClient, TwilioError
 
 app = typer.Typer(
     help="Twilio connections: account, credentials, sender and polling.", rich_markup_mode=None
 )
 
 TOKEN_ENV = "TWILIO_AUTH_TOKEN"
-_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
-_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
-_API_KEY_SID = re.compile(r"SK[0-9a-fA-F]{32}")
-#: E.164, a short code (5-6 digits) or an alphanumeric sender ID (up to 11, with a letter).
-_SENDER = re.compile(r"\+[1-9]\d{6,14}|\d{5,6}|(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+#: How a secret is shown: fixed, so it reveals neither its length nor any character (Twilio's
+#: console shows none of the token either; connections are told apart by name and SID).
+MASK = "********"
 
 _MPS_HELP = (
     "Most message segments per second from this sender (a US long code: 1, toll-free: 3, "
@@ -82,30 +75,26 @@ def add(
     ] = DEFAULT_REQUEST_TIMEOUT_S,
 ) -> None:
     """Add a connection. The auth token comes from $TWILIO_AUTH_TOKEN or a hidden prompt."""
-    try:
-        check_name(name, "connection name")
-    except ValueError as error:
-        fail(str(error))
-    connection = _checked(
-        Connection(
-            name=name,
-            account_sid=account_sid,
-            auth_token="",
-            from_number=from_number,
-            messaging_service_sid=messaging_service_sid,
-            api_key_sid=api_key_sid,
-            base_url=base_url,
-            poll_interval_ms=poll_interval_ms,
-            poll_attempts=poll_attempts,
-            concurrency=concurrency,
-            region=region,
-            max_segments_per_second=max_segments_per_second,
-            request_timeout_s=request_timeout,
-        )
+    connection = Connection(
+        name=name,
+        account_sid=account_sid,
+        auth_token="",
+        from_number=from_number,
+        messaging_service_sid=messaging_service_sid,
+        api_key_sid=api_key_sid,
+        base_url=base_url,
+        poll_interval_ms=poll_interval_ms,
+        poll_attempts=poll_attempts,
+        concurrency=concurrency,
+        region=region,
+        max_segments_per_second=max_segments_per_second,
+        request_timeout_s=request_timeout,
     )
+    with session() as smslink:  # every other setting first, then the secret
+        smslink.connections.check_new(connection)
     connection.auth_token = _read_token(api_key_sid is not None)
-    with store_session() as store:
-        store.add_connection(connection)
+    with session() as smslink:
+        smslink.connections.add(connection)
     console.print(f"Added connection {name}. Try it: {command('connection', 'test', name)}")
 
 
@@ -136,65 +125,28 @@ def update_(
     ] = False,
 ) -> None:
     """Change some settings of a connection; the rest stay as they are."""
-    with store_session() as store:
-        connection = store.get_connection(name)
-        changes = {
-            "account_sid": account_sid,
-            "from_number": from_number,
-            "messaging_service_sid": messaging_service_sid,
-            "api_key_sid": api_key_sid,
-            "base_url": base_url,
-            "poll_interval_ms": poll_interval_ms,
-            "poll_attempts": poll_attempts,
-            "concurrency": concurrency,
-            "region": region,
-            "max_segments_per_second": max_segments_per_second,
-            "request_timeout_s": request_timeout,
-        }
-        for field_name, value in changes.items():
-            if value is not None:
-                setattr(connection, field_name, value if value != "" else None)
-        connection = _checked(connection)
+    changes = ConnectionChanges(
+        account_sid=account_sid,
+        from_number=from_number,
+        messaging_service_sid=messaging_service_sid,
+        api_key_sid=api_key_sid,
+        base_url=base_url,
+        poll_interval_ms=poll_interval_ms,
+        poll_attempts=poll_attempts,
+        concurrency=concurrency,
+        region=region,
+        max_segments_per_second=max_segments_per_second,
+        request_timeout_s=request_timeout,
+    )
+    with session() as smslink:
+        current = smslink.connections.show(name)
         if new_token:
-            connection.auth_token = _read_token(connection.api_key_sid is not None)
-        store.update_connection(connection)
+            # Checked first, as on `add`: the new settings must stand before the secret.
+            smslink.connections.check(name, changes)
+            api_key = current.api_key_sid if api_key_sid is None else api_key_sid
+            changes = replace(changes, auth_token=_read_token(bool(api_key)))
+        smslink.connections.update(name, changes)
     console.print(f"Updated connection {name}.")
-
-
-def _checked(c: Connection) -> Connection:
-    """The connection with its region normalised, or a clear failure naming the option."""
-    if not _ACCOUNT_SID.fullmatch(c.account_sid or ""):
-        fail(f"--account-sid {c.account_sid!r} is not an Account SID: AC followed by 32 hex digits")
-    if not c.from_number and not c.messaging_service_sid:
-        fail("give a sender: --from +1... (or a short code / sender ID) or --messaging-service-sid")
-    if c.from_number and not _SENDER.fullmatch(c.from_number):
-        fail(
-            f"--from {c.from_number!r} is not a sender Twilio accepts: use an E.164 number "
-            "(+14155550123), a short code (12345) or an alphanumeric sender ID (up to 11)"
-        )
-    if c.messaging_service_sid and not _SERVICE_SID.fullmatch(c.messaging_service_sid):
-        fail(f"--messaging-service-sid {c.messaging_service_sid!r}: MG followed by 32 hex digits")
-    if c.api_key_sid and not _API_KEY_SID.fullmatch(c.api_key_sid):
-        fail(f"--api-key-sid {c.api_key_sid!r}: SK followed by 32 hex digits")
-    try:
-        c.base_url = check_base_url(c.base_url)
-    except ValueError as error:
-        fail(f"--base-url: {error}")
-    try:
-        c.region = check_region(c.region)
-    except ValueError as error:
-        fail(f"--region: {error}")
-    mps = c.max_segments_per_second
-    if mps is not None and not (math.isfinite(mps) and mps >= 0):
-        fail(
-            f"--max-segments-per-second {mps:g}: give segments per second above 0 "
-            "(e.g. 1 for a US long code), or 0 for no cap"
-        )
-    if mps == 0:  # 0 is how `update` takes a cap away; None is what the store keeps for it
-        c.max_segments_per_second = None
-    if not (math.isfinite(c.request_timeout_s) and c.request_timeout_s > 0):
-        fail(f"--request-timeout {c.request_timeout_s:g}: give a number of seconds above 0")
-    return c
 
 
 def _read_token(api_key: bool) -> str:
@@ -216,8 +168,8 @@ def _read_token(api_key: bool) -> str:
 @app.command("list")
 def list_() -> None:
     """List connections (secrets masked)."""
-    with store_session() as store:
-        connections = store.list_connections()
+    with session() as smslink:
+        connections = smslink.connections.list()
     if not connections:
         console.print(
             "No connections yet: smslink connection add NAME --account-sid AC... --from +1..."
@@ -239,7 +191,7 @@ def list_() -> None:
             c.name,
             c.account_sid,
             c.sender,
-            display_base_url(c.base_url),
+            c.base_url,
             f"{c.poll_interval_ms} ms x {c.poll_attempts}",
             str(c.concurrency),
             _rate_cap(c, "-"),
@@ -252,17 +204,17 @@ def list_() -> None:
 @app.command("show")
 def show(name: str) -> None:
     """Show one connection (the token masked)."""
-    with store_session() as store:
-        c = store.get_connection(name)
+    with session() as smslink:
+        c = smslink.connections.show(name)
     print_fields(
         [
             ("name", c.name),
             ("account SID", c.account_sid),
             ("auth", f"API key {c.api_key_sid}" if c.api_key_sid else "account auth token"),
-            ("secret", mask(c.auth_token)),
+            ("secret", MASK if c.secret_set else ""),
             ("from", c.from_number or ""),
             ("messaging service", c.messaging_service_sid or ""),
-            ("base URL", display_base_url(c.base_url)),
+            ("base URL", c.base_url),
             ("poll interval", f"{c.poll_interval_ms} ms"),
             ("poll attempts", str(c.poll_attempts)),
             ("concurrency", str(c.concurrency)),
@@ -273,7 +225,7 @@ def show(name: str) -> None:
     )
 
 
-def _rate_cap(c: Connection, none: str) -> str:
+def _rate_cap(c: ConnectionView, none: str) -> str:
     cap = c.max_segments_per_second
     return none if cap is None else f"{cap:g}"
 
@@ -281,8 +233,8 @@ def _rate_cap(c: Connection, none: str) -> str:
 @app.command("remove")
 def remove(name: str) -> None:
     """Remove a connection that no touchpoint uses."""
-    with store_session() as store:
-        store.remove_connection(name)
+    with session() as smslink:
+        smslink.connections.remove(name)
     console.print(f"Removed connection {name}.")
 
 
@@ -294,37 +246,28 @@ def test(
     ] = 15.0,
 ) -> None:
     """The Test button: a read-only account query that proves URL and credentials work."""
-    with store_session() as store:
-        connection = store.get_connection(name)
-    try:
-        account = asyncio.run(_fetch_account(connection, timeout))
-    except NotTwilio as error:  # it says itself that the answer is not Twilio's
-        fail(str(error), EXIT_FAILED)
-    except ApiError as error:
-        fail(
-            f"Twilio refused: error {error.code or error.status}: {error.message}"
-            + (f" ({error.more_info})" if error.more_info else ""),
-            EXIT_FAILED,
-        )
-    except TwilioError as error:
-        fail(
-            f"cannot reach Twilio at {display_base_url(connection.base_url)}: {error}", EXIT_FAILED
-        )
-    status = account.get("status", "unknown")
+    with session() as smslink:
+        result = smslink.connections.test(name, timeout_s=timeout)
+    match result.outcome:
+        case TestOutcome.REFUSED:
+            fail(
+                f"Twilio refused: error {result.code}: {result.message}"
+                + (f" ({result.more_info})" if result.more_info else ""),
+                EXIT_FAILED,
+            )
+        case TestOutcome.NOT_TWILIO:  # the message says itself that it is not Twilio's
+            fail(result.message, EXIT_FAILED)
+        case TestOutcome.UNREACHABLE:
+            fail(f"cannot reach Twilio at {result.base_url}: {result.message}", EXIT_FAILED)
     console.print(
         Text.assemble(
             ("OK", "green"),
-            f": {display_base_url(connection.base_url)} answers; account {account.get('sid')} "
-            f"({account.get('friendly_name', '')}) is {status}.",
+            f": {result.base_url} answers; account {result.account_sid} "
+            f"({result.friendly_name}) is {result.account_status}.",
         )
     )
-    if status != "active":
-        fail(f"the account is {status}, not active: messages will not go out", EXIT_FAILED)
-
-
-async def _fetch_account(connection: Connection, timeout_s: float) -> dict[str, object]:
-    client = TwilioClient.for_connection(
-        connection, connect_timeout_s=timeout_s, read_timeout_s=timeout_s
-    )
-    async with client:
-        return await client.fetch_account()
+    if result.outcome is TestOutcome.INACTIVE:
+        fail(
+            f"the account is {result.account_status}, not active: messages will not go out",
+            EXIT_FAILED,
+        )

@@ -17,8 +17,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from smslink.engine.counters import RunCounters
-from smslink.models import ResultStatus
+from smslink.app import RunCounters
+from smslink.domain.models import ResultStatus
 
 #: Seconds between plain progress lines when output is not a terminal (logs, CI).
 PLAIN_EVERY_S = 5.0

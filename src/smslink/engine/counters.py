@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from smslink.models import ResultStatus
+from smslink.domain.models import ResultStatus
 
 
 @dataclass(slots=True)

@@ -1,9 +1,11 @@
-"""Why a run stops before it is done; each message says what to do next."""
+"""Why a run stops before it is done; each message says what happened, the remedy what to do."""
 
 from __future__ import annotations
 
+from smslink.domain.errors import Halted
 
-class RunHalted(Exception):
+
+class RunHalted(Halted):
     """The connection is wrong, Twilio is unreachable, or the audience cannot be read on:
     every further record would fail, so the run stops (resumable)."""
 

@@ -12,13 +12,12 @@ import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from smslink.audience.readers import AudienceError, AudienceReader, open_audience
+from smslink.audience.readers import AudienceError, AudienceReader, file_digest, open_audience
+from smslink.domain.errors import InvalidInput
+from smslink.domain.models import Delivery, Run, Stage
 from smslink.engine.counters import RunCounters
 from smslink.engine.prepare import Recipe, prepare
-from smslink.models import Delivery, Run, Stage
 from smslink.store import Store
-
-BATCH_SIZE = 250
 
 
 def ingest_batches(
@@ -30,7 +29,7 @@ def ingest_batches(
     *,
     already_stored: int = 0,
     known_columns: list[str] | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = 250,
 ) -> Iterator[int]:
     """Store every record of `reader` after the first `already_stored`, yielding the
     number stored after each batch.
@@ -56,30 +55,37 @@ def ingest_batches(
                 counters.finished(delivery.status)
             seq += 1
             if len(batch) >= batch_size:
-                store.add_deliveries(run_id, batch, columns())
+                store.deliveries.add_deliveries(run_id, batch, columns())
                 counters.ingested = seq
                 batch = []
                 yield seq
     finally:
         # Also when the file cannot be read on: what was read before is kept and sent.
         if batch:
-            store.add_deliveries(run_id, batch, columns())
+            store.deliveries.add_deliveries(run_id, batch, columns())
             counters.ingested = seq
     counters.total = seq
     yield seq
 
 
 async def read_audience(
-    store: Store, run: Run, recipe: Recipe, counters: RunCounters, on_batch: Callable[[], None]
+    store: Store,
+    run: Run,
+    recipe: Recipe,
+    counters: RunCounters,
+    on_batch: Callable[[], None],
+    *,
+    batch_size: int = 250,
 ) -> None:
     """Store the rest of the run's audience while it is being sent, waking the sender
     after each batch; marks the run's audience complete at the end.
 
-    Raises AudienceError (or OSError) when the file cannot be read on: the records stored
-    before that point are sent, and a resume reads on from there.
+    Raises AudienceError (or OSError) when the file cannot be read on or changed while it
+    was read: the records stored before that point are sent, and a resume reads on from
+    there once the file is as it was.
     """
-    encoding = run.settings.get("encoding")
-    with open_audience(Path(run.input_path), str(encoding) if encoding else None) as reader:
+    encoding = run.snapshot.encoding
+    with open_audience(Path(run.input_path), encoding) as reader:
         for _ in ingest_batches(
             store,
             run.id,
@@ -88,22 +94,48 @@ async def read_audience(
             counters,
             already_stored=run.total,
             known_columns=run.columns,
+            batch_size=batch_size,
         ):
             on_batch()
             await asyncio.sleep(0)  # let the sender and tracker run between batches
         columns = list(run.columns) + [c for c in reader.columns if c not in run.columns]
         _check_same_file(run, reader)
-    store.update_run(run.id, columns=columns, audience_complete=True)
+    store.runs.update_run(run.id, columns=columns, audience_complete=True)
+
+
+def check_audience_unchanged(run: Run) -> None:
+    """Raise InvalidInput when the audience file is gone or differs from the one the run
+    started with: reading on from record N of another file would mix two audiences and
+    silently skip or repeat people."""
+    recorded = run.snapshot.audience
+    if recorded is None:
+        return  # a run started by an older smslink: nothing to compare with
+    path = Path(run.input_path)
+    try:
+        size, sha256 = file_digest(path)
+    except OSError as error:
+        raise InvalidInput(
+            f"run {run.id} cannot read on: its audience {path} cannot be read "
+            f"({error.strerror}); put the file back exactly as it was"
+        ) from None
+    if (size, sha256) == (recorded.size, recorded.sha256):
+        return
+    raise InvalidInput(
+        f"run {run.id} cannot read on: its audience {path} has changed since the run started "
+        f"({recorded.size:,} bytes then, {size:,} now; the content differs). Reading "
+        f"on from record {run.total + 1} of another file would mix two audiences: put the "
+        "original file back, or start a new run with the new file"
+    )
 
 
 def _check_same_file(run: Run, reader: AudienceReader) -> None:
     """Raise AudienceError when the bytes just read are not those the run started with
     (the file was replaced or edited while the run read it): the records stored may then
     mix two audiences, and the run must not be marked as having read its audience."""
-    recorded = run.settings.get("audience")
-    if not isinstance(recorded, dict) or reader.sha256 is None:
+    recorded = run.snapshot.audience
+    if recorded is None or reader.sha256 is None:
         return
-    if reader.sha256 != recorded.get("sha256"):
+    if reader.sha256 != recorded.sha256:
         raise AudienceError(
             f"{Path(run.input_path).name} changed while the run was reading it (its content "
             "is no longer what was checked when the run started)"

@@ -22,12 +22,8 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from smslink.domain.errors import Busy
 from smslink.store import Store
-
-#: How long a lease lasts without renewal (seconds); `SMSLINK_LEASE_TTL_S` overrides it.
-#: It is renewed every sixth of that, and a holder stops sending a quarter of it early.
-DEFAULT_LEASE_TTL_S = 60.0
-LEASE_TTL_ENV = "SMSLINK_LEASE_TTL_S"
 
 
 def _clock() -> float:
@@ -40,14 +36,7 @@ def _clock() -> float:
 _CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
-def lease_ttl_s() -> float:
-    try:
-        return max(1.0, float(os.environ.get(LEASE_TTL_ENV, DEFAULT_LEASE_TTL_S)))
-    except ValueError:
-        return DEFAULT_LEASE_TTL_S
-
-
-class RunBusy(Exception):
+class RunBusy(Busy):
     """Another live process is working on the run."""
 
 
@@ -85,16 +74,17 @@ def _dead_local_holder(holder: str | None) -> str | None:
 
 
 class RunLease:
-    """`async with RunLease(store, run_id) as lease:` holds the run for this process;
-    `lease.held()` says whether it surely still does."""
+    """`async with RunLease(store, run_id, ttl_s=...) as lease:` holds the run for this
+    process; `lease.held()` says whether it surely still does. The lease lasts `ttl_s`
+    without renewal, is renewed every sixth of that, and is trusted for three quarters."""
 
-    def __init__(self, store: Store, run_id: int) -> None:
+    def __init__(self, store: Store, run_id: int, *, ttl_s: float = 60.0) -> None:
         self._store = store
         self._run_id = run_id
         self.owner = _owner_id()
         self._renewal: asyncio.Task[None] | None = None
         self._held_until = 0.0  # _clock() up to which no one else can hold it
-        self._ttl = timedelta(seconds=lease_ttl_s())
+        self._ttl = timedelta(seconds=ttl_s)
         self._trust_s = self._ttl.total_seconds() * 0.75  # how long a renewal is trusted
 
     def held(self) -> bool:
@@ -103,9 +93,9 @@ class RunLease:
 
     async def __aenter__(self) -> RunLease:
         now = datetime.now(UTC)
-        holder, expires = self._store.run_lease(self._run_id)
+        holder, expires = self._store.runs.run_lease(self._run_id)
         started = _clock()
-        refused = self._store.acquire_run(
+        refused = self._store.runs.acquire_run(
             self._run_id,
             self.owner,
             until=now + self._ttl,
@@ -129,14 +119,14 @@ class RunLease:
             self._renewal.cancel()
             with suppress(asyncio.CancelledError):
                 await self._renewal
-        self._store.release_run(self._run_id, self.owner)
+        self._store.runs.release_run(self._run_id, self.owner)
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self._ttl.total_seconds() / 6)
             started = _clock()
             try:
-                renewed = self._store.renew_run(
+                renewed = self._store.runs.renew_run(
                     self._run_id, self.owner, until=datetime.now(UTC) + self._ttl
                 )
             except Exception:  # database unreachable: held() lapses with the last renewal

@@ -11,11 +11,10 @@ which Twilio treats as one sender for STOP); the same phone stays reachable from
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from smslink.models import OptOut
+from smslink.domain.models import OptOut
 from smslink.store import Store
 
 #: Twilio's "Attempt to send to unsubscribed recipient": the To replied STOP to this sender.
@@ -42,7 +41,7 @@ class OptOuts:
         self._sender = sender
         self._run_id = run_id
         self._clock = clock
-        self._known: dict[str, OptOut] = store.load_optouts(sender)
+        self._known: dict[str, OptOut] = store.catalogue.load_optouts(sender)
 
     @property
     def sender(self) -> str:
@@ -76,15 +75,10 @@ class OptOuts:
                 source="twilio",
                 message=message,
             )
-            if not self._store.add_optout(optout):  # someone else recorded it first
-                optout = self._store.get_optout(self._sender, to) or optout
+            if not self._store.catalogue.add_optout(optout):  # someone else recorded it first
+                optout = self._store.catalogue.get_optout(self._sender, to) or optout
             self._known[to] = optout
         return refused_message(to, self._sender, message)
-
-
-def remove_command(phone: str, sender: str) -> str:
-    """The command that undoes an opt-out, for messages that tell the user how."""
-    return f"smslink optouts remove {shlex.quote(phone)} --sender {shlex.quote(sender)}"
 
 
 def refused_message(to: str, sender: str, twilio_message: str | None) -> str:
@@ -92,8 +86,8 @@ def refused_message(to: str, sender: str, twilio_message: str | None) -> str:
     said = f": {twilio_message}" if twilio_message else ""
     return (
         f"not sent: {to} unsubscribed from messages from {sender} (replied STOP; Twilio error "
-        f"{OPTED_OUT}{said}). Later runs skip them; if they opt back in (reply START), run "
-        f"`{remove_command(to, sender)}`"
+        f"{OPTED_OUT}{said}). Later runs skip them; if they opt back in (reply START), "
+        "remove their opt-out for this sender"
     )
 
 
@@ -102,5 +96,5 @@ def skipped_message(optout: OptOut) -> str:
     return (
         f"not sent: {optout.phone} opted out of messages from {optout.sender} (replied STOP; "
         f"Twilio error {OPTED_OUT}, first seen {optout.created_at.date().isoformat()}); if "
-        f"they opted back in, run `{remove_command(optout.phone, optout.sender)}`"
+        "they opted back in, remove their opt-out for this sender"
     )

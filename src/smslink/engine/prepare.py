@@ -1,7 +1,7 @@
 """Turning one audience record into a message: phone, body, segments, or a clear reason why not.
 
-Shared by `send` (which stores the result), `--dry-run` and `touchpoint preview` (which only
-show it), so what a preview promises is exactly what a send does.
+Shared by a send (which stores the result), a dry run and a preview (which only show it),
+so what a preview promises is exactly what a send does.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from smslink.audience.readers import AudienceRecord
-from smslink.models import MAX_BODY_CHARS, Delivery, ResultStatus, Stage, Touchpoint
-from smslink.phone import PhoneError, normalize_phone
-from smslink.segments import count_segments
-from smslink.template import MissingValue, Template, check_mapping, parse_template
+from smslink.domain.models import MAX_BODY_CHARS, Delivery, ResultStatus, Stage, Touchpoint
+from smslink.domain.phone import PhoneError, normalize_phone
+from smslink.domain.segments import count_segments
+from smslink.domain.template import MissingValue, Template, check_mapping, parse_template
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Showing what a send would do, without sending: `touchpoint preview` and `send --dry-run`.
+"""Showing what a send would do, without sending: a preview, and a dry run of a send.
 
 Both use `prepare`, the same function a real send uses, over the whole audience, so their
 totals (messages, segments, records that would fail) are exactly what a send would meet.
@@ -13,10 +13,10 @@ from pathlib import Path
 
 from smslink.audience.readers import AudienceRecord, open_audience, scan_audience
 from smslink.audience.writers import check_results_path, open_results
+from smslink.domain.models import Delivery, Stage
+from smslink.domain.segments import count_segments
 from smslink.engine.prepare import Recipe, prepare
 from smslink.engine.results import iso_utc
-from smslink.models import Delivery, Stage
-from smslink.segments import count_segments
 
 #: Problems listed by record in a summary; the rest are only counted.
 LISTED_PROBLEMS = 20

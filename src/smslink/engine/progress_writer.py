@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import suppress
 
-from smslink.models import Progress
+from smslink.domain.models import Progress
 from smslink.store import Store
 
 
@@ -33,7 +33,7 @@ class ProgressWriter:
     def flush(self) -> None:
         if self._pending:
             batch, self._pending = self._pending, []
-            self._store.save_progress(batch)
+            self._store.deliveries.save_progress(batch)
 
     async def __aenter__(self) -> ProgressWriter:
         self._task = asyncio.create_task(self._flush_periodically())

@@ -19,11 +19,12 @@ from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
 from smslink.engine.progress_writer import ProgressWriter
+from smslink.engine.timings import Timings
 from smslink.engine.track import Tracker
-from smslink.models import Delivery, Progress, ResultStatus, Stage
 from smslink.store import Store
 from smslink.twilio import ApiError, ErrorKind, Message, TwilioClient, TwilioError
 
@@ -31,11 +32,6 @@ from smslink.twilio import ApiError, ErrorKind, Message, TwilioClient, TwilioErr
 CLOCK_SKEW = timedelta(minutes=5)
 #: Messages per page when looking: a recipient rarely gets more than a few a day.
 PAGE_SIZE = 50
-#: Seconds to wait before asking Twilio about a POST whose answer was lost, so that a
-#: request still in Twilio's hands (or a process killed mid-request) has landed.
-GRACE_S = 3.0
-#: Look-ups in flight at once when a resumed run settles its POSTING deliveries.
-SETTLE_CONCURRENCY = 10
 
 
 class Reconciler:
@@ -132,6 +128,7 @@ async def settle_posting(
     writer: ProgressWriter,
     tracker: Tracker,
     counters: RunCounters,
+    timings: Timings,
 ) -> None:
     """Settle a resumed run's deliveries whose POST may have reached Twilio before it stopped.
 
@@ -142,11 +139,14 @@ async def settle_posting(
     resume checks them again. Never resent without proof. Their number is bounded by the
     sender's claim batch, so they are settled before sending resumes.
     """
-    posting = list(store.iter_deliveries(run_id, stages=(Stage.POSTING,), with_row=False))
+    posting = list(
+        store.deliveries.iter_deliveries(run_id, stages=(Stage.POSTING,), with_row=False)
+    )
     if not posting:
         return
-    await asyncio.sleep(GRACE_S)  # a POST that left a killed process may still be landing
-    limit = asyncio.Semaphore(SETTLE_CONCURRENCY)
+    # A POST that left a killed process may still be landing.
+    await asyncio.sleep(timings.reconcile_grace_s)
+    limit = asyncio.Semaphore(timings.settle_concurrency)
     unanswered: list[TwilioError] = []
     left: list[Delivery] = []
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from smslink.audience.readers import AudienceError, file_digest, open_audience
 from smslink.audience.writers import check_results_path, open_results
-from smslink.models import Delivery, Run, Stage
+from smslink.domain.models import Delivery, Run, Stage
 from smslink.store import Store
 
 #: The status an export gives a record whose result is not final yet (the run is still
@@ -37,7 +37,7 @@ def write_results(store: Store, run: Run) -> Path:
     its results can be written elsewhere.
     """
     path = Path(run.output_path)
-    _write(store, run, path, overwrite=bool(run.settings.get("overwrite")))
+    _write(store, run, path, overwrite=run.snapshot.overwrite)
     return path
 
 
@@ -51,22 +51,20 @@ def export_results(store: Store, run: Run, path: Path, *, overwrite: bool = Fals
 
 
 def _write(store: Store, run: Run, path: Path, *, overwrite: bool) -> tuple[int, int]:
-    audience = run.settings.get("audience")
-    audience = audience if isinstance(audience, dict) else {}
-    delimiter = audience.get("delimiter")
+    audience = run.snapshot.audience
     rows = unfinished = 0
     with open_results(
         path,
         run.columns,
         # Spreadsheet users get back what they gave: their delimiter, and a BOM when the
         # audience came from Excel, so umlauts and columns open right in European Excel.
-        delimiter=delimiter if isinstance(delimiter, str) else None,
-        bom=bool(audience.get("excel")),
-        sep_line=bool(audience.get("sep_line")),
+        delimiter=audience.delimiter if audience else None,
+        bom=audience.excel if audience else False,
+        sep_line=audience.sep_line if audience else False,
         overwrite=overwrite,
         input_path=Path(run.input_path),
     ) as writer:
-        for delivery in store.iter_deliveries(run.id, with_row=True):
+        for delivery in store.deliveries.iter_deliveries(run.id, with_row=True):
             fields = result_fields(delivery)
             rows += 1
             unfinished += fields["status"] == UNFINISHED
@@ -83,19 +81,18 @@ def _unread_records(run: Run, columns: list[str]) -> Iterator[dict[str, str]]:
     """The records of an unfinished run that are not in the store yet, read from its
     audience file, so an export has a row for every record. Raises AudienceError when the
     file is gone or changed: then those rows cannot be told."""
-    recorded = run.settings.get("audience")
+    recorded = run.snapshot.audience
     path = Path(run.input_path)
-    if isinstance(recorded, dict):
+    if recorded is not None:
         try:
-            if file_digest(path) != (recorded.get("size"), recorded.get("sha256")):
+            if file_digest(path) != (recorded.size, recorded.sha256):
                 raise OSError("it has changed since the run started")
         except OSError as error:
             raise AudienceError(
                 f"run {run.id} has read only {run.total:,} records of its audience, and the "
                 f"rest cannot be listed: {path} {error.strerror or error}"
             ) from None
-    encoding = run.settings.get("encoding")
-    with open_audience(path, str(encoding) if encoding else None) as reader:
+    with open_audience(path, run.snapshot.encoding) as reader:
         reader.skip(run.total)
         for record in reader:
             yield record.values

@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shlex
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from smslink.domain.errors import Action, Remedy
+from smslink.domain.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted, lease_lost
 from smslink.engine.optouts import OPTED_OUT, OptOuts
 from smslink.engine.pacing import SegmentRate
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.engine.reconcile import GRACE_S, Reconciler, is_verdict_on_record, outcome_unknown
+from smslink.engine.reconcile import Reconciler, is_verdict_on_record, outcome_unknown
+from smslink.engine.timings import Timings
 from smslink.engine.track import Tracker
-from smslink.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.store import Store
 from smslink.twilio import (
     AnswerLost,
@@ -42,16 +43,6 @@ from smslink.twilio import (
     TwilioError,
     Withheld,
 )
-
-#: POSTs of one delivery whose answers were lost (each proven absent before the next)
-#: before the run stops as "Twilio is struggling". Five keeps a run going through a steady
-#: share of 5xx or resets (5% of requests: 3e-7 per record), yet stops a failing Twilio.
-MAX_SENDS_PER_DELIVERY = 5
-#: How long one delivery keeps trying while Twilio answers "too busy" (429, 21611) after
-#: the client's own retries, before the run stops to be resumed later.
-BUSY_GIVE_UP_S = 600.0
-#: Pause between those tries (jittered between half of it and all of it).
-BUSY_PAUSE_S = 2.0
 
 
 class Sender:
@@ -71,7 +62,9 @@ class Sender:
         lease_held: Callable[[], bool] = lambda: True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         optouts: OptOuts | None = None,
+        timings: Timings | None = None,
     ) -> None:
+        self._timings = timings or Timings()
         self._store = store
         # The sender's opt-outs: skipped before their POST, and learned from 21610 answers.
         # None (a bare Sender in a benchmark) neither skips nor remembers anyone.
@@ -133,7 +126,7 @@ class Sender:
                 if not self._still_ours():
                     continue  # claim nothing the run's new owner should send
                 self._work_added.clear()
-                batch = self._store.claim_pending(
+                batch = self._store.deliveries.claim_pending(
                     self._run_id, max(200, self._concurrency * 2), self._clock()
                 )
                 if batch:
@@ -152,7 +145,7 @@ class Sender:
         lost: TwilioError | None = None
         sends = 0  # POSTs that may have reached Twilio: each one is reconciled
         busy_since: float | None = None  # when Twilio first said "too busy" to this one
-        while sends < MAX_SENDS_PER_DELIVERY:
+        while sends < self._timings.max_sends_per_delivery:
             if self._segment_rate is not None:
                 await self._segment_rate.take(outgoing.segments)
             if not self._may_post(outgoing):
@@ -218,29 +211,27 @@ class Sender:
             # Proven not created: sending again cannot duplicate it.
         # Twilio failed every attempt and proved each time that nothing went out: it is
         # struggling, so stop the run (resumable) rather than fail record after record.
+        attempts = self._timings.max_sends_per_delivery
         self._stop(
-            outgoing,
-            f"Twilio failed {MAX_SENDS_PER_DELIVERY} attempts in a row ({lost}); nothing "
-            "more was sent",
+            outgoing, f"Twilio failed {attempts} attempts in a row ({lost}); nothing more was sent"
         )
 
     async def _wait_while_busy(self, outgoing: Outgoing, error: ApiError, since: float) -> bool:
         """Twilio keeps answering 429 or 21611 (sender queue full): wait and try again, for
-        up to BUSY_GIVE_UP_S; then stop the run, which a later resume continues. Never the
-        record's result: nothing is wrong with it, and the message was never created."""
-        if time.monotonic() - since >= BUSY_GIVE_UP_S:
-            advice = (
-                "lower the connection's --max-segments-per-second"
-                if error.code == 21611
-                else "lower the connection's concurrency"
-            )
+        up to `Timings.busy_give_up_s`; then stop the run, which a later resume continues.
+        Never the record's result: nothing is wrong with it, and it was never created."""
+        give_up_s, pause_s = self._timings.busy_give_up_s, self._timings.busy_pause_s
+        if time.monotonic() - since >= give_up_s:
+            setting = "max_segments_per_second" if error.code == 21611 else "concurrency"
+            advice = "segment cap" if error.code == 21611 else "concurrency"
             self._stop(
                 outgoing,
-                f"Twilio kept refusing for {BUSY_GIVE_UP_S / 60:.0f} minutes ({error}); nothing "
-                f"more was sent: resume later, or {advice}",
+                f"Twilio kept refusing for {give_up_s / 60:.0f} minutes ({error}); nothing "
+                f"more was sent: resume later, or lower the connection's {advice}",
+                remedy=self._fix_connection(setting),
             )
             return False
-        await asyncio.sleep(random.uniform(BUSY_PAUSE_S / 2, BUSY_PAUSE_S))
+        await asyncio.sleep(random.uniform(pause_s / 2, pause_s))
         return True
 
     def _may_send(self) -> bool:
@@ -267,7 +258,7 @@ class Sender:
     async def _reconcile(self, outgoing: Outgoing) -> Message | None:
         """The message the lost POST created, or None when Twilio proves it was not;
         raises TwilioError when Twilio cannot be asked."""
-        await asyncio.sleep(GRACE_S)  # let a request still in Twilio's hands land
+        await asyncio.sleep(self._timings.reconcile_grace_s)  # let a request in flight land
         return await self._reconciler.find(
             to=outgoing.to, body=outgoing.body, attempted_at=outgoing.claimed_at
         )
@@ -282,8 +273,8 @@ class Sender:
             self._stop(
                 outgoing,
                 f"Twilio refused the connection's settings ({error}); nothing more was sent: "
-                f"fix the connection (smslink connection update "
-                f"{shlex.quote(self._connection.name)})",
+                "fix the connection",
+                remedy=self._fix_connection(),
             )
             return
         message = error.message
@@ -317,16 +308,22 @@ class Sender:
         self._audience_read = True
         self._work_added.set()
 
-    def halt(self, reason: str) -> None:
+    def halt(self, reason: str, *, remedy: Remedy | None = None) -> None:
         """Stop sending: workers finish the request in hand and take no more."""
         if self._halt is None:
-            self._halt = RunHalted(reason)
+            self._halt = RunHalted(reason, remedy=remedy)
             self._work_added.set()  # wake a worker waiting for the audience reader
 
-    def _stop(self, outgoing: Outgoing, reason: str) -> None:
+    def _stop(self, outgoing: Outgoing, reason: str, *, remedy: Remedy | None = None) -> None:
         """Halt the run; this delivery was not sent, so it goes back to PENDING."""
         self._release([outgoing])
-        self.halt(reason)
+        self.halt(reason, remedy=remedy)
+
+    def _fix_connection(self, setting: str | None = None) -> Remedy:
+        args: dict[str, str | int | float | None] = {"connection": self._connection.name}
+        if setting is not None:
+            args["setting"] = setting
+        return Remedy(Action.UPDATE_CONNECTION, args)
 
     def _release(self, deliveries: list[Outgoing]) -> None:
         if self._lease_lost or not self._lease_held():

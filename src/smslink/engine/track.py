@@ -19,10 +19,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from smslink.engine.counters import RunCounters
-from smslink.engine.errors import lease_lost
-from smslink.engine.progress_writer import ProgressWriter
-from smslink.models import (
+from smslink.domain.models import (
     TWILIO_FINAL,
     Connection,
     Progress,
@@ -31,6 +28,9 @@ from smslink.models import (
     advances,
     result_for_twilio_status,
 )
+from smslink.engine.counters import RunCounters
+from smslink.engine.errors import lease_lost
+from smslink.engine.progress_writer import ProgressWriter
 from smslink.twilio import ApiError, Message, TwilioClient, TwilioError
 from smslink.twilio.client import parse_twilio_date
 

@@ -1,29 +1,36 @@
-"""The store's exceptions, one per thing a caller can act on."""
+"""The store's exceptions, one per thing a caller can act on, each in the one error tree.
+
+`StoreError` marks what the store raises on purpose; each class also belongs to the group
+that says what the caller does about it (`smslink.domain.errors`): a wrong name or a
+conflict is the caller's input to change, a database from a newer smslink is configuration.
+"""
 
 from __future__ import annotations
 
+from smslink.domain.errors import ConfigurationRefused, InvalidInput, SmslinkError
 
-class StoreError(Exception):
+
+class StoreError(SmslinkError):
     """Base of everything the store raises on purpose."""
 
 
-class NotFound(StoreError, LookupError):
+class NotFound(StoreError, InvalidInput, LookupError):
     """No connection, touchpoint or run by that name or id."""
 
 
-class AlreadyExists(StoreError):
+class AlreadyExists(StoreError, InvalidInput):
     """A connection or touchpoint by that name exists already."""
 
 
-class InUse(StoreError):
+class InUse(StoreError, InvalidInput):
     """Removing it would leave something else pointing at nothing."""
 
 
-class SchemaTooNew(StoreError):
+class SchemaTooNew(StoreError, ConfigurationRefused):
     """The database was written by a newer smslink than this one."""
 
 
-class RunConflict(StoreError):
+class RunConflict(StoreError, InvalidInput):
     """A run cannot be created because an earlier one stands in its way: the same touchpoint
     with the same audience fingerprint (`reason` "repeat"), or an unfinished run that will
     write its results to the same file (`reason` "output"). `run` is that earlier run."""

@@ -10,7 +10,16 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from smslink.models import Delivery, OptOut, ResultStatus, Run, RunState, Stage, Touchpoint
+from smslink.domain.models import (
+    Delivery,
+    OptOut,
+    ResultStatus,
+    Run,
+    RunSnapshot,
+    RunState,
+    Stage,
+    Touchpoint,
+)
 
 #: Enum members by stored value: a dict lookup is several times cheaper than calling the
 #: enum, which shows when streaming a 100,000-row run into a results file.
@@ -102,7 +111,7 @@ def to_run(r: Row[Any]) -> Run:
         total=r.total,
         error=r.error,
         finished_at=r.finished_at,
-        settings=json.loads(r.settings_json),
+        snapshot=RunSnapshot.from_json(json.loads(r.settings_json)),
         audience_complete=bool(r.audience_complete),
     )
 

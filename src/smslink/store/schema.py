@@ -1,5 +1,9 @@
 """The tables, as SQLAlchemy Core metadata that creates identically on SQLite and PostgreSQL.
 
+This is the newest schema, the one the store's statements are written against; the
+revisions in migrations/ are how a database gets here, and a test checks that they build
+exactly these tables.
+
 Enums are stored as their string values and JSON as plain text rather than native ENUM/JSONB:
 the same bytes on both backends, and adding a status needs no ALTER TYPE migration.
 """
@@ -25,9 +29,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from smslink.models import DEFAULT_REQUEST_TIMEOUT_S
+from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 
-#: Bump with every change to the tables below, and teach `Store` to migrate from the old one.
+#: Bump with every change to the tables below, together with a new revision in
+#: store/migrations/versions named after it (see the README there).
 #: 1: the first release. 2: connections.max_segments_per_second and .request_timeout_s, and
 #: the optouts table.
 SCHEMA_VERSION = 2
@@ -82,9 +87,9 @@ connections = Table(
     Column("poll_attempts", Integer, nullable=False),
     Column("concurrency", Integer, nullable=False),
     Column("region", String(8), nullable=False),
-    # Added in version 2 (Store adds them to older databases). NULL: no cap, as before. The
-    # timeout needs a server default: ALTER TABLE ADD COLUMN ... NOT NULL fills the rows a
-    # version 1 database already holds with it.
+    # Added in version 2 (revision 0002 adds them to older databases). NULL: no cap, as
+    # before. The timeout needs a server default: ALTER TABLE ADD COLUMN ... NOT NULL fills
+    # the rows a version 1 database already holds with it.
     Column("max_segments_per_second", Float),
     Column(
         "request_timeout_s",

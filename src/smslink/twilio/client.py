@@ -28,7 +28,7 @@ from urllib.parse import quote, quote_plus
 import aiohttp
 from yarl import URL
 
-from smslink.models import Connection
+from smslink.domain.models import Connection
 from smslink.twilio.errors import (
     AnswerLost,
     ApiError,
@@ -39,14 +39,25 @@ from smslink.twilio.errors import (
     Withheld,
 )
 
-#: How often a retryable failure is tried again before it is raised.
-DEFAULT_MAX_RETRIES = 6
-#: First backoff step in seconds; doubled each retry, capped, with full jitter.
-BACKOFF_BASE_S = 0.25
-BACKOFF_CAP_S = 8.0
 #: The longest a server's Retry-After is obeyed for one retry: past it the answer is more
 #: likely a misconfigured proxy than Twilio, and the caller's own patience takes over.
 RETRY_AFTER_CAP_S = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How a retryable failure is tried again: bounded exponential backoff, full jitter."""
+
+    #: Tries after the first before the failure is raised.
+    max_retries: int = 6
+    #: First backoff step in seconds; doubled each retry, capped at `cap_s`.
+    base_s: float = 0.25
+    cap_s: float = 8.0
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before retry number `attempt` (from 0); a server's Retry-After is a floor."""
+        delay = random.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
+        return max(delay, retry_after or 0.0)
 
 
 class RequestGate(Protocol):
@@ -90,8 +101,8 @@ class Message:
             to=str(data.get("to") or ""),
             from_=_str_or_none(data.get("from")),
             body=_str_or_none(data.get("body")),
-            num_segments=int(segments) if segments not in (None, "") else 0,  # type: ignore[arg-type]
-            error_code=int(error_code) if error_code not in (None, "") else None,  # type: ignore[arg-type]
+            num_segments=int(str(segments)) if segments not in (None, "") else 0,
+            error_code=int(str(error_code)) if error_code not in (None, "") else None,
             error_message=_str_or_none(data.get("error_message")),
             date_created=parse_twilio_date(data.get("date_created")),
             date_updated=parse_twilio_date(data.get("date_updated")),
@@ -148,7 +159,7 @@ class TwilioClient:
         max_connections: int = 100,
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 30.0,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        retry: RetryPolicy | None = None,
         gate: RequestGate | None = None,
     ) -> None:
         self._gate = gate
@@ -166,26 +177,33 @@ class TwilioClient:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout_s, sock_read=read_timeout_s
         )
-        self._max_retries = max_retries
+        self._retry = retry or RetryPolicy()
         self._session: aiohttp.ClientSession | None = None
         #: Counts of requests by purpose, for progress and benchmarks.
         self.requests: dict[str, int] = {"create": 0, "fetch": 0, "list": 0, "account": 0}
 
     @classmethod
     def for_connection(
-        cls, connection: Connection, *, gate: RequestGate | None = None, **options: float
+        cls,
+        connection: Connection,
+        *,
+        gate: RequestGate | None = None,
+        retry: RetryPolicy | None = None,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float | None = None,
     ) -> TwilioClient:
         """A client for a configured connection: its URL, credentials, concurrency and
         answer timeout; `gate` (e.g. an adaptive window) admits each request."""
-        options.setdefault("read_timeout_s", connection.request_timeout_s)
         return cls(
             base_url=connection.base_url,
             account_sid=connection.account_sid,
             username=connection.username,
             password=connection.auth_token,
             max_connections=connection.concurrency,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s or connection.request_timeout_s,
+            retry=retry,
             gate=gate,
-            **options,  # type: ignore[arg-type]
         )
 
     async def __aenter__(self) -> TwilioClient:
@@ -322,9 +340,9 @@ class TwilioClient:
                 throttled = isinstance(error, ApiError) and error.status == 429
                 if not retry or error.kind is not ErrorKind.RETRYABLE:
                     raise
-                if attempt >= self._max_retries:
+                if attempt >= self._retry.max_retries:
                     raise
-                delay = _backoff(attempt, getattr(error, "retry_after", None))
+                delay = self._retry.backoff(attempt, getattr(error, "retry_after", None))
             finally:
                 if gate is not None:
                     gate.release(ticket, answered=answered, throttled=throttled)
@@ -362,10 +380,10 @@ class TwilioClient:
             if not isinstance(data, dict):
                 raise _not_twilio(url, status, method, raw, content_type)
             return data
-        error = _api_error(status, raw, method, retry_after)
-        if error is None:
+        refusal = _api_error(status, raw, method, retry_after)
+        if refusal is None:
             raise _not_twilio(url, status, method, raw, content_type)
-        raise error
+        raise refusal
 
 
 def _message(data: dict) -> Message:
@@ -463,12 +481,6 @@ def _parse_retry_after(
         except (TypeError, ValueError):
             return None
     return min(RETRY_AFTER_CAP_S, max(0.0, seconds))
-
-
-def _backoff(attempt: int, retry_after: float | None) -> float:
-    """Full-jitter exponential backoff; a server's Retry-After is a floor."""
-    delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
-    return max(delay, retry_after or 0.0)
 
 
 def _describe_connect_error(error: aiohttp.ClientConnectorError) -> str:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smslink.segments import GSM7_BASIC, GSM7_EXTENSION, SegmentInfo, count_segments, is_gsm7
+from smslink.domain.segments import GSM7_BASIC, GSM7_EXTENSION, SegmentInfo, count_segments, is_gsm7
 
 EMOJI = "\U0001f600"  # outside the BMP: a surrogate pair, two UTF-16 units
 

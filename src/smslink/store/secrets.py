@@ -19,7 +19,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from smslink.settings import smslink_home
+from smslink.domain.errors import ConfigurationRefused
+from smslink.store.location import smslink_home
 
 KEY_ENV = "SMSLINK_SECRET_KEY"
 KEY_FILE_NAME = "secret.key"
@@ -35,7 +36,7 @@ MASK = "********"
 _CHECK_POSIX_MODES = os.name != "nt"
 
 
-class SecretError(Exception):
+class SecretError(ConfigurationRefused):
     """The key is missing, malformed, exposed, or not the one the secrets were sealed with."""
 
 

@@ -31,7 +31,7 @@ def smslink_home() -> Path:
     """
     # Imported here: secrets imports this module for the home, and the check's exception
     # belongs with the secrets it protects.
-    from smslink.secrets import check_home
+    from smslink.store.secrets import check_home
 
     raw = os.environ.get(HOME_ENV)
     home = Path(raw).expanduser() if raw else Path(platformdirs.user_data_dir("smslink"))

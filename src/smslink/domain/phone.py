@@ -13,6 +13,8 @@ import re
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
+from smslink.domain.errors import InvalidInput
+
 #: Twilio's test-credential magic numbers (+15005550000..9). libphonenumber 9.0 treats the
 #: 500 area code as valid personal-communication numbers, but its metadata changes with
 #: every release; the demo and tests depend on these, so they are accepted regardless.
@@ -38,7 +40,7 @@ _LENGTH_REASONS = {
 }
 
 
-class PhoneError(ValueError):
+class PhoneError(InvalidInput, ValueError):
     """A recipient's phone number cannot be used; the text says why and how to write it."""
 
 

@@ -27,15 +27,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from smslink.models import MAX_BODY_CHARS, MAX_PLACEHOLDERS
+from smslink.domain.errors import Action, InvalidInput, Problem, Remedy
+from smslink.domain.models import MAX_BODY_CHARS, MAX_PLACEHOLDERS
 
 #: `[^\W\d]` is "a word character that is not a digit": a letter or underscore. Numeric
 #: characters that are not decimal digits (e.g. "²") are filtered out in `_is_name`.
 _PLACEHOLDER = re.compile(r"<([^\W\d][\w.\-]*(?: [\w.\-]+)*)>")
 
 
-class TemplateError(ValueError):
-    """A message or its field mapping cannot be used; the text says what to change."""
+class TemplateError(InvalidInput, ValueError):
+    """A message or its field mapping cannot be used; the problems say what to change."""
 
 
 class MissingValue(TemplateError):
@@ -75,7 +76,7 @@ class Template:
 def parse_template(text: str) -> Template:
     """Parse a message, rejecting ones that could never be sent as configured."""
     if not text or not text.strip():
-        raise TemplateError("the message is empty: write the text to send")
+        raise _bad_message("the message is empty: write the text to send")
     names: list[str] = []
     for match in _PLACEHOLDER.finditer(text):
         name = match.group(1)
@@ -83,53 +84,59 @@ def parse_template(text: str) -> Template:
             names.append(name)
     shortest = len(_PLACEHOLDER.sub(lambda m: "x" if _is_name(m.group(1)) else m.group(0), text))
     if shortest > MAX_BODY_CHARS:
-        raise TemplateError(
+        raise _bad_message(
             f"the message is {shortest} characters even with one-letter values; Twilio's "
             f"limit is {MAX_BODY_CHARS} characters per message: shorten it"
         )
     if len(names) > MAX_PLACEHOLDERS:
         listed = ", ".join(f"<{n}>" for n in names)
-        raise TemplateError(
+        raise _bad_message(
             f"the message has {len(names)} placeholders ({listed}); "
             f"at most {MAX_PLACEHOLDERS} are allowed: remove {len(names) - MAX_PLACEHOLDERS}"
         )
     return Template(text, tuple(names))
 
 
-def check_mapping(template: Template, phone_column: str, mapping: Mapping[str, str]) -> None:
-    """Check that the phone column and every placeholder are mapped to audience columns.
+def _bad_message(message: str) -> TemplateError:
+    return TemplateError(problems=[Problem("message", message)])
 
-    All problems are reported together in one message, so a marketer fixes the whole
-    mapping in one go instead of one error per attempt.
-    """
-    problems: list[str] = []
+
+def check_mapping(template: Template, phone_column: str, mapping: Mapping[str, str]) -> None:
+    """Raise TemplateError with every problem of the mapping (see `mapping_problems`)."""
+    problems = mapping_problems(template, phone_column, mapping)
+    if problems:
+        raise TemplateError(problems=problems)
+
+
+def mapping_problems(
+    template: Template, phone_column: str, mapping: Mapping[str, str]
+) -> list[Problem]:
+    """Every problem with the phone column and the placeholders' columns, by field
+    (`phone_column`, `mapping.<Placeholder>`), reported together so that a marketer fixes
+    the whole mapping in one go instead of one error per attempt."""
+    problems: list[Problem] = []
     if not phone_column or not phone_column.strip():
-        problems.append("the phone number column is not set: add --phone COLUMN")
+        problems.append(Problem("phone_column", "the phone number column is not set"))
     for name in template.placeholders:
         column = mapping.get(name)
+        remedy = Remedy(Action.MAP_FIELD, {"placeholder": name})
         if column is None:
-            problems.append(f"<{name}> is not mapped: add --map {_map_arg(name)}")
+            problems.append(Problem(f"mapping.{name}", f"<{name}> is not mapped", remedy))
         elif not column.strip():
             problems.append(
-                f"<{name}> is mapped to an empty column name: add --map {_map_arg(name)}"
+                Problem(f"mapping.{name}", f"<{name}> is mapped to an empty column name", remedy)
             )
     for name in mapping:
         if name in template.placeholders:
             continue
-        problem = f"--map {name}=... names <{name}>, which is not in the message"
+        message = f"<{name}> is mapped, but it is not in the message"
         same_but_case = [p for p in template.placeholders if p.casefold() == name.casefold()]
         if same_but_case:
-            problem += f" (did you mean <{same_but_case[0]}>? names are case-sensitive)"
-        problems.append(problem + ": remove it or fix the name")
-    if problems:
-        raise TemplateError("; ".join(problems))
+            message += f" (did you mean <{same_but_case[0]}>? names are case-sensitive)"
+        problems.append(Problem(f"mapping.{name}", message + ": remove it or fix the name"))
+    return problems
 
 
 def _is_name(name: str) -> bool:
     """The grammar's first-character rule, which the regex can only approximate."""
     return name[0].isalpha() or name[0] == "_"
-
-
-def _map_arg(name: str) -> str:
-    """The --map argument to suggest, quoted when the name has spaces."""
-    return f'"{name}=COLUMN"' if " " in name else f"{name}=COLUMN"

@@ -1,17 +1,20 @@
-"""`smslink send` end to end: results, statuses as Twilio recorded them, errors, dry runs."""
+"""`smslink send` and `smslink runs …`: results, statuses as Twilio recorded them, errors,
+dry runs, runs that stop and are resumed."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
 import twilio.rest
 
-from tests.e2e.conftest import (
+from smslink.simulator import SimulatorConfig, run_in_thread
+from tests.clikit import (
     ACCOUNT_SID,
     TOKEN,
-    Cli,
+    InProcessCli,
     Simulator,
     audience,
     read_csv,
@@ -37,7 +40,7 @@ def _twilio_statuses(simulator: Simulator, sids: list[str]) -> dict[str, str]:
 
 
 def test_send_reports_one_row_per_record_in_order_matching_twilio(
-    cli: Cli, simulator: Simulator, tmp_path: Path
+    cli: InProcessCli, simulator: Simulator, tmp_path: Path
 ) -> None:
     cli.add_touchpoint(simulator.base_url)
     source = write_csv(
@@ -79,7 +82,7 @@ def test_send_reports_one_row_per_record_in_order_matching_twilio(
 
 
 def test_jsonl_in_and_out_with_a_clashing_status_column(
-    cli: Cli, simulator: Simulator, tmp_path: Path
+    cli: InProcessCli, simulator: Simulator, tmp_path: Path
 ) -> None:
     cli.add_touchpoint(simulator.base_url)
     source = tmp_path / "audience.jsonl"
@@ -99,7 +102,7 @@ def test_jsonl_in_and_out_with_a_clashing_status_column(
 
 
 def test_dry_run_sends_nothing_and_reports_what_would_fail(
-    cli: Cli, simulator: Simulator, tmp_path: Path
+    cli: InProcessCli, simulator: Simulator, tmp_path: Path
 ) -> None:
     cli.add_touchpoint(simulator.base_url)
     source = audience(tmp_path / "a.csv", 3)
@@ -114,7 +117,7 @@ def test_dry_run_sends_nothing_and_reports_what_would_fail(
 
 
 def test_configuration_error_stops_the_run_once_and_resume_finishes_it(
-    cli: Cli, simulator: Simulator, tmp_path: Path
+    cli: InProcessCli, simulator: Simulator, tmp_path: Path
 ) -> None:
     # +15005550007 is not the account's number: Twilio answers 21606 to every send.
     cli.add_touchpoint(simulator.base_url, "--from", "+15005550007", "--concurrency", "4")
@@ -139,7 +142,7 @@ def test_configuration_error_stops_the_run_once_and_resume_finishes_it(
 
 
 def test_missing_column_and_bad_encoding_are_input_errors(
-    cli: Cli, simulator: Simulator, tmp_path: Path
+    cli: InProcessCli, simulator: Simulator, tmp_path: Path
 ) -> None:
     cli.add_touchpoint(simulator.base_url)
     wrong = write_csv(tmp_path / "wrong.csv", ["id", "mobile"], [["1", "+12125550101"]])
@@ -170,9 +173,9 @@ def test_missing_column_and_bad_encoding_are_input_errors(
     assert simulator.stats()["posts"] == 1
 
 
-def test_polling_runs_out_as_sent_and_uses_the_list_endpoint(cli: Cli, tmp_path: Path) -> None:
-    from smslink.simulator import SimulatorConfig, run_in_thread
-
+def test_polling_runs_out_as_sent_and_uses_the_list_endpoint(
+    cli: InProcessCli, tmp_path: Path
+) -> None:
     stuck = SimulatorConfig(
         auth_token=TOKEN, queued_s=0.01, sending_s=0.01, sent_s=0.01, stuck_share=1.0
     )
@@ -193,7 +196,7 @@ def test_polling_runs_out_as_sent_and_uses_the_list_endpoint(cli: Cli, tmp_path:
 
 
 def test_a_malformed_record_gets_its_own_error_and_the_rest_go_out(
-    cli: Cli, simulator: Simulator, tmp_path: Path
+    cli: InProcessCli, simulator: Simulator, tmp_path: Path
 ) -> None:
     cli.add_touchpoint(simulator.base_url)
     source = tmp_path / "a.csv"
@@ -212,7 +215,7 @@ def test_a_malformed_record_gets_its_own_error_and_the_rest_go_out(
 
 
 def test_an_unusable_output_path_is_refused_before_anything_is_sent(
-    cli: Cli, simulator: Simulator, tmp_path: Path
+    cli: InProcessCli, simulator: Simulator, tmp_path: Path
 ) -> None:
     cli.add_touchpoint(simulator.base_url)
     source = audience(tmp_path / "a.csv", 3)
@@ -229,26 +232,62 @@ def test_an_unusable_output_path_is_refused_before_anything_is_sent(
 
 
 def test_results_that_cannot_be_written_stop_the_run_and_resume_writes_them(
-    cli: Cli, simulator: Simulator, tmp_path: Path
+    cli: InProcessCli, simulator: Simulator, tmp_path: Path
 ) -> None:
     cli.add_touchpoint(simulator.base_url)
     folder = tmp_path / "results"
     folder.mkdir()
     out = folder / "out.csv"
-    process = cli.start("send", "hello", "--input", str(audience(tmp_path / "a.csv", 20)),
-                        "--output", str(out))  # fmt: skip
-    deadline = time.monotonic() + 30
-    while simulator.stats()["posts"] < 20:  # all sent (tracking takes a while yet) ...
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
-    folder.rename(tmp_path / "moved")  # ... so take the results folder away meanwhile
-    _, stderr = process.communicate(timeout=60)
+    send_returned = threading.Event()
+    problems: list[str] = []
 
-    assert process.returncode == 1
-    assert "results file could not be written" in stderr and "runs resume 1" in stderr
+    def move_the_folder_once_all_are_sent() -> None:
+        deadline = time.monotonic() + 30
+        while simulator.stats()["posts"] < 20:  # all sent (tracking takes a while yet) ...
+            if send_returned.is_set() or time.monotonic() > deadline:
+                problems.append(f"the send ended before all were posted: {simulator.stats()}")
+                return
+            time.sleep(0.01)
+        if send_returned.is_set():
+            problems.append("the send ended before the folder could be moved")
+            return
+        folder.rename(tmp_path / "moved")  # ... so take the results folder away meanwhile
+
+    mover = threading.Thread(target=move_the_folder_once_all_are_sent)
+    mover.start()
+    try:
+        stopped = cli.run("send", "hello", "--input", str(audience(tmp_path / "a.csv", 20)),
+                          "--output", str(out), check=False)  # fmt: skip
+    finally:
+        send_returned.set()
+        mover.join(timeout=60)
+    assert not problems, problems
+
+    assert stopped.returncode == 1
+    assert "results file could not be written" in stopped.stderr
+    assert "runs resume 1" in stopped.stderr
 
     folder.mkdir()
     cli.run("runs", "resume", "1")
 
     assert [r["status"] for r in read_csv(out)] == ["delivered"] * 20
     assert simulator.stats()["posts"] == 20
+
+
+def test_resume_of_a_completed_run_does_nothing(
+    cli: InProcessCli, simulator: Simulator, tmp_path: Path
+) -> None:
+    cli.add_touchpoint(simulator.base_url)
+    cli.run(
+        "send",
+        "hello",
+        "--input",
+        str(audience(tmp_path / "a.csv", 5)),
+        "--output",
+        str(tmp_path / "out.csv"),
+    )
+
+    result = cli.run("runs", "resume", "1")
+
+    assert "already complete" in result.stdout
+    assert simulator.stats()["posts"] == 5

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smslink.settings import database_url, normalise_database_url, smslink_home
+from smslink.store.location import database_url, normalise_database_url, smslink_home
 
 
 @pytest.fixture(autouse=True)

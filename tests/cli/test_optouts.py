@@ -1,5 +1,5 @@
-"""Opt-outs end to end: a 21610 answer is remembered per sender, later runs skip that recipient
-without a POST, and `smslink optouts remove` lets them be sent to again.
+"""Opt-outs through the CLI: a 21610 answer is remembered per sender, later runs skip that
+recipient without a POST, and `smslink optouts remove` lets them be sent to again.
 
 The simulator answers 21610 to every message for Twilio's magic +15005550004, so "a POST
 for that number" is what its /_stats counts under posts_by_to.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from smslink.simulator import run_in_thread
-from tests.e2e.conftest import FAST, Cli, Simulator, read_csv, write_csv
+from tests.clikit import FAST, InProcessCli, Simulator, read_csv, write_csv
 
 OPTED = "+15005550004"  # the simulator's "replied STOP" recipient
 SENDER = "+15005550006"  # the connection `sim` that add_touchpoint creates
@@ -30,7 +30,7 @@ def two_senders() -> Iterator[Simulator]:
         yield Simulator(base_url)
 
 
-def _send(cli: Cli, touchpoint: str, source: Path, out: Path) -> dict[str, dict[str, str]]:
+def _send(cli: InProcessCli, touchpoint: str, source: Path, out: Path) -> dict[str, dict[str, str]]:
     # --again: these tests send the same audience run after run on purpose.
     cli.run("send", touchpoint, "--input", str(source), "--output", str(out), "--again")
     return {row["id"]: row for row in read_csv(out)}
@@ -41,7 +41,7 @@ def _posts_to_opted(simulator: Simulator) -> int:
 
 
 def test_an_optout_is_remembered_per_sender_until_removed(
-    cli: Cli, two_senders: Simulator, tmp_path: Path
+    cli: InProcessCli, two_senders: Simulator, tmp_path: Path
 ) -> None:
     simulator = two_senders
     # Concurrency 2 leaves one sending worker, so records go out in input order.
@@ -57,7 +57,7 @@ def test_an_optout_is_remembered_per_sender_until_removed(
         ],
     )
     today = datetime.now(UTC).date().isoformat()
-    remove_hint = f"smslink optouts remove {OPTED} --sender {SENDER}"
+    remove_hint = "remove their opt-out for this sender"
 
     # Run 1: Twilio refuses the first message with 21610; the repeat is skipped unposted.
     first = _send(cli, "hello", source, tmp_path / "run1.csv")
@@ -69,7 +69,7 @@ def test_an_optout_is_remembered_per_sender_until_removed(
     assert (first["4"]["status"], first["4"]["error_code"]) == ("error", "21610")
     assert first["4"]["error_message"] == (
         f"not sent: {OPTED} opted out of messages from {SENDER} (replied STOP; Twilio error "
-        f"21610, first seen {today}); if they opted back in, run `{remove_hint}`"
+        f"21610, first seen {today}); if they opted back in, {remove_hint}"
     )
     assert {first["1"]["status"], first["3"]["status"]} == {"delivered"}
     assert _posts_to_opted(simulator) == 1
@@ -117,7 +117,7 @@ def test_an_optout_is_remembered_per_sender_until_removed(
     assert "No opt-outs recorded" in cli.run("optouts", "list").stdout
 
 
-def test_optouts_commands_explain_empty_lists_and_bad_numbers(cli: Cli) -> None:
+def test_optouts_commands_explain_empty_lists_and_bad_numbers(cli: InProcessCli) -> None:
     assert "No opt-outs recorded for +15005550006" in (
         cli.run("optouts", "list", "--sender", "+1 500 555 0006").stdout
     )

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smslink.models import MAX_PLACEHOLDERS
-from smslink.template import (
+from smslink.domain.errors import Action, Remedy
+from smslink.domain.models import MAX_PLACEHOLDERS
+from smslink.domain.template import (
     MissingValue,
     Template,
     TemplateError,
@@ -101,21 +102,36 @@ def test_check_mapping_accepts_a_complete_mapping() -> None:
     check_mapping(parse_template("No fields"), "Phone", {})
 
 
-def test_check_mapping_names_the_unmapped_placeholder_and_the_fix() -> None:
+def test_check_mapping_names_each_unmapped_placeholder_by_field_with_its_remedy() -> None:
     template = parse_template("Hi <FirstName> <Last Name>")
     with pytest.raises(TemplateError) as info:
         check_mapping(template, "Phone", {})
-    message = str(info.value)
-    assert "<FirstName> is not mapped: add --map FirstName=COLUMN" in message
-    assert '<Last Name> is not mapped: add --map "Last Name=COLUMN"' in message
+    problems = info.value.problems
+    assert [p.field for p in problems] == ["mapping.FirstName", "mapping.Last Name"]
+    assert [p.message for p in problems] == [
+        "<FirstName> is not mapped",
+        "<Last Name> is not mapped",
+    ]
+    assert [p.remedy for p in problems] == [
+        Remedy(Action.MAP_FIELD, {"placeholder": "FirstName"}),
+        Remedy(Action.MAP_FIELD, {"placeholder": "Last Name"}),
+    ]
+    assert "--" not in str(info.value)  # no command-line words below the faces
 
 
 def test_check_mapping_rejects_a_mapping_for_a_placeholder_not_in_the_message() -> None:
     template = parse_template("Hi <FirstName>")
-    with pytest.raises(TemplateError, match="<Town>, which is not in the message"):
+    with pytest.raises(TemplateError, match="<Town> is mapped, but it is not in the message"):
         check_mapping(template, "Phone", {"FirstName": "fn", "Town": "city"})
-    with pytest.raises(TemplateError, match="did you mean <FirstName>"):
+    with pytest.raises(TemplateError, match="did you mean <FirstName>") as info:
         check_mapping(template, "Phone", {"FirstName": "fn", "firstname": "fn"})
+    assert [p.field for p in info.value.problems] == ["mapping.firstname"]
+
+
+def test_message_problems_concern_the_message_field() -> None:
+    with pytest.raises(TemplateError) as info:
+        parse_template("  ")
+    assert [p.field for p in info.value.problems] == ["message"]
 
 
 @pytest.mark.parametrize("phone", ["", "  "])

@@ -1,4 +1,5 @@
-"""Connections and touchpoints as an administrator and a marketer set them up, over the CLI."""
+"""`smslink connection …` as an administrator sets Twilio up: add, list, show, update, test,
+remove; the token kept secret; a rate cap and request timeout that make sense."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import http.server
 import socket
 import sqlite3
 import threading
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import ACCOUNT_SID, TOKEN, Cli, Simulator, write_csv
+from smslink.simulator import SimulatorConfig, run_in_thread
+from tests.clikit import ACCOUNT_SID, TOKEN, InProcessCli, Simulator
 
 
-def test_connection_add_list_show_keep_the_token_secret(cli: Cli, simulator: Simulator) -> None:
+def test_connection_add_list_show_keep_the_token_secret(
+    cli: InProcessCli, simulator: Simulator
+) -> None:
     cli.add_connection("sim", simulator.base_url, "--region", "gb")
 
     listed = cli.run("connection", "list").stdout
@@ -28,7 +32,9 @@ def test_connection_add_list_show_keep_the_token_secret(cli: Cli, simulator: Sim
     assert key.stat().st_mode & 0o777 == 0o600
 
 
-def test_connection_test_succeeds_against_the_simulator(cli: Cli, simulator: Simulator) -> None:
+def test_connection_test_succeeds_against_the_simulator(
+    cli: InProcessCli, simulator: Simulator
+) -> None:
     cli.add_connection("sim", simulator.base_url)
 
     result = cli.run("connection", "test", "sim")
@@ -38,7 +44,7 @@ def test_connection_test_succeeds_against_the_simulator(cli: Cli, simulator: Sim
 
 
 def test_connection_test_reports_twilio_authentication_error(
-    cli: Cli, simulator: Simulator
+    cli: InProcessCli, simulator: Simulator
 ) -> None:
     cli.env["TWILIO_AUTH_TOKEN"] = "not-the-token"
     cli.add_connection("sim", simulator.base_url)
@@ -50,22 +56,27 @@ def test_connection_test_reports_twilio_authentication_error(
     assert "not-the-token" not in result.stdout + result.stderr
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections: bound, never listening, and held for the test, so
+    that no server of a test running beside this one can take it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 @pytest.mark.parametrize(
     ("base_url", "expected"),
     [
-        (f"http://127.0.0.1:{_closed_port()}/2010-04-01", "cannot connect to 127.0.0.1"),
+        ("http://127.0.0.1:{closed_port}/2010-04-01", "cannot connect to 127.0.0.1"),
         ("https://no-such-host.invalid/2010-04-01", "cannot resolve host no-such-host.invalid"),
     ],
     ids=["refused", "dns"],
 )
-def test_connection_test_names_the_network_problem(cli: Cli, base_url: str, expected: str) -> None:
-    cli.add_connection("sim", base_url)
+def test_connection_test_names_the_network_problem(
+    cli: InProcessCli, closed_port: int, base_url: str, expected: str
+) -> None:
+    cli.add_connection("sim", base_url.format(closed_port=closed_port))
 
     result = cli.run("connection", "test", "sim", check=False)
 
@@ -73,10 +84,11 @@ def test_connection_test_names_the_network_problem(cli: Cli, base_url: str, expe
     assert expected in " ".join(result.stderr.split())
 
 
-def test_connection_test_reports_a_server_that_does_not_answer_in_time(cli: Cli) -> None:
-    from smslink.simulator import SimulatorConfig, run_in_thread
-
-    with run_in_thread(SimulatorConfig(auth_token=TOKEN, latency_ms=3000)) as base_url:
+def test_connection_test_reports_a_server_that_does_not_answer_in_time(
+    cli: InProcessCli,
+) -> None:
+    # The simulator holds every answer three times the test's timeout.
+    with run_in_thread(SimulatorConfig(auth_token=TOKEN, latency_ms=1500)) as base_url:
         cli.add_connection("sim", base_url)
 
         result = cli.run("connection", "test", "sim", "--timeout", "0.5", check=False)
@@ -85,7 +97,7 @@ def test_connection_test_reports_a_server_that_does_not_answer_in_time(cli: Cli)
     assert "no answer from 127.0.0.1 in time" in " ".join(result.stderr.split())
 
 
-def test_connection_test_reports_tls_failure(cli: Cli, simulator: Simulator) -> None:
+def test_connection_test_reports_tls_failure(cli: InProcessCli, simulator: Simulator) -> None:
     https_to_plain_http = simulator.base_url.replace("http://", "https://")
     cli.add_connection("sim", https_to_plain_http)
 
@@ -109,7 +121,7 @@ def test_connection_test_reports_tls_failure(cli: Cli, simulator: Simulator) -> 
     ],
 )
 def test_connection_add_rejects_bad_settings_clearly(
-    cli: Cli, args: list[str], message: str
+    cli: InProcessCli, args: list[str], message: str
 ) -> None:
     result = cli.run("connection", "add", "bad", *args, check=False)
 
@@ -118,7 +130,9 @@ def test_connection_add_rejects_bad_settings_clearly(
     assert "No connections" in cli.run("connection", "list").stdout
 
 
-def test_connection_add_without_token_fails_instead_of_hanging(cli: Cli) -> None:
+def test_connection_add_without_token_fails_instead_of_hanging(cli: InProcessCli) -> None:
+    # No token in the environment and standard input not a terminal (as for a script or
+    # CI job): the command must refuse, not wait at a prompt nobody can answer.
     del cli.env["TWILIO_AUTH_TOKEN"]
 
     result = cli.run(
@@ -135,7 +149,7 @@ def test_connection_add_without_token_fails_instead_of_hanging(cli: Cli) -> None
     assert result.returncode == 2 and "TWILIO_AUTH_TOKEN" in result.stderr
 
 
-def test_connection_in_use_cannot_be_removed(cli: Cli, simulator: Simulator) -> None:
+def test_connection_in_use_cannot_be_removed(cli: InProcessCli, simulator: Simulator) -> None:
     cli.add_touchpoint(simulator.base_url)
 
     refused = cli.run("connection", "remove", "sim", check=False)
@@ -146,99 +160,14 @@ def test_connection_in_use_cannot_be_removed(cli: Cli, simulator: Simulator) -> 
     assert "No connections" in cli.run("connection", "list").stdout
 
 
-@pytest.mark.parametrize(
-    ("message", "maps", "error"),
-    [
-        ("<A> <B> <C> <D> <E> <F>", ["A=a", "B=b", "C=c", "D=d", "E=e", "F=f"], "at most 5"),
-        ("Hi <FirstName>", [], "<FirstName> is not mapped"),
-        ("Hi <FirstName>", ["FirstName=first", "City=city"], "City"),
-    ],
-    ids=["six-placeholders", "unmapped", "mapping-not-in-message"],
-)
-def test_touchpoint_add_rejects_template_problems(
-    cli: Cli, simulator: Simulator, message: str, maps: list[str], error: str
-) -> None:
-    cli.add_connection("sim", simulator.base_url)
-    map_args = [arg for pair in maps for arg in ("--map", pair)]
-
-    result = cli.run(
-        "touchpoint",
-        "add",
-        "t",
-        "--connection",
-        "sim",
-        "--message",
-        message,
-        "--phone",
-        "phone",
-        *map_args,
-        check=False,
-    )
-
-    assert result.returncode == 2
-    assert error in " ".join(result.stderr.split())
-
-
-def test_touchpoint_needs_an_existing_connection(cli: Cli) -> None:
-    result = cli.run(
-        "touchpoint",
-        "add",
-        "t",
-        "--connection",
-        "nope",
-        "--message",
-        "Hi",
-        "--phone",
-        "phone",
-        check=False,
-    )
-
-    assert result.returncode == 2 and "nope" in result.stderr
-
-
-def test_touchpoint_show_and_preview_without_sending(
-    cli: Cli, simulator: Simulator, tmp_path: Path
-) -> None:
-    cli.add_connection("sim", simulator.base_url)
-    cli.run(
-        "touchpoint",
-        "add",
-        "promo",
-        "--connection",
-        "sim",
-        "--message",
-        "Hi <First Name>, 3 < 4 and <3 stay: {curly} costs two",
-        "--phone",
-        "Mobile",
-        "--map",
-        "First Name=first",
-    )
-    source = write_csv(
-        tmp_path / "a.csv",
-        ["first", "Mobile"],
-        [["Ann", "212 555 0101"], ["Zoë", "+12125550102"], ["", "+12125550103"], ["Bo", "123"]],
-    )
-
-    shown = cli.run("touchpoint", "show", "promo").stdout
-    preview = cli.run("touchpoint", "preview", "promo", "--input", str(source), "--limit", "1")
-
-    assert "<First Name>" in shown and "first" in shown and "Mobile" in shown
-    out = " ".join(preview.stdout.split())
-    assert "Hi Ann, 3 < 4 and <3 stay: {curly} costs two" in out
-    assert "+12125550101" in out and "Zoë" not in out  # --limit 1
-    assert "4 records: 2 messages, 2 segments (1 GSM-7, 1 UCS-2), 2 would fail" in out
-    assert "record 3" in out and "record 4" in out
-    assert simulator.stats()["posts"] == 0
-
-
-def test_results_database_holds_no_plain_token(cli: Cli, simulator: Simulator) -> None:
+def test_results_database_holds_no_plain_token(cli: InProcessCli, simulator: Simulator) -> None:
     cli.add_connection("sim", simulator.base_url)
     with sqlite3.connect(cli.home / "smslink.db") as db:
         (stored,) = db.execute("select auth_token_encrypted from connections").fetchone()
     assert TOKEN not in stored and stored.startswith("gAAAA")  # a Fernet token
 
 
-def test_a_base_url_that_is_not_twilio_is_named_in_one_line(cli: Cli, tmp_path: Path) -> None:
+def test_a_base_url_that_is_not_twilio_is_named_in_one_line(cli: InProcessCli) -> None:
     class Portal(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # a captive portal / proxy page answering 200 HTML
             body = b"<html>Please log in</html>"
@@ -259,6 +188,7 @@ def test_a_base_url_that_is_not_twilio_is_named_in_one_line(cli: Cli, tmp_path: 
         result = cli.run("connection", "test", "sim", check=False)
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(timeout=10)
 
     assert result.returncode == 1
@@ -266,3 +196,70 @@ def test_a_base_url_that_is_not_twilio_is_named_in_one_line(cli: Cli, tmp_path: 
     assert "answered HTTP 200 with an HTML page that is not Twilio's API" in said
     assert "check the connection's base URL" in said and said.count("not Twilio's API") == 1
     assert "Traceback" not in result.stderr
+
+
+# A connection's rate cap and request timeout.
+
+BASE_URL = "http://127.0.0.1:9/2010-04-01"  # never contacted by these commands
+
+
+def _fields(cli: InProcessCli, name: str) -> dict[str, str]:
+    """`connection show` as label -> value."""
+    shown: dict[str, str] = {}
+    for line in cli.run("connection", "show", name).stdout.splitlines():
+        label, _, value = line.partition("  ")
+        shown[label.strip()] = value.strip()
+    return shown
+
+
+def test_defaults_are_no_cap_and_30_seconds(cli: InProcessCli) -> None:
+    cli.add_connection("sim", BASE_URL)
+
+    shown = _fields(cli, "sim")
+
+    assert (shown["max segments/s"], shown["request timeout"]) == ("no cap", "30 s")
+    listed = cli.run("connection", "list").stdout
+    assert "segments/s" in listed and "30 s" in listed
+
+
+def test_add_and_update_set_change_and_clear_them(cli: InProcessCli) -> None:
+    cli.add_connection("sim", BASE_URL, "--mps", "1", "--request-timeout", "12.5")
+    shown = _fields(cli, "sim")
+    assert (shown["max segments/s"], shown["request timeout"]) == ("1", "12.5 s")
+
+    cli.run("connection", "update", "sim", "--max-segments-per-second", "0.5")
+    assert _fields(cli, "sim")["max segments/s"] == "0.5"
+    assert _fields(cli, "sim")["request timeout"] == "12.5 s"  # untouched by that update
+
+    cli.run("connection", "update", "sim", "--mps", "0", "--request-timeout", "45")
+    shown = _fields(cli, "sim")
+    assert (shown["max segments/s"], shown["request timeout"]) == ("no cap", "45 s")
+
+
+#: Each bad value, and the part of the message that tells the user what to give instead.
+_NONSENSE = [
+    ("--mps", "-1", "--max-segments-per-second -1: give segments per second above 0"),
+    ("--max-segments-per-second", "nan", "or 0 for no cap"),
+    ("--request-timeout", "0", "--request-timeout 0: give a number of seconds above 0"),
+    ("--request-timeout", "-3", "give a number of seconds above 0"),
+    ("--request-timeout", "inf", "give a number of seconds above 0"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "expected"), _NONSENSE)
+def test_values_that_make_no_sense_are_refused(
+    cli: InProcessCli, option: str, value: str, expected: str
+) -> None:
+    cli.add_connection("sim", BASE_URL)
+
+    added = cli.run(
+        "connection", "add", "other", "--account-sid", "AC" + "0" * 32,
+        "--from", "+15005550006", option, value, check=False,
+    )  # fmt: skip
+    updated = cli.run("connection", "update", "sim", option, value, check=False)
+
+    for result in (added, updated):
+        assert result.returncode == 2, (option, value)
+        assert expected in " ".join(result.stderr.split()), (option, value)
+    assert _fields(cli, "sim")["request timeout"] == "30 s"  # nothing was changed
+    assert "other" not in cli.run("connection", "list").stdout

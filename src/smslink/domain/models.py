@@ -6,7 +6,7 @@ free of behaviour beyond what follows from the data itself (e.g. status ordering
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -153,6 +153,62 @@ class Touchpoint:
     mapping: dict[str, str] = field(default_factory=dict)  # placeholder -> audience column
 
 
+@dataclass(frozen=True, slots=True)
+class AudienceFacts:
+    """What a run knows of its audience file from the check before it started: enough to
+    tell that the file changed (size and content hash), and to write results the way the
+    file was written (delimiter, `sep=` line, Excel's encodings wanting a BOM)."""
+
+    size: int
+    sha256: str
+    records: int
+    delimiter: str | None = None  # None for JSON Lines
+    excel: bool = False
+    sep_line: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    """What a run keeps of its touchpoint, connection and audience as they were when it
+    started, so that a resume sends the same message to the same file even if the
+    touchpoint was edited in between. Runs started by an older smslink have no
+    `audience` (their file cannot be checked) and no `fingerprint`."""
+
+    message: str
+    phone_column: str
+    mapping: dict[str, str] = field(default_factory=dict)
+    region: str = DEFAULT_REGION
+    encoding: str | None = None
+    #: The run may replace an existing file at its output that is not a results file.
+    overwrite: bool = False
+    #: Touchpoint and audience content, to refuse a repeated send.
+    fingerprint: str | None = None
+    audience: AudienceFacts | None = None
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        if self.audience is None:
+            data.pop("audience")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> RunSnapshot:
+        audience = data.get("audience")
+        mapping = data.get("mapping")
+        encoding = data.get("encoding")
+        fingerprint = data.get("fingerprint")
+        return cls(
+            message=str(data.get("message", "")),
+            phone_column=str(data.get("phone_column", "")),
+            mapping=dict(mapping) if isinstance(mapping, dict) else {},
+            region=str(data.get("region") or DEFAULT_REGION),
+            encoding=str(encoding) if encoding else None,
+            overwrite=bool(data.get("overwrite")),
+            fingerprint=str(fingerprint) if fingerprint else None,
+            audience=AudienceFacts(**audience) if isinstance(audience, dict) else None,
+        )
+
+
 @dataclass(slots=True)
 class Run:
     """One send of a touchpoint to one audience."""
@@ -169,9 +225,8 @@ class Run:
     audience_complete: bool = False  # every record is stored; until then resume reads on
     error: str | None = None  # why the run stopped, when it did
     finished_at: datetime | None = None
-    #: Touchpoint and connection settings as they were when the run started, so a resume
-    #: sends the same message even if the touchpoint was edited in between.
-    settings: dict[str, object] = field(default_factory=dict)
+    #: Touchpoint, connection and audience as they were when the run started.
+    snapshot: RunSnapshot = field(default_factory=lambda: RunSnapshot("", ""))
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smslink.models import ResultStatus, advances, result_for_twilio_status
+from smslink.domain.models import ResultStatus, advances, result_for_twilio_status
 
 
 @pytest.mark.parametrize(

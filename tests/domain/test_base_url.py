@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smslink.base_url import check_base_url, display_base_url, is_loopback_host
+from smslink.domain.base_url import check_base_url, display_base_url, is_loopback_host
 
 ACCEPTED = [
     ("https://api.twilio.com/2010-04-01", "https://api.twilio.com/2010-04-01"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smslink.phone import PhoneError, check_region, normalize_phone
+from smslink.domain.phone import PhoneError, check_region, normalize_phone
 
 
 @pytest.mark.parametrize(

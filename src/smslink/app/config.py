@@ -1,0 +1,44 @@
+"""The application's configuration, read from the environment in one place.
+
+Two variables point a whole deployment somewhere else (`SMSLINK_HOME`, a container
+volume; `SMSLINK_DATABASE_URL`, a shared PostgreSQL) and `SMSLINK_SECRET_KEY` holds the
+key when several workers share a database. Timing overrides exist for operations that
+need them (`SMSLINK_LEASE_TTL_S`). Faces read the environment through `Config`, and pass
+what it says down; nothing below the application reads a timing from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from smslink.engine import Timings
+
+LEASE_TTL_ENV = "SMSLINK_LEASE_TTL_S"
+#: Shorter leases than this would be renewed more often than a busy database answers.
+MIN_LEASE_TTL_S = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    #: The store's SQLAlchemy URL; None: `SMSLINK_DATABASE_URL`, else the SQLite file in
+    #: the home (resolved by the store, which also checks the home is safe).
+    database_url: str | None = None
+    timings: Timings = field(default_factory=Timings)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if environ is None else environ
+        return cls(timings=Timings(lease_ttl_s=_lease_ttl_s(env.get(LEASE_TTL_ENV))))
+
+
+def _lease_ttl_s(raw: str | None) -> float:
+    """`SMSLINK_LEASE_TTL_S` as seconds; the default when unset or not a number."""
+    default = Timings().lease_ttl_s
+    if not raw:
+        return default
+    try:
+        return max(MIN_LEASE_TTL_S, float(raw))
+    except ValueError:
+        return default

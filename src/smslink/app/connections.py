@@ -1,0 +1,203 @@
+"""Connections: what an administrator configures, and the Test button.
+
+Every face adds, changes, lists and tests connections through here, so the rules (checked
+by field in `domain.connection_rules`), the masking of secrets and the meaning of a test
+result are the same on the command line and on a page. What leaves this module never holds
+a token: `ConnectionView` says only whether one is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, fields, replace
+from enum import StrEnum
+
+from smslink.domain.base_url import check_base_url, display_base_url
+from smslink.domain.connection_rules import checked_connection, connection_problems
+from smslink.domain.errors import InvalidInput, Problem
+from smslink.domain.models import Connection
+from smslink.store import Store
+from smslink.twilio import ApiError, NotTwilio, TwilioClient, TwilioError
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    """A connection as it may be shown: every setting, no secret (`secret_set` instead)."""
+
+    name: str
+    account_sid: str
+    api_key_sid: str | None
+    secret_set: bool
+    from_number: str | None
+    messaging_service_sid: str | None
+    base_url: str  # with any user info of an old stored URL masked
+    poll_interval_ms: int
+    poll_attempts: int
+    concurrency: int
+    region: str
+    max_segments_per_second: float | None
+    request_timeout_s: float
+
+    @property
+    def sender(self) -> str:
+        return self.messaging_service_sid or self.from_number or ""
+
+    @classmethod
+    def of(cls, c: Connection) -> ConnectionView:
+        return cls(
+            name=c.name,
+            account_sid=c.account_sid,
+            api_key_sid=c.api_key_sid,
+            secret_set=bool(c.auth_token),
+            from_number=c.from_number,
+            messaging_service_sid=c.messaging_service_sid,
+            base_url=display_base_url(c.base_url),
+            poll_interval_ms=c.poll_interval_ms,
+            poll_attempts=c.poll_attempts,
+            concurrency=c.concurrency,
+            region=c.region,
+            max_segments_per_second=c.max_segments_per_second,
+            request_timeout_s=c.request_timeout_s,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionChanges:
+    """The settings to change; None leaves one as it is, "" clears an optional one (the
+    Messaging Service, the API key), and `auth_token` replaces the secret when given."""
+
+    account_sid: str | None = None
+    auth_token: str | None = None
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    api_key_sid: str | None = None
+    base_url: str | None = None
+    poll_interval_ms: int | None = None
+    poll_attempts: int | None = None
+    concurrency: int | None = None
+    region: str | None = None
+    max_segments_per_second: float | None = None
+    request_timeout_s: float | None = None
+
+
+class TestOutcome(StrEnum):
+    """How a connection test ended."""
+
+    OK = "ok"  # Twilio answered and the account is active
+    INACTIVE = "inactive"  # Twilio answered, but the account is suspended or closed
+    REFUSED = "refused"  # Twilio refused the credentials or the account (its code, message)
+    NOT_TWILIO = "not_twilio"  # something answered, but not Twilio's API
+    UNREACHABLE = "unreachable"  # refused, DNS, TLS, timeout: nothing usable answered
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTest:
+    """The result of the Test button: what answered, and in Twilio's words when it did."""
+
+    outcome: TestOutcome
+    base_url: str
+    message: str  # Twilio's message, or what went wrong on the way
+    code: int | None = None  # Twilio's error code (or the HTTP status) when it refused
+    more_info: str | None = None
+    account_sid: str | None = None
+    friendly_name: str | None = None
+    account_status: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is TestOutcome.OK
+
+
+class Connections:
+    """The connections of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def add(self, connection: Connection) -> ConnectionView:
+        """Check and store a new connection (its token included); InvalidInput by field."""
+        connection = checked_connection(connection)
+        self._store.catalogue.add_connection(connection)
+        return ConnectionView.of(connection)
+
+    def update(self, name: str, changes: ConnectionChanges) -> ConnectionView:
+        """Change the given settings, check the whole connection again, store it."""
+        updated = checked_connection(self._merged(name, changes))
+        self._store.catalogue.update_connection(updated)
+        return ConnectionView.of(updated)
+
+    def check(self, name: str, changes: ConnectionChanges) -> None:
+        """Raise InvalidInput when `update(name, changes)` would be refused, leaving the
+        token aside: a face asks for a new secret only once the rest stands."""
+        self.check_new(self._merged(name, changes))
+
+    @staticmethod
+    def check_new(connection: Connection) -> None:
+        """Raise InvalidInput when `add(connection)` would be refused for anything but its
+        token: nobody should type a secret only to hear that the Account SID has a typo."""
+        problems, _ = connection_problems(connection, token_required=False)
+        if problems:
+            raise InvalidInput(problems=problems)
+
+    def _merged(self, name: str, changes: ConnectionChanges) -> Connection:
+        current = self._store.catalogue.get_connection(name)
+        given = {
+            f.name: getattr(changes, f.name)
+            for f in fields(changes)
+            if getattr(changes, f.name) is not None
+        }
+        merged = {k: (v if v != "" else None) for k, v in given.items() if k != "auth_token"}
+        if "auth_token" in given:
+            token = str(given["auth_token"]).strip()
+            if not token:
+                raise InvalidInput(problems=[Problem("auth_token", "the new secret is empty")])
+            merged["auth_token"] = token
+        return replace(current, **merged)  # type: ignore[arg-type]
+
+    def remove(self, name: str) -> None:
+        self._store.catalogue.remove_connection(name)
+
+    def list(self) -> list[ConnectionView]:
+        return [ConnectionView.of(c) for c in self._store.catalogue.list_connections()]
+
+    def show(self, name: str) -> ConnectionView:
+        return ConnectionView.of(self._store.catalogue.get_connection(name))
+
+    def test(self, name: str, *, timeout_s: float = 15.0) -> ConnectionTest:
+        """Run the Test button: a read-only query of the account (GET Accounts/{Sid})."""
+        return asyncio.run(self.test_async(name, timeout_s=timeout_s))
+
+    async def test_async(self, name: str, *, timeout_s: float = 15.0) -> ConnectionTest:
+        connection = self._store.catalogue.get_connection(name)
+        shown = display_base_url(connection.base_url)
+        try:  # stored by an older smslink that allowed it: never send the token in clear
+            check_base_url(connection.base_url)
+        except ValueError as error:
+            raise InvalidInput(problems=[Problem("base_url", str(error))]) from None
+        client = TwilioClient.for_connection(
+            connection, connect_timeout_s=timeout_s, read_timeout_s=timeout_s
+        )
+        try:
+            async with client:
+                account = await client.fetch_account()
+        except NotTwilio as error:
+            return ConnectionTest(TestOutcome.NOT_TWILIO, shown, str(error), code=error.status)
+        except ApiError as error:
+            return ConnectionTest(
+                TestOutcome.REFUSED,
+                shown,
+                error.message,
+                code=error.code or error.status,
+                more_info=error.more_info,
+            )
+        except TwilioError as error:
+            return ConnectionTest(TestOutcome.UNREACHABLE, shown, str(error))
+        status = str(account.get("status", "unknown"))
+        return ConnectionTest(
+            TestOutcome.OK if status == "active" else TestOutcome.INACTIVE,
+            shown,
+            f"the account is {status}",
+            account_sid=str(account.get("sid") or ""),
+            friendly_name=str(account.get("friendly_name") or ""),
+            account_status=status,
+        )

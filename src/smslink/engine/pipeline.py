@@ -1,0 +1,156 @@
+"""The work of one run: reading the audience, sending and tracking, side by side.
+
+Reading stores the audience a batch at a time and wakes the sender after each; the sender
+claims stored deliveries and posts them; the tracker polls what Twilio accepted until each
+is final. All three share one adaptive window of requests (the account's concurrency
+limit counts them all), one progress writer, and the run's lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime
+
+from smslink.domain.models import Connection, Run, Stage
+from smslink.engine.counters import RunCounters
+from smslink.engine.ingest import read_audience
+from smslink.engine.optouts import OptOuts
+from smslink.engine.pacing import AdaptiveWindow
+from smslink.engine.progress_writer import ProgressWriter
+from smslink.engine.reconcile import Reconciler, settle_posting
+from smslink.engine.send import Sender
+from smslink.engine.start import recipe_for, touchpoint_of
+from smslink.engine.timings import Timings
+from smslink.engine.track import Tracker
+from smslink.store import Store
+from smslink.twilio import TwilioClient
+
+
+async def send_and_track(
+    store: Store,
+    run: Run,
+    connection: Connection,
+    counters: RunCounters,
+    *,
+    clock: Callable[[], datetime],
+    lease_held: Callable[[], bool],
+    timings: Timings,
+) -> None:
+    """Read what is left of the audience, send what is not sent, track what is not final.
+
+    Raises RunHalted when the run must stop (the sender's reason), LeaseLost when the run
+    may have passed to another process.
+    """
+    window = AdaptiveWindow(connection.concurrency)
+    client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
+    async with _reporting(window, counters), client, ProgressWriter(store) as writer:
+        tracker = Tracker(
+            client=client,
+            connection=connection,
+            run_id=run.id,
+            writer=writer,
+            counters=counters,
+            since=run.created_at,
+            lease_held=lease_held,
+        )
+        reconciler = Reconciler(client, _resume_tracking(store, run.id, tracker))
+        await settle_posting(
+            store,
+            reconciler,
+            run.id,
+            writer=writer,
+            tracker=tracker,
+            counters=counters,
+            timings=timings,
+        )
+        counters.posted = len(reconciler.known_sids)
+        sender = Sender(
+            store=store,
+            client=client,
+            connection=connection,
+            run_id=run.id,
+            writer=writer,
+            tracker=tracker,
+            counters=counters,
+            reconciler=reconciler,
+            lease_held=lease_held,
+            clock=clock,
+            optouts=OptOuts(store, connection.sender, run_id=run.id, clock=clock),
+            timings=timings,
+        )
+        reading = asyncio.create_task(
+            _read_rest(store, run, counters, sender.work_added, timings.ingest_batch)
+        )
+        reading.add_done_callback(lambda task: _after_reading(task, sender))
+        sending_done = asyncio.Event()
+        tracking = asyncio.create_task(tracker.run(sending_done))
+        try:
+            await sender.run()
+            sending_done.set()
+            await tracking
+        finally:
+            for task in (reading, tracking):
+                if not task.done():
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
+                elif not task.cancelled():
+                    task.exception()  # seen: the sender's own error is the one reported
+
+
+@asynccontextmanager
+async def _reporting(window: AdaptiveWindow, counters: RunCounters) -> AsyncIterator[None]:
+    """Hand what the window learned to the counters when the run ends, however it ends."""
+    try:
+        yield
+    finally:
+        counters.throttled += window.throttled
+        counters.settled_concurrency = window.window
+
+
+async def _read_rest(
+    store: Store,
+    run: Run,
+    counters: RunCounters,
+    on_batch: Callable[[], None],
+    batch_size: int,
+) -> None:
+    if not run.audience_complete:
+        recipe = recipe_for(touchpoint_of(run), run.snapshot.region)
+        await read_audience(store, run, recipe, counters, on_batch, batch_size=batch_size)
+
+
+def _after_reading(task: asyncio.Task[None], sender: Sender) -> None:
+    """Let the sender finish once the audience is read, or stop it if it cannot be."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is None:
+        sender.audience_read()
+    else:
+        sender.halt(
+            f"the audience could not be read to its end: {error}. The records stored before "
+            "that point were sent or stay to be sent when the run resumes; the rest were "
+            "not read. Resuming needs the file exactly as it was when the run started"
+        )
+
+
+def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> set[str]:
+    """Put TRACKING deliveries back under tracking; return every sid the run owns."""
+    known: set[str] = set()
+    for delivery in store.deliveries.iter_deliveries(
+        run_id, stages=(Stage.TRACKING, Stage.DONE), with_row=False
+    ):
+        if delivery.message_sid:
+            known.add(delivery.message_sid)
+            if delivery.stage is Stage.TRACKING:
+                tracker.resume(
+                    delivery.seq,
+                    delivery.message_sid,
+                    delivery.twilio_status or "queued",
+                    polls=delivery.polls,
+                    updated_at=delivery.updated_at,
+                )
+    return known

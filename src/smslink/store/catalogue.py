@@ -1,0 +1,252 @@
+"""What administrators and marketers configure: connections, touchpoints and opt-outs.
+
+Kept apart from runs and deliveries because it changes at a human pace, is read once when a
+run starts, and is the only part of the store that holds secrets: a connection's auth token
+is encrypted with the `SecretBox` on the way in and decrypted on the way out, so nothing
+else in the store ever sees it.
+
+Every write is one short transaction that starts with a write statement, and constraint
+checks (unique names, foreign keys) are left to the database, so there is no
+check-then-write race between processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from smslink.domain.models import Connection, OptOut, Touchpoint
+from smslink.store.database import Database
+from smslink.store.errors import AlreadyExists, InUse, NotFound
+from smslink.store.rows import dumps, to_optout, to_touchpoint
+from smslink.store.schema import connections, optouts, touchpoints
+from smslink.store.secrets import SecretBox
+
+
+class Catalogue:
+    """Connections (with their encrypted tokens), touchpoints, and opt-outs per sender."""
+
+    def __init__(self, db: Database, secret_box: SecretBox) -> None:
+        self._db = db
+        self._engine = db.engine
+        self._box = secret_box
+
+    # -- connections ------------------------------------------------------------------
+
+    def add_connection(self, c: Connection) -> None:
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(connections).values(self._connection_values(c)))
+        except IntegrityError as e:
+            raise AlreadyExists(f"a connection named {c.name!r} already exists") from e
+
+    def update_connection(self, c: Connection) -> None:
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(connections)
+                .where(connections.c.name == c.name)
+                .values(self._connection_values(c))
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"no connection named {c.name!r}")
+
+    def get_connection(self, name: str) -> Connection:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(connections).where(connections.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no connection named {name!r}")
+        return self._to_connection(row)
+
+    def list_connections(self) -> list[Connection]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(connections).order_by(connections.c.name)).all()
+        return [self._to_connection(r) for r in rows]
+
+    def remove_connection(self, name: str) -> None:
+        """Remove it, unless touchpoints use it: the database's foreign key decides, and the
+        touchpoints are named only afterwards, for the message."""
+        for _ in range(3):  # a user may vanish between the refusal and the lookup; try again
+            try:
+                with self._engine.begin() as conn:
+                    result = conn.execute(delete(connections).where(connections.c.name == name))
+            except IntegrityError as e:
+                users = self._touchpoints_using(name)
+                if users:
+                    raise InUse(
+                        f"connection {name!r} is used by touchpoint(s) {', '.join(users)}; "
+                        "remove them or point them at another connection first"
+                    ) from e
+                continue
+            if result.rowcount == 0:
+                raise NotFound(f"no connection named {name!r}")
+            return
+        raise InUse(f"connection {name!r} is still referenced; try again")
+
+    def _touchpoints_using(self, connection: str) -> list[str]:
+        with self._engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(touchpoints.c.name)
+                    .where(touchpoints.c.connection == connection)
+                    .order_by(touchpoints.c.name)
+                ).scalars()
+            )
+
+    def _connection_values(self, c: Connection) -> dict[str, Any]:
+        return {
+            "name": c.name,
+            "account_sid": c.account_sid,
+            "auth_token_encrypted": self._box.encrypt(c.auth_token),
+            "from_number": c.from_number,
+            "messaging_service_sid": c.messaging_service_sid,
+            "api_key_sid": c.api_key_sid,
+            "base_url": c.base_url,
+            "poll_interval_ms": c.poll_interval_ms,
+            "poll_attempts": c.poll_attempts,
+            "concurrency": c.concurrency,
+            "region": c.region,
+            "max_segments_per_second": c.max_segments_per_second,
+            "request_timeout_s": c.request_timeout_s,
+        }
+
+    def _to_connection(self, r: Row[Any]) -> Connection:
+        return Connection(
+            name=r.name,
+            account_sid=r.account_sid,
+            auth_token=self._box.decrypt(r.auth_token_encrypted),
+            from_number=r.from_number,
+            messaging_service_sid=r.messaging_service_sid,
+            api_key_sid=r.api_key_sid,
+            base_url=r.base_url,
+            poll_interval_ms=r.poll_interval_ms,
+            poll_attempts=r.poll_attempts,
+            concurrency=r.concurrency,
+            region=r.region,
+            max_segments_per_second=r.max_segments_per_second,
+            request_timeout_s=r.request_timeout_s,
+        )
+
+    # -- touchpoints ------------------------------------------------------------------
+
+    def add_touchpoint(self, t: Touchpoint) -> None:
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(touchpoints).values(
+                        name=t.name,
+                        connection=t.connection,
+                        message=t.message,
+                        phone_column=t.phone_column,
+                        mapping_json=dumps(t.mapping),
+                    )
+                )
+        except IntegrityError as e:
+            # The same error class covers both constraints; ask which one it was.
+            if not self._connection_exists(t.connection):
+                raise NotFound(f"no connection named {t.connection!r}") from e
+            raise AlreadyExists(f"a touchpoint named {t.name!r} already exists") from e
+
+    def update_touchpoint(self, t: Touchpoint) -> None:
+        """Replace a touchpoint's connection, message and mapping (runs keep their copy)."""
+        try:
+            with self._engine.begin() as conn:
+                result = conn.execute(
+                    update(touchpoints)
+                    .where(touchpoints.c.name == t.name)
+                    .values(
+                        connection=t.connection,
+                        message=t.message,
+                        phone_column=t.phone_column,
+                        mapping_json=dumps(t.mapping),
+                    )
+                )
+        except IntegrityError as e:
+            raise NotFound(f"no connection named {t.connection!r}") from e
+        if result.rowcount == 0:
+            raise NotFound(f"no touchpoint named {t.name!r}")
+
+    def get_touchpoint(self, name: str) -> Touchpoint:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(touchpoints).where(touchpoints.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no touchpoint named {name!r}")
+        return to_touchpoint(row)
+
+    def list_touchpoints(self) -> list[Touchpoint]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(touchpoints).order_by(touchpoints.c.name)).all()
+        return [to_touchpoint(r) for r in rows]
+
+    def remove_touchpoint(self, name: str) -> None:
+        with self._engine.begin() as conn:
+            result = conn.execute(delete(touchpoints).where(touchpoints.c.name == name))
+        if result.rowcount == 0:
+            raise NotFound(f"no touchpoint named {name!r}")
+
+    def _connection_exists(self, name: str) -> bool:
+        column = connections.c.name
+        with self._engine.connect() as conn:
+            return conn.execute(select(column).where(column == name)).first() is not None
+
+    # -- opt-outs ---------------------------------------------------------------------
+
+    def add_optout(self, o: OptOut) -> bool:
+        """Remember that `o.phone` opted out of `o.sender`; True when this is news.
+
+        Idempotent in one statement (INSERT ... ON CONFLICT DO NOTHING): two workers or two
+        processes that both hear 21610 for the same pair neither fail nor race, and the
+        first sighting (its time, run and message) is the one kept.
+        """
+        dialect_insert = pg_insert if self._db.postgres else sqlite_insert
+        stmt = (
+            dialect_insert(optouts)
+            .values(
+                sender=o.sender,
+                phone=o.phone,
+                created_at=o.created_at,
+                run_id=o.run_id,
+                source=o.source,
+                message=o.message,
+            )
+            .on_conflict_do_nothing(index_elements=["sender", "phone"])
+            # RETURNING, not rowcount: on PostgreSQL this insert reports a rowcount of -1.
+            .returning(optouts.c.phone)
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def get_optout(self, sender: str, phone: str) -> OptOut | None:
+        """The opt-out of `phone` from `sender`, or None when they have not opted out."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(optouts).where(optouts.c.sender == sender, optouts.c.phone == phone)
+            ).first()
+        return None if row is None else to_optout(row)
+
+    def load_optouts(self, sender: str) -> dict[str, OptOut]:
+        """Every opt-out from `sender`, by phone: loaded once when a run starts, so checking
+        a recipient costs a dict lookup rather than a query per message."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(optouts).where(optouts.c.sender == sender)).all()
+        return {r.phone: to_optout(r) for r in rows}
+
+    def list_optouts(self, sender: str | None = None) -> list[OptOut]:
+        """Opt-outs by sender, oldest first within each; only `sender`'s when given."""
+        stmt = select(optouts).order_by(optouts.c.sender, optouts.c.created_at, optouts.c.phone)
+        if sender is not None:
+            stmt = stmt.where(optouts.c.sender == sender)
+        with self._engine.connect() as conn:
+            return [to_optout(r) for r in conn.execute(stmt).all()]
+
+    def remove_optouts(self, phone: str, sender: str | None = None) -> int:
+        """Forget `phone`'s opt-out from `sender`, or from every sender when None (they
+        replied START, or were recorded by mistake); returns how many were removed."""
+        stmt = delete(optouts).where(optouts.c.phone == phone)
+        if sender is not None:
+            stmt = stmt.where(optouts.c.sender == sender)
+        with self._engine.begin() as conn:
+            return int(conn.execute(stmt).rowcount)

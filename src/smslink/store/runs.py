@@ -1,0 +1,230 @@
+"""Runs: creating one without colliding with another, reading and updating it, and the lease
+that lets one process at a time work on it.
+
+Kept apart from the deliveries (`store.deliveries`) because a run row is written a handful
+of times in its life and its rules are about processes, not throughput: run creation checks
+for conflicts and inserts under one lock, and one UPDATE decides who holds a lease.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from types import EllipsisType
+from typing import Any
+
+from sqlalchemy import Connection as DBConnection
+from sqlalchemy import insert, or_, select, update
+
+from smslink.domain.models import Run, RunSnapshot, RunState
+from smslink.store.database import Database
+from smslink.store.errors import NotFound, RunConflict
+from smslink.store.rows import dumps, to_run
+from smslink.store.schema import runs
+
+#: Serialises run creation (its conflict checks) per PostgreSQL schema.
+_RUN_CREATION_LOCK = "smslink:runs:"
+
+
+class RunStore:
+    """Runs and their leases; see the module docstring."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._engine = db.engine
+
+    def create_run(
+        self,
+        *,
+        touchpoint: str,
+        connection: str,
+        input_path: str,
+        output_path: str,
+        snapshot: RunSnapshot,
+        columns: list[str] | None = None,
+        fingerprint: str | None = None,
+        repeat_since: datetime | None = None,
+        now: datetime | None = None,
+    ) -> Run:
+        """Store a new run, unless an earlier one stands in its way (RunConflict):
+
+        - one that is unfinished and will write its results to the same `output_path`;
+        - with `fingerprint` given: one of the same touchpoint whose snapshot carries the
+          same fingerprint and that is unfinished or was created at or after `repeat_since`.
+
+        Checked and inserted under one lock, so two sends started at the same instant
+        cannot both pass the check.
+        """
+        created_at = now or datetime.now(UTC)
+        settings_json = dumps(snapshot.to_json())
+        with self._engine.begin() as conn:
+            # PostgreSQL: an advisory lock per schema; SQLite: the write lock, taken at once.
+            self._db.hold_write_lock(conn, _RUN_CREATION_LOCK)
+            conflict = self._conflicting_run(
+                conn, touchpoint, output_path, fingerprint, repeat_since or created_at
+            )
+            if conflict is not None:
+                raise RunConflict(*conflict)
+            result = conn.execute(
+                insert(runs).values(
+                    touchpoint=touchpoint,
+                    connection=connection,
+                    input_path=input_path,
+                    output_path=output_path,
+                    state=RunState.CREATED.value,
+                    created_at=created_at,
+                    columns_json=dumps(columns or []),
+                    total=0,
+                    audience_complete=False,
+                    settings_json=settings_json,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT of one row always has one
+            run_id = key[0]
+        return Run(
+            id=run_id,
+            touchpoint=touchpoint,
+            connection=connection,
+            input_path=input_path,
+            output_path=output_path,
+            state=RunState.CREATED,
+            created_at=created_at,
+            columns=list(columns or []),
+            snapshot=RunSnapshot.from_json(json.loads(settings_json)),  # as get_run reads it
+        )
+
+    def _conflicting_run(
+        self,
+        conn: DBConnection,
+        touchpoint: str,
+        output_path: str,
+        fingerprint: str | None,
+        since: datetime,
+    ) -> tuple[Run, str] | None:
+        unfinished = runs.c.state != RunState.COMPLETED.value
+        same_output = conn.execute(
+            select(runs).where(unfinished, runs.c.output_path == output_path).limit(1)
+        ).first()
+        if same_output is not None:
+            return to_run(same_output), "output"
+        if fingerprint is None:
+            return None
+        candidates = conn.execute(
+            select(runs)
+            .where(runs.c.touchpoint == touchpoint, or_(unfinished, runs.c.created_at >= since))
+            .order_by(runs.c.id.desc())
+        ).all()
+        for row in candidates:
+            run = to_run(row)
+            if run.snapshot.fingerprint == fingerprint:
+                return run, "repeat"
+        return None
+
+    def get_run(self, run_id: int) -> Run:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"no run {run_id}")
+        return to_run(row)
+
+    def list_runs(self, limit: int = 20) -> list[Run]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).all()
+        return [to_run(r) for r in rows]
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        state: RunState | None = None,
+        columns: list[str] | None = None,
+        error: str | EllipsisType | None = ...,
+        finished_at: datetime | None = None,
+        audience_complete: bool | None = None,
+        output_path: str | None = None,
+        snapshot: RunSnapshot | None = None,
+    ) -> None:
+        """Change only the fields given; `error=None` clears the error (hence the `...`
+        default meaning "leave it")."""
+        values: dict[str, Any] = {}
+        if output_path is not None:
+            values["output_path"] = output_path
+        if snapshot is not None:
+            values["settings_json"] = dumps(snapshot.to_json())
+        if state is not None:
+            values["state"] = state.value
+        if columns is not None:
+            values["columns_json"] = dumps(columns)
+        if not isinstance(error, EllipsisType):
+            values["error"] = error
+        if finished_at is not None:
+            values["finished_at"] = finished_at
+        if audience_complete is not None:
+            values["audience_complete"] = audience_complete
+        if not values:
+            self.get_run(run_id)  # still report a missing run
+            return
+        with self._engine.begin() as conn:
+            result = conn.execute(update(runs).where(runs.c.id == run_id).values(values))
+        if result.rowcount == 0:
+            raise NotFound(f"no run {run_id}")
+
+    # -- leases: one worker per run ---------------------------------------------------
+
+    def acquire_run(
+        self, run_id: int, owner: str, *, until: datetime, now: datetime, replacing: str | None
+    ) -> str | None:
+        """Take the run's lease for `owner`; returns None on success, else the holder.
+
+        The lease is free when nobody holds it, when it has expired, or when its holder is
+        `replacing` (a holder the caller has proven dead, e.g. a killed process on this host).
+        One UPDATE decides, so two processes can never both succeed.
+        """
+        free = or_(
+            runs.c.lease_owner.is_(None),
+            runs.c.lease_expires < now,
+            runs.c.lease_owner == owner,
+        )
+        if replacing is not None:
+            free = or_(free, runs.c.lease_owner == replacing)
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, free)
+                .values(lease_owner=owner, lease_expires=until)
+            )
+            if result.rowcount:
+                return None
+            holder = conn.execute(select(runs.c.lease_owner).where(runs.c.id == run_id)).first()
+        if holder is None:
+            raise NotFound(f"no run {run_id}")
+        return str(holder.lease_owner)
+
+    def run_lease(self, run_id: int) -> tuple[str | None, datetime | None]:
+        """The run's lease holder and expiry, (None, None) when free."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(runs.c.lease_owner, runs.c.lease_expires).where(runs.c.id == run_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"no run {run_id}")
+        return row.lease_owner, row.lease_expires
+
+    def renew_run(self, run_id: int, owner: str, *, until: datetime) -> bool:
+        """Extend `owner`'s lease; False when it no longer holds it."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.lease_owner == owner)
+                .values(lease_expires=until)
+            )
+        return bool(result.rowcount)
+
+    def release_run(self, run_id: int, owner: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires=None)
+            )
