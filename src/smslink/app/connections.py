@@ -80,7 +80,7 @@ class ConnectionChanges:
     request_timeout_s: float | None = None
 
 
-class TestOutcome(StrEnum):
+class ConnectionTestOutcome(StrEnum):
     """How a connection test ended."""
 
     OK = "ok"  # Twilio answered and the account is active
@@ -94,7 +94,7 @@ class TestOutcome(StrEnum):
 class ConnectionTest:
     """The result of the Test button: what answered, and in Twilio's words when it did."""
 
-    outcome: TestOutcome
+    outcome: ConnectionTestOutcome
     base_url: str
     message: str  # Twilio's message, or what went wrong on the way
     code: int | None = None  # Twilio's error code (or the HTTP status) when it refused
@@ -105,7 +105,7 @@ class ConnectionTest:
 
     @property
     def ok(self) -> bool:
-        return self.outcome is TestOutcome.OK
+        return self.outcome is ConnectionTestOutcome.OK
 
 
 class Connections:
@@ -181,20 +181,22 @@ class Connections:
             async with client:
                 account = await client.fetch_account()
         except NotTwilio as error:
-            return ConnectionTest(TestOutcome.NOT_TWILIO, shown, str(error), code=error.status)
+            return ConnectionTest(
+                ConnectionTestOutcome.NOT_TWILIO, shown, str(error), code=error.status
+            )
         except ApiError as error:
             return ConnectionTest(
-                TestOutcome.REFUSED,
+                ConnectionTestOutcome.REFUSED,
                 shown,
                 error.message,
                 code=error.code or error.status,
                 more_info=error.more_info,
             )
         except TwilioError as error:
-            return ConnectionTest(TestOutcome.UNREACHABLE, shown, str(error))
+            return ConnectionTest(ConnectionTestOutcome.UNREACHABLE, shown, str(error))
         status = str(account.get("status", "unknown"))
         return ConnectionTest(
-            TestOutcome.OK if status == "active" else TestOutcome.INACTIVE,
+            ConnectionTestOutcome.OK if status == "active" else ConnectionTestOutcome.INACTIVE,
             shown,
             f"the account is {status}",
             account_sid=str(account.get("sid") or ""),

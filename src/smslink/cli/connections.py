@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from smslink.app.connections import ConnectionChanges, ConnectionView, TestOutcome
+from smslink.app.connections import ConnectionChanges, ConnectionTestOutcome, ConnectionView
 from smslink.cli.common import EXIT_FAILED, console, fail, print_fields, session
 from smslink.cli.render import command
 from smslink.domain.models import (
@@ -249,15 +249,15 @@ def test(
     with session() as smslink:
         result = smslink.connections.test(name, timeout_s=timeout)
     match result.outcome:
-        case TestOutcome.REFUSED:
+        case ConnectionTestOutcome.REFUSED:
             fail(
                 f"Twilio refused: error {result.code}: {result.message}"
                 + (f" ({result.more_info})" if result.more_info else ""),
                 EXIT_FAILED,
             )
-        case TestOutcome.NOT_TWILIO:  # the message says itself that it is not Twilio's
+        case ConnectionTestOutcome.NOT_TWILIO:  # the message says itself that it is not Twilio's
             fail(result.message, EXIT_FAILED)
-        case TestOutcome.UNREACHABLE:
+        case ConnectionTestOutcome.UNREACHABLE:
             fail(f"cannot reach Twilio at {result.base_url}: {result.message}", EXIT_FAILED)
     console.print(
         Text.assemble(
@@ -266,7 +266,7 @@ def test(
             f"({result.friendly_name}) is {result.account_status}.",
         )
     )
-    if result.outcome is TestOutcome.INACTIVE:
+    if result.outcome is ConnectionTestOutcome.INACTIVE:
         fail(
             f"the account is {result.account_status}, not active: messages will not go out",
             EXIT_FAILED,
