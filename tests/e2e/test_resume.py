@@ -167,3 +167,31 @@ def test_a_process_paused_past_its_lease_stops_instead_of_sending_twice(
     duplicates = slow_simulator.stats()["messages"] - RECORDS
     assert 0 <= duplicates <= 3
     assert "completed" in cli.in_process.run("runs", "show", "1").stdout
+
+
+def test_runs_stop_stops_a_send_in_another_process_which_resumes_later(
+    cli: Cli, slow_simulator: Simulator, tmp_path: Path
+) -> None:
+    """The Stop button's command: asked from another process, the sending process ends
+    within about a second, exit 1, resumable; the resume sends each recipient once."""
+    cli.add_touchpoint(slow_simulator.base_url, "--concurrency", "4")
+    process, out = _send_in_background(cli, slow_simulator, tmp_path)
+
+    asked = cli.in_process.run("runs", "stop", "1")
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+
+    assert "Asked run 1 to stop" in asked.stdout
+    assert time.monotonic() - started < 10  # within about a second (plus start-up slack)
+    assert process.returncode == 1, stderr
+    assert "stopped on request" in stderr and "smslink runs resume 1" in stderr
+    assert slow_simulator.stats()["posts"] < RECORDS
+
+    cli.in_process.run("runs", "resume", "1")
+
+    rows = read_csv(out)
+    assert {r["status"] for r in rows} == {"delivered"} and len(rows) == RECORDS
+    stats = slow_simulator.stats()
+    assert stats["messages"] == RECORDS and max(stats["messages_by_to"].values()) == 1
+    nothing = cli.in_process.run("runs", "stop", "1")
+    assert "nothing is sending it" in nothing.stdout

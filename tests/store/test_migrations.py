@@ -35,6 +35,7 @@ from smslink.store.secrets import SecretBox
 
 TOKEN = "9d2c5e1f0a7b4c3d8e6f1a2b3c4d5e6f"
 V2_COLUMNS = ("max_segments_per_second", "request_timeout_s")
+V3_COLUMNS = ("stop_requested_at",)
 
 
 def _filled_database(url: str, key: bytes) -> int:
@@ -74,7 +75,11 @@ def _v2_database(url: str, key: bytes) -> int:
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP TABLE {VERSION_TABLE}")
+            for column in V3_COLUMNS:  # version 3 came after the hand-written era
+                conn.exec_driver_sql(f"ALTER TABLE runs DROP COLUMN {column}")
+            conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
         assert not inspect(engine).has_table(VERSION_TABLE)
+        assert "stop_requested_at" not in _columns(engine, "runs")
     finally:
         engine.dispose()
     return run_id
@@ -138,8 +143,8 @@ def _differences(url: str) -> list[object]:
         engine.dispose()
 
 
-def test_schema_version_is_2():
-    assert SCHEMA_VERSION == 2  # bumping it needs a migration and a test here
+def test_schema_version_is_3():
+    assert SCHEMA_VERSION == 3  # bumping it needs a migration and a test here
 
 
 def test_a_version_1_database_upgrades_in_place_and_keeps_its_data(url: str, key: bytes):
@@ -437,3 +442,16 @@ def test_an_up_to_date_database_costs_one_statement_to_open(url: str, key: bytes
     finally:
         event.remove(Engine, "before_cursor_execute", count)
     assert len(statements) == 1, statements
+
+
+def test_a_version_2_database_gains_stop_requests_with_none_pending(url: str, key: bytes):
+    """Revision 0003 on a filled version 2 database: the column arrives empty, so no run
+    of before is taken for one asked to stop."""
+    run_id = _v2_database(url, key)
+
+    with open_store(url, secret_box=SecretBox(key)) as store:
+        assert store.runs.stop_requested(run_id) is False
+        store.runs.request_stop(run_id, at=datetime.now(UTC))
+        assert store.runs.stop_requested(run_id) is True
+
+    assert _version(url) == "3" and _revisions(url) == ["0003"]

@@ -23,6 +23,7 @@ from smslink.engine import (
     execute_run,
     export_results,
     redirect_results,
+    request_stop,
     start_run,
 )
 from smslink.store import Store
@@ -74,6 +75,11 @@ class Runs:
         stopped, resumable), Busy (another process holds it) or InvalidInput (its audience
         file changed)."""
         return await execute_run(self._store, run_id, counters, timings=self._timings)
+
+    def stop(self, run_id: int) -> Run:
+        """Ask the process sending the run to stop it, resumably, within about a second;
+        a run that is not being sent is returned as it is."""
+        return request_stop(self._store, run_id)
 
     def redirect(self, run_id: int, output: Path, *, overwrite: bool = False) -> Run:
         """Have the run write its results to `output` from now on."""

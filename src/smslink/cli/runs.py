@@ -149,6 +149,20 @@ def resume(
         print_throttling(counters, run.connection)
 
 
+@app.command("stop")
+def stop(run_id: int) -> None:
+    """Ask the process sending a run to stop it; it stops resumably within about a second."""
+    with session() as smslink:
+        run = smslink.runs.stop(run_id)
+    if run.state is not RunState.SENDING:
+        console.print(f"Run {run_id} is {run.state}: nothing is sending it, so nothing to stop.")
+        return
+    console.print(
+        f"Asked run {run_id} to stop: the process sending it stops within about a second. "
+        f"Finish it later with: {command('runs', 'resume', str(run_id))}"
+    )
+
+
 @app.command("export")
 def export(
     run_id: int,

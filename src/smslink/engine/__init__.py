@@ -14,7 +14,7 @@ from smslink.engine.lease import RunBusy
 from smslink.engine.prepare import Recipe
 from smslink.engine.preview import PreviewTotals, dry_run, prepared, tally
 from smslink.engine.results import UNFINISHED, ExportSummary, export_results
-from smslink.engine.run import execute_run
+from smslink.engine.run import execute_run, request_stop
 from smslink.engine.start import (
     InputError,
     RepeatedSend,
@@ -44,6 +44,7 @@ __all__ = [
     "prepared",
     "recipe_for",
     "redirect_results",
+    "request_stop",
     "start_run",
     "tally",
 ]

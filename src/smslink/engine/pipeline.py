@@ -15,6 +15,7 @@ from datetime import datetime
 
 from smslink.domain.models import Connection, Run, Stage
 from smslink.engine.counters import RunCounters
+from smslink.engine.errors import RunHalted
 from smslink.engine.ingest import read_audience
 from smslink.engine.optouts import OptOuts
 from smslink.engine.pacing import AdaptiveWindow
@@ -86,18 +87,52 @@ async def send_and_track(
         reading.add_done_callback(lambda task: _after_reading(task, sender))
         sending_done = asyncio.Event()
         tracking = asyncio.create_task(tracker.run(sending_done))
+        asked = asyncio.Event()
+        watching = asyncio.create_task(
+            _stop_when_asked(store, run.id, timings.stop_check_s, sender, tracking, asked)
+        )
         try:
-            await sender.run()
+            await sender.run()  # RunHalted when halted, a stop request included
             sending_done.set()
-            await tracking
+            try:
+                await tracking
+            except asyncio.CancelledError:
+                if not asked.is_set():
+                    raise  # Ctrl-C, or the run's own task cancelled
+                raise RunHalted(STOPPED_ON_REQUEST) from None
         finally:
-            for task in (reading, tracking):
+            for task in (reading, tracking, watching):
                 if not task.done():
                     task.cancel()
                     with suppress(asyncio.CancelledError):
                         await task
                 elif not task.cancelled():
                     task.exception()  # seen: the sender's own error is the one reported
+
+
+#: Why a run stopped when someone asked it to (the Stop button, `runs stop`).
+STOPPED_ON_REQUEST = (
+    "stopped on request; the messages sent so far are tracked again and the rest are sent "
+    "when the run resumes"
+)
+
+
+async def _stop_when_asked(
+    store: Store,
+    run_id: int,
+    every_s: float,
+    sender: Sender,
+    tracking: asyncio.Task[None],
+    asked: asyncio.Event,
+) -> None:
+    """Look every `every_s` whether the run was asked to stop; then halt the sender (the
+    requests in hand finish, nothing more is claimed) and end tracking, so the run stops
+    resumably within about a second, whatever it was doing."""
+    while not store.runs.stop_requested(run_id):
+        await asyncio.sleep(every_s)
+    asked.set()
+    sender.halt(STOPPED_ON_REQUEST)
+    tracking.cancel()
 
 
 @asynccontextmanager

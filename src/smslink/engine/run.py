@@ -54,6 +54,7 @@ async def execute_run(
             _stop(store, run_id, RunHalted(problem, remedy=_fix_connection(run)))
         if not run.audience_complete:
             check_audience_unchanged(run)  # InputError: the run stays as it was
+        store.runs.clear_stop_request(run_id)  # resuming is asking it to go on
         store.runs.update_run(run_id, state=RunState.SENDING, error=None)
         _count_done(store, run, counters)
         try:
@@ -105,6 +106,20 @@ async def execute_run(
             )
         store.runs.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
     return store.runs.get_run(run_id)
+
+
+def request_stop(
+    store: Store, run_id: int, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Run:
+    """Ask the process sending the run to stop it (resumably) within about a second.
+
+    A run that is not being sent is left as it is: created, stopped, interrupted and
+    completed runs have nothing to stop, and the request would only linger.
+    """
+    run = store.runs.get_run(run_id)
+    if run.state is RunState.SENDING:
+        store.runs.request_stop(run_id, at=clock())
+    return run
 
 
 def _stop(store: Store, run_id: int, halt: RunHalted, cause: BaseException | None = None) -> None:

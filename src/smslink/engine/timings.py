@@ -35,6 +35,9 @@ class Timings:
     #: a holder stops sending a quarter of it early; a dead holder on this machine is
     #: replaced at once, a holder elsewhere only once its lease has run out.
     lease_ttl_s: float = 60.0
+    #: How often a run being sent looks whether someone asked it to stop (one read by
+    #: primary key): the Stop button takes effect within about this long.
+    stop_check_s: float = 1.0
     #: Records stored per transaction while reading the audience: sending starts after the
     #: first batch, and a crash loses at most one uncommitted batch of reading (not of
     #: sending: every delivery is stored before its POST).

@@ -221,6 +221,27 @@ class RunStore:
             )
         return bool(result.rowcount)
 
+    def request_stop(self, run_id: int, *, at: datetime) -> None:
+        """Ask whoever is sending the run to stop (it looks every second or so)."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(runs).where(runs.c.id == run_id).values(stop_requested_at=at)
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"no run {run_id}")
+
+    def stop_requested(self, run_id: int) -> bool:
+        """True when the run was asked to stop since it was last started or resumed: one
+        read of one column by primary key, cheap enough to ask every second."""
+        with self._engine.connect() as conn:
+            at = conn.execute(select(runs.c.stop_requested_at).where(runs.c.id == run_id)).scalar()
+        return at is not None
+
+    def clear_stop_request(self, run_id: int) -> None:
+        """Forget an earlier request to stop: the run is being resumed on purpose."""
+        with self._engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(stop_requested_at=None))
+
     def release_run(self, run_id: int, owner: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(

@@ -34,8 +34,8 @@ from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 #: Bump with every change to the tables below, together with a new revision in
 #: store/migrations/versions named after it (see the README there).
 #: 1: the first release. 2: connections.max_segments_per_second and .request_timeout_s, and
-#: the optouts table.
-SCHEMA_VERSION = 2
+#: the optouts table. 3: runs.stop_requested_at.
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -139,6 +139,9 @@ runs = Table(
     # or a resume could take another process's in-flight POSTs for crash leftovers.
     Column("lease_owner", String(200)),
     Column("lease_expires", UTCDateTime),
+    # Set when someone asks a run that is being sent to stop (a web page's Stop button,
+    # `runs stop`): the process working on it sees it within a second and stops resumably.
+    Column("stop_requested_at", UTCDateTime),
 )
 
 deliveries = Table(
