@@ -34,7 +34,7 @@ class Action(StrEnum):
 
     RESUME_RUN = "resume_run"  # run_id; optionally output (write the results elsewhere)
     EXPORT_RESULTS = "export_results"  # run_id
-    SEND_AGAIN = "send_again"  # touchpoint: send although it is a repeat
+    SEND_AGAIN = "send_again"  # run_id (the earlier send): send although it is a repeat
     OVERWRITE_OUTPUT = "overwrite_output"  # path: replace a file that is not results
     CHOOSE_OUTPUT = "choose_output"  # path: write the results to another file
     SET_ENCODING = "set_encoding"  # encoding: read the audience in this encoding

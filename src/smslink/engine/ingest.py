@@ -47,6 +47,7 @@ def ingest_batches(
         reader.skip(already_stored)
     seq = counters.ingested = already_stored
     batch: list[Delivery] = []
+    batch_yielded_last = False  # the last batch was yielded already: no count twice
     try:
         for record in reader:
             delivery = prepare(run_id, seq, record, recipe)
@@ -54,10 +55,12 @@ def ingest_batches(
             if delivery.stage is Stage.DONE and delivery.status is not None:
                 counters.finished(delivery.status)
             seq += 1
+            batch_yielded_last = False
             if len(batch) >= batch_size:
                 store.deliveries.add_deliveries(run_id, batch, columns())
                 counters.ingested = seq
                 batch = []
+                batch_yielded_last = True
                 yield seq
     finally:
         # Also when the file cannot be read on: what was read before is kept and sent.
@@ -65,7 +68,8 @@ def ingest_batches(
             store.deliveries.add_deliveries(run_id, batch, columns())
             counters.ingested = seq
     counters.total = seq
-    yield seq
+    if not batch_yielded_last:
+        yield seq
 
 
 async def read_audience(

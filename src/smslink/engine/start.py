@@ -140,7 +140,7 @@ def touchpoint_of(run: Run) -> Touchpoint:
 
 
 def _conflict_error(conflict: RunConflict, request: RunRequest) -> InputError:
-    earlier: Run = conflict.run  # type: ignore[assignment]
+    earlier = conflict.run
     started = earlier.created_at.strftime("%Y-%m-%d %H:%M UTC")
     if conflict.reason == "output":
         return InputError(

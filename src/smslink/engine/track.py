@@ -146,15 +146,23 @@ class Tracker:
         pages_for_listing = max(1, math.ceil(self._listed_total / LIST_PAGE_SIZE))
         if len(due) > pages_for_listing:
             sender = self._connection.from_filter
-            seen = await self._read_listing({t.sid for t in due}, sender) or {}
+            listed = await self._read_listing({t.sid for t in due}, sender)
+            seen = listed or {}
             # Normally none are missing. Messages from an earlier sender (the connection
             # was changed before a resume) are not in this sender's listing: look for them
             # one by one when few, else in the whole account's listing.
             missing = [t for t in due if t.sid not in seen]
             if missing and len(missing) <= pages_for_listing:
                 seen.update(await self._fetch_each(missing))
-            elif missing and sender is not None:
-                seen.update(await self._read_listing({t.sid for t in missing}, None) or {})
+            elif missing:
+                if sender is not None:
+                    listed = await self._read_listing({t.sid for t in missing}, None)
+                    seen.update(listed or {})
+                if listed is not None:
+                    # Listed in full and still not there: deleted from Twilio's log. One
+                    # fetch each says so (20404) and ends them with their last status,
+                    # instead of listing for them round after round.
+                    seen.update(await self._fetch_each([t for t in missing if t.sid not in seen]))
         else:
             seen = await self._fetch_each(due)
         now = time.monotonic()

@@ -8,6 +8,7 @@ conflict is the caller's input to change, a database from a newer smslink is con
 from __future__ import annotations
 
 from smslink.domain.errors import ConfigurationRefused, InvalidInput, SmslinkError
+from smslink.domain.models import Run
 
 
 class StoreError(SmslinkError):
@@ -35,7 +36,7 @@ class RunConflict(StoreError, InvalidInput):
     with the same audience fingerprint (`reason` "repeat"), or an unfinished run that will
     write its results to the same file (`reason` "output"). `run` is that earlier run."""
 
-    def __init__(self, run: object, reason: str) -> None:
-        super().__init__(f"run {getattr(run, 'id', '?')} conflicts ({reason})")
+    def __init__(self, run: Run, reason: str) -> None:
+        super().__init__(f"run {run.id} conflicts ({reason})")
         self.run = run
         self.reason = reason

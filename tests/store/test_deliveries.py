@@ -1,0 +1,220 @@
+"""A run's deliveries (store/deliveries.py): ingest with the run's total, claim before the
+POST, forward-only progress, streaming back in order, counting; on a real SQLite file and a
+real PostgreSQL schema."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
+from smslink.store import NotFound, Store, open_store
+from smslink.store.schema import deliveries as deliveries_table
+from smslink.store.secrets import SecretBox
+from tests.store.records import NOW, deliveries, new_run
+
+# The url, key and store fixtures are in conftest.py.
+
+
+# -- add_deliveries ------------------------------------------------------------------------
+
+
+def test_add_deliveries_round_trips_and_sets_total(store: Store):
+    run_id = new_run(store)
+    batch = deliveries(run_id, range(3))
+    batch[2] = Delivery(
+        run_id=run_id,
+        seq=2,
+        row={"mobile": "nope"},
+        stage=Stage.DONE,
+        status=ResultStatus.ERROR,
+        error_message="row 3: mobile 'nope' is not a phone number",
+        updated_at=NOW,
+    )
+    store.deliveries.add_deliveries(run_id, batch, ["mobile", "first_name"])
+    assert list(store.deliveries.iter_deliveries(run_id)) == batch
+    run = store.runs.get_run(run_id)
+    assert (run.total, run.columns) == (3, ["mobile", "first_name"])
+
+
+def test_add_deliveries_is_atomic_with_the_total(store: Store):
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(10)), ["mobile"])
+    # seq 9 is stored already: the whole batch fails, and the total stays with it.
+    with pytest.raises(IntegrityError):
+        store.deliveries.add_deliveries(run_id, deliveries(run_id, range(9, 20)), ["mobile"])
+    assert store.runs.get_run(run_id).total == 10
+    assert store.deliveries.totals(run_id).total == 10
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(10, 20)), ["mobile"])
+    assert store.runs.get_run(run_id).total == 20 == store.deliveries.totals(run_id).total
+
+
+def test_add_deliveries_to_a_missing_run(store: Store):
+    with pytest.raises(NotFound):
+        store.deliveries.add_deliveries(42, deliveries(42, range(2)), [])
+
+
+# -- claim_pending -------------------------------------------------------------------------
+
+
+def test_claim_pending_takes_lowest_seq_pending_and_commits(store: Store, url: str, key: bytes):
+    run_id = new_run(store)
+    rows = deliveries(run_id, range(10))
+    rows[1].stage = Stage.DONE  # e.g. a row rejected at ingest
+    rows[1].status = ResultStatus.ERROR
+    store.deliveries.add_deliveries(run_id, rows, ["mobile"])
+
+    claimed = store.deliveries.claim_pending(run_id, 4, NOW)
+    assert [o.seq for o in claimed] == [0, 2, 3, 4]
+    first = claimed[0]
+    assert (first.run_id, first.to, first.body, first.segments) == (
+        run_id,
+        "+15550000000",
+        "Hi Zoë 0",
+        1,
+    )
+    assert first.claimed_at == NOW
+
+    # Another process (here: a second Store on the same database) sees them POSTING.
+    other = open_store(url, secret_box=SecretBox(key))
+    try:
+        seen = {d.seq: d for d in other.deliveries.iter_deliveries(run_id, stages={Stage.POSTING})}
+        assert sorted(seen) == [0, 2, 3, 4]
+        assert seen[0].claimed_at == NOW
+        assert [o.seq for o in other.deliveries.claim_pending(run_id, 100, NOW)] == [5, 6, 7, 8, 9]
+    finally:
+        other.close()
+    assert store.deliveries.claim_pending(run_id, 4, NOW) == []
+
+
+def test_concurrent_claims_never_overlap(url: str, key: bytes):
+    stores = [open_store(url, secret_box=SecretBox(key)) for _ in range(3)]
+    run_id = new_run(stores[0])
+    stores[0].deliveries.add_deliveries(run_id, deliveries(run_id, range(300)), ["mobile"])
+    claimed: list[list[int]] = [[] for _ in stores]
+
+    def worker(i: int) -> None:
+        while batch := stores[i].deliveries.claim_pending(run_id, 7, NOW):
+            claimed[i].extend(o.seq for o in batch)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    every = [seq for seqs in claimed for seq in seqs]
+    assert sorted(every) == list(range(300))
+
+
+def test_deliveries_are_indexed_for_claims_and_callbacks():
+    names = {ix.name: [c.name for c in ix.columns] for ix in deliveries_table.indexes}
+    assert names["ix_deliveries_run_stage_seq"] == ["run_id", "stage", "seq"]
+    assert names["ix_deliveries_message_sid"] == ["message_sid"]
+
+
+# -- save_progress -------------------------------------------------------------------------
+
+
+def test_save_progress_writes_fields_but_never_touches_done(store: Store):
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(3)), ["mobile"])
+    store.deliveries.claim_pending(run_id, 3, NOW)
+    later = NOW + timedelta(seconds=5)
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid="SM0"),
+            Progress(
+                run_id,
+                1,
+                Stage.DONE,
+                ResultStatus.UNDELIVERED,
+                "undelivered",
+                "SM1",
+                30003,
+                "Unreachable destination handset",
+                polls=4,
+                updated_at=later,
+            ),
+        ]
+    )
+    # A late, stale write for the finished delivery must not reopen it.
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, 1, Stage.TRACKING, twilio_status="sent", message_sid="SM1"),
+            Progress(run_id, 2, Stage.DONE, ResultStatus.ERROR, error_message="timeout"),
+        ]
+    )
+    d0, d1, d2 = store.deliveries.iter_deliveries(run_id)
+    assert (d0.stage, d0.twilio_status, d0.message_sid) == (Stage.TRACKING, "queued", "SM0")
+    assert d0.updated_at is not None and d0.updated_at.tzinfo is UTC  # stamped on save
+    assert (d1.stage, d1.status, d1.twilio_status, d1.error_code, d1.polls, d1.updated_at) == (
+        Stage.DONE,
+        ResultStatus.UNDELIVERED,
+        "undelivered",
+        30003,
+        4,
+        later,
+    )
+    assert d1.error_message == "Unreachable destination handset"
+    assert (d2.stage, d2.status, d2.error_message) == (Stage.DONE, ResultStatus.ERROR, "timeout")
+    assert d2.row["first_name"] == "Zoë 2"  # the input row is never rewritten
+
+
+# -- iter_deliveries -----------------------------------------------------------------------
+
+
+def test_iter_deliveries_streams_in_order_across_batches(store: Store):
+    run_id = new_run(store)
+    other_run = new_run(store)
+    for start in range(0, 50, 10):  # several ingest batches
+        store.deliveries.add_deliveries(
+            run_id, deliveries(run_id, range(start, start + 10)), ["mobile"]
+        )
+    store.deliveries.add_deliveries(other_run, deliveries(other_run, range(5)), ["mobile"])
+    store.deliveries.claim_pending(run_id, 12, NOW)
+
+    assert [d.seq for d in store.deliveries.iter_deliveries(run_id, batch=7)] == list(range(50))
+    for batch in (1, 5, 12, 13, 1000):
+        posting = store.deliveries.iter_deliveries(run_id, stages=[Stage.POSTING], batch=batch)
+        assert [d.seq for d in posting] == list(range(12))
+    both = store.deliveries.iter_deliveries(run_id, stages={Stage.PENDING, Stage.POSTING}, batch=4)
+    assert [d.seq for d in both] == list(range(50))
+    assert list(store.deliveries.iter_deliveries(run_id, stages=[])) == []
+    slim = list(store.deliveries.iter_deliveries(run_id, with_row=False, batch=9))
+    assert len(slim) == 50 and all(d.row == {} and d.to for d in slim)
+
+
+def test_iter_deliveries_is_lazy_and_survives_writes_between_pages(store: Store):
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(20)), ["mobile"])
+    stream = store.deliveries.iter_deliveries(run_id, stages=[Stage.PENDING], batch=5)
+    first = [next(stream).seq for _ in range(5)]
+    store.deliveries.claim_pending(run_id, 10, NOW)  # 0..9 leave PENDING while we are mid-stream
+    assert first + [d.seq for d in stream] == [0, 1, 2, 3, 4, *range(10, 20)]
+
+
+# -- totals --------------------------------------------------------------------------------
+
+
+def test_totals_count_by_stage_and_by_result_status(store: Store):
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(10)), ["mobile"])
+    assert store.deliveries.totals(run_id).pending == 10
+    store.deliveries.claim_pending(run_id, 6, NOW)
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, 0, Stage.DONE, ResultStatus.DELIVERED),
+            Progress(run_id, 1, Stage.DONE, ResultStatus.DELIVERED),
+            Progress(run_id, 2, Stage.DONE, ResultStatus.FAILED),
+            Progress(run_id, 3, Stage.TRACKING, message_sid="SM3"),
+        ]
+    )
+    t = store.deliveries.totals(run_id)
+    assert (t.total, t.pending, t.posting, t.tracking, t.done) == (10, 4, 2, 1, 3)
+    assert t.by_status == {"delivered": 2, "failed": 1}
+    assert store.deliveries.totals(run_id + 1).total == 0
