@@ -267,23 +267,13 @@ def test_a_message_deleted_from_twilio_ends_with_its_last_known_status(store: St
     with run_in_thread(SimulatorConfig(**FAST, stuck_share=1.0)) as simulator:
         run_id = _claimed_run(store, 1)
 
-        async def delete_once_seen_sent() -> None:
-            deadline = time.monotonic() + 5
-            while _deliveries(store, run_id)[0].twilio_status != "sent":
-                assert time.monotonic() < deadline, "the tracker never saw `sent`"
-                await asyncio.sleep(0.02)
-            await asyncio.to_thread(
-                urllib.request.urlopen,
-                urllib.request.Request(simulator.replace("/2010-04-01", "/_reset"), method="POST"),
-            )
-
         asyncio.run(
             _track(
                 store,
                 run_id,
                 _connection(simulator, attempts=30),
                 post=1,
-                while_tracking=delete_once_seen_sent(),
+                while_tracking=_delete_once_seen_sent(store, run_id, simulator),
             )
         )
         assert _stats(simulator)["fetches"] >= 1  # it asked after the deletion
@@ -308,26 +298,29 @@ def test_many_messages_deleted_from_twilio_end_at_once_after_the_listing_misses_
     with run_in_thread(SimulatorConfig(**FAST, stuck_share=1.0)) as simulator:
         run_id = _claimed_run(store, 3)
 
-        async def delete_once_all_seen_sent() -> None:
-            deadline = time.monotonic() + 5
-            while any(d.twilio_status != "sent" for d in _deliveries(store, run_id)):
-                assert time.monotonic() < deadline, "the tracker never saw them `sent`"
-                await asyncio.sleep(0.02)
-            await asyncio.to_thread(
-                urllib.request.urlopen,
-                urllib.request.Request(simulator.replace("/2010-04-01", "/_reset"), method="POST"),
-            )
-
         asyncio.run(
             _track(
                 store,
                 run_id,
                 _connection(simulator, attempts=10),
                 post=3,
-                while_tracking=delete_once_all_seen_sent(),
+                while_tracking=_delete_once_seen_sent(store, run_id, simulator),
             )
         )
 
     deliveries = _deliveries(store, run_id)
     assert [(d.status, d.error_code) for d in deliveries] == [(ResultStatus.SENT, 20404)] * 3
     assert all(d.polls < 10 for d in deliveries)  # ended at once, not after every attempt
+
+
+async def _delete_once_seen_sent(store: Store, run_id: int, simulator: str) -> None:
+    """Once the tracker has stored `sent` for every delivery, delete every message from the
+    simulator's log (its /_reset), as Twilio's message deletion would."""
+    deadline = time.monotonic() + 5
+    while any(d.twilio_status != "sent" for d in _deliveries(store, run_id)):
+        assert time.monotonic() < deadline, "the tracker never saw them `sent`"
+        await asyncio.sleep(0.02)
+    await asyncio.to_thread(
+        urllib.request.urlopen,
+        urllib.request.Request(simulator.replace("/2010-04-01", "/_reset"), method="POST"),
+    )
