@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint bench clean
+.PHONY: demo serve test check lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/smslink demo
+
+# The web pages on http://127.0.0.1:8000/ with the simulator and a ready 'demo' touchpoint.
+serve: $(STAMP)
+	$(BIN)/smslink serve --demo
 
 # The whole suite on every core (pytest-xdist), the 2,000-record fault runs (marker `slow`)
 # included; `$(BIN)/pytest -n auto -m "not slow"` is the quick loop while developing.

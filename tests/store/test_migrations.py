@@ -35,7 +35,8 @@ from smslink.store.secrets import SecretBox
 
 TOKEN = "9d2c5e1f0a7b4c3d8e6f1a2b3c4d5e6f"
 V2_COLUMNS = ("max_segments_per_second", "request_timeout_s")
-V3_COLUMNS = ("stop_requested_at",)
+V3_COLUMNS = ("stop_requested_at", "origin")
+V4_CONNECTION_COLUMNS = ("last_test_at", "last_test_ok", "last_test_message")
 
 
 def _filled_database(url: str, key: bytes) -> int:
@@ -75,8 +76,12 @@ def _v2_database(url: str, key: bytes) -> int:
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP TABLE {VERSION_TABLE}")
-            for column in V3_COLUMNS:  # version 3 came after the hand-written era
+            for column in V3_COLUMNS:  # versions 3 and 4 came after the hand-written era
                 conn.exec_driver_sql(f"ALTER TABLE runs DROP COLUMN {column}")
+            for column in V4_CONNECTION_COLUMNS:
+                conn.exec_driver_sql(f"ALTER TABLE connections DROP COLUMN {column}")
+            conn.exec_driver_sql("DROP TABLE api_tokens")
+            conn.exec_driver_sql("DROP TABLE users")
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
         assert not inspect(engine).has_table(VERSION_TABLE)
         assert "stop_requested_at" not in _columns(engine, "runs")
@@ -95,7 +100,9 @@ def _v1_database(url: str, key: bytes) -> int:
             for column in V2_COLUMNS:
                 conn.exec_driver_sql(f"ALTER TABLE connections DROP COLUMN {column}")
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
-        assert _columns(engine) == [c.name for c in connections.c if c.name not in V2_COLUMNS]
+        assert _columns(engine) == [
+            c.name for c in connections.c if c.name not in V2_COLUMNS + V4_CONNECTION_COLUMNS
+        ]
     finally:
         engine.dispose()
     return run_id
@@ -143,8 +150,8 @@ def _differences(url: str) -> list[object]:
         engine.dispose()
 
 
-def test_schema_version_is_3():
-    assert SCHEMA_VERSION == 3  # bumping it needs a migration and a test here
+def test_schema_version_is_4():
+    assert SCHEMA_VERSION == 4  # bumping it needs a migration and a test here
 
 
 def test_a_version_1_database_upgrades_in_place_and_keeps_its_data(url: str, key: bytes):
@@ -358,7 +365,9 @@ def test_an_upgrade_that_fails_changes_nothing(url: str, key: bytes):
     assert (_revisions(url), _version(url)) == (None, "1")
     engine = create_engine(url)
     try:
-        assert _columns(engine) == [c.name for c in connections.c if c.name not in V2_COLUMNS]
+        assert _columns(engine) == [
+            c.name for c in connections.c if c.name not in V2_COLUMNS + V4_CONNECTION_COLUMNS
+        ]
         assert not inspect(engine).has_table("optouts")
     finally:
         engine.dispose()
@@ -454,4 +463,4 @@ def test_a_version_2_database_gains_stop_requests_with_none_pending(url: str, ke
         store.runs.request_stop(run_id, at=datetime.now(UTC))
         assert store.runs.stop_requested(run_id) is True
 
-    assert _version(url) == "3" and _revisions(url) == ["0003"]
+    assert _version(url) == str(SCHEMA_VERSION) and _revisions(url) == [HEAD]

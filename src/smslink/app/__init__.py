@@ -19,9 +19,10 @@ from smslink.app.connections import Connections
 from smslink.app.optouts import OptOuts
 from smslink.app.runs import Runs
 from smslink.app.touchpoints import Touchpoints
+from smslink.app.users import Users
 from smslink.domain.errors import SmslinkError, StorageFailed
 from smslink.engine import LeaseLost, PreviewTotals, RunCounters, RunRequest, Timings
-from smslink.store import AlreadyExists, InUse, NotFound, Store, open_store
+from smslink.store import AlreadyExists, InUse, NotFound, RunConflict, Store, open_store
 
 # What faces need of the layers below, named here so that a face imports the application
 # and the domain only (a contract in pyproject.toml keeps it so).
@@ -33,6 +34,7 @@ __all__ = [
     "LeaseLost",
     "NotFound",
     "PreviewTotals",
+    "RunConflict",
     "RunCounters",
     "RunRequest",
     "Smslink",
@@ -46,7 +48,8 @@ class DatabaseUnavailable(StorageFailed):
 
 
 class Smslink:
-    """smslink over one store: `.connections`, `.touchpoints`, `.runs`, `.optouts`."""
+    """smslink over one store: `.connections`, `.touchpoints`, `.runs`, `.optouts`,
+    `.users`."""
 
     def __init__(self, store: Store, *, timings: Timings | None = None) -> None:
         self._store = store
@@ -54,6 +57,27 @@ class Smslink:
         self.touchpoints = Touchpoints(store)
         self.runs = Runs(store, timings or Timings(), self.touchpoints)
         self.optouts = OptOuts(store)
+        self.users = Users(store)
+
+    @classmethod
+    def open(cls, config: Config) -> Smslink:
+        """The application over the configured store, for a long-lived face (the service):
+        `close()` it when done. Errors as `open_app` raises them."""
+        try:
+            store = open_store(config.database_url)
+        except SmslinkError:
+            raise
+        except Exception as error:
+            raise DatabaseUnavailable(f"cannot open the database: {_first_line(error)}") from error
+        return cls(store, timings=config.timings)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def signing_key(self, purpose: str) -> bytes:
+        """A secret for signing what a face hands out (session cookies), derived from the
+        key that seals the tokens: shared by every process on the same key."""
+        return self._store.derived_key(purpose)
 
     @property
     def where(self) -> str:

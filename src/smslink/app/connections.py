@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from smslink.domain.base_url import check_base_url, display_base_url
 from smslink.domain.connection_rules import checked_connection, connection_problems
 from smslink.domain.errors import InvalidInput, Problem
-from smslink.domain.models import Connection
+from smslink.domain.models import Connection, LastTest
 from smslink.store import Store
 from smslink.twilio import ApiError, NotTwilio, TwilioClient, TwilioError
 
@@ -37,13 +38,14 @@ class ConnectionView:
     region: str
     max_segments_per_second: float | None
     request_timeout_s: float
+    last_test: LastTest | None = None  # how the last Test ended, when there was one
 
     @property
     def sender(self) -> str:
         return self.messaging_service_sid or self.from_number or ""
 
     @classmethod
-    def of(cls, c: Connection) -> ConnectionView:
+    def of(cls, c: Connection, last_test: LastTest | None = None) -> ConnectionView:
         return cls(
             name=c.name,
             account_sid=c.account_sid,
@@ -58,6 +60,7 @@ class ConnectionView:
             region=c.region,
             max_segments_per_second=c.max_segments_per_second,
             request_timeout_s=c.request_timeout_s,
+            last_test=last_test,
         )
 
 
@@ -158,16 +161,31 @@ class Connections:
         self._store.catalogue.remove_connection(name)
 
     def list(self) -> list[ConnectionView]:
-        return [ConnectionView.of(c) for c in self._store.catalogue.list_connections()]
+        tests = self._store.catalogue.last_tests()
+        return [
+            ConnectionView.of(c, tests.get(c.name))
+            for c in self._store.catalogue.list_connections()
+        ]
 
     def show(self, name: str) -> ConnectionView:
-        return ConnectionView.of(self._store.catalogue.get_connection(name))
+        connection = self._store.catalogue.get_connection(name)
+        return ConnectionView.of(connection, self._store.catalogue.last_tests().get(name))
 
     def test(self, name: str, *, timeout_s: float = 15.0) -> ConnectionTest:
         """Run the Test button: a read-only query of the account (GET Accounts/{Sid})."""
         return asyncio.run(self.test_async(name, timeout_s=timeout_s))
 
     async def test_async(self, name: str, *, timeout_s: float = 15.0) -> ConnectionTest:
+        result = await self._test(name, timeout_s)
+        message = (
+            f"{result.code}: {result.message}"
+            if result.outcome is ConnectionTestOutcome.REFUSED
+            else result.message
+        )
+        self._store.catalogue.record_test(name, LastTest(datetime.now(UTC), result.ok, message))
+        return result
+
+    async def _test(self, name: str, timeout_s: float) -> ConnectionTest:
         connection = self._store.catalogue.get_connection(name)
         shown = display_base_url(connection.base_url)
         try:  # stored by an older smslink that allowed it: never send the token in clear

@@ -90,6 +90,10 @@ class Runs:
         run = self._store.runs.get_run(run_id)
         return export_results(self._store, run, output, overwrite=overwrite)
 
+    def to_resume(self, origin: str) -> list[Run]:
+        """Runs of `origin` left `sending` or `interrupted` when their process went away."""
+        return self._store.runs.runs_to_resume(origin)
+
     def show(self, run_id: int) -> RunDetails:
         return RunDetails(self._store.runs.get_run(run_id), self._store.deliveries.totals(run_id))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from smslink import __version__
-from smslink.cli import connections, demo, optouts, runs, simulator, touchpoints
+from smslink.cli import connections, demo, optouts, runs, serve, simulator, touchpoints
 
 app = typer.Typer(
     name="smslink",
@@ -46,6 +46,8 @@ app.add_typer(optouts.app, name="optouts")
 app.command("send")(runs.send)
 app.command("demo")(demo.demo)
 app.command("simulator")(simulator.simulator)
+app.command("serve")(serve.serve)
+app.add_typer(serve.users_app, name="user")
 
 
 def main() -> None:

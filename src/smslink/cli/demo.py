@@ -8,7 +8,7 @@ user sees is exactly what a real send does; only the base URL and credentials di
 from __future__ import annotations
 
 import csv
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Annotated
@@ -47,11 +47,9 @@ def demo(
     ),
 ) -> None:
     """Send a sample audience through the built-in simulator and show every result."""
-    from smslink.simulator import run_in_thread  # the web server is only needed here
-
-    with run_in_thread(DEMO_SIMULATOR) as base_url, session() as smslink:
+    with demo_simulator() as base_url, session() as smslink:
         console.print(f"Twilio simulator on {base_url}")
-        _configure(smslink, base_url)
+        configure_demo(smslink, base_url)
         try:
             audience = files("smslink") / "data" / "demo_audience.csv"
             with as_file(audience) as audience_path:
@@ -68,7 +66,14 @@ def demo(
         )
 
 
-def _configure(smslink: Smslink, base_url: str) -> None:
+def demo_simulator() -> AbstractContextManager[str]:
+    """The simulator the demo talks to, on a free loopback port (its base URL)."""
+    from smslink.simulator import run_in_thread  # the web server is only needed here
+
+    return run_in_thread(DEMO_SIMULATOR)
+
+
+def configure_demo(smslink: Smslink, base_url: str) -> None:
     """Create the demo connection and touchpoint afresh (the port changes every time)."""
     _unconfigure(smslink)
     connection = Connection(

@@ -142,6 +142,15 @@ class Connection:
         return self.messaging_service_sid or self.from_number or ""
 
 
+@dataclass(frozen=True, slots=True)
+class LastTest:
+    """How a connection's last Test ended: when, whether it passed, and what answered."""
+
+    at: datetime
+    ok: bool
+    message: str
+
+
 @dataclass(slots=True)
 class Touchpoint:
     """A message template and where each of its fields comes from in the audience."""
@@ -223,6 +232,8 @@ class Run:
     columns: list[str] = field(default_factory=list)  # the audience's header, in order
     total: int = 0  # records stored so far
     audience_complete: bool = False  # every record is stored; until then resume reads on
+    #: What started it: "cli", or "web" (the service resumes its own runs on restart).
+    origin: str = "cli"
     error: str | None = None  # why the run stopped, when it did
     finished_at: datetime | None = None
     #: Touchpoint, connection and audience as they were when the run started.
@@ -310,3 +321,44 @@ class OptOut:
     run_id: int | None = None  # the run that learned it, when one did
     source: str = "twilio"  # what told us: "twilio" (a 21610 answer to a send)
     message: str | None = None  # Twilio's error message, as it answered
+
+
+class Role(StrEnum):
+    """What a person who signs in may do, as in the original platform."""
+
+    ADMIN = "admin"  # connections and users (and everything a marketer does)
+    MARKETER = "marketer"  # touchpoints, runs and opt-outs
+
+
+@dataclass(slots=True)
+class User:
+    """Someone who signs in to the pages or holds API tokens. No password here: only its
+    hash is stored, and it never leaves the store's accounts."""
+
+    id: int
+    name: str
+    role: Role
+    disabled: bool = False
+    created_at: datetime | None = None
+    #: Sessions issued before this are no longer valid (a reset password, a disabled user).
+    password_changed_at: datetime | None = None
+    locale: str | None = None  # the pages' language; None: the browser's
+    time_zone: str | None = None  # e.g. "Europe/Berlin"; None: UTC
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A bearer token for the REST API as it may be shown: its name and first characters,
+    never the token (which is shown once, when created, and kept only as a hash)."""
+
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None

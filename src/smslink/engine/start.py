@@ -49,6 +49,8 @@ class RunRequest:
     overwrite: bool = False
     #: Send although the same audience got this touchpoint recently (`Timings.repeat_window`).
     again: bool = False
+    #: What starts it: "cli", or "web" (the service resumes its own runs when it restarts).
+    origin: str = "cli"
 
 
 def start_run(
@@ -100,6 +102,7 @@ def start_run(
             fingerprint=None if request.again else snapshot.fingerprint,
             repeat_since=now - timings.repeat_window,
             now=now,
+            origin=request.origin,
         )
     except RunConflict as conflict:
         raise _conflict_error(conflict, request) from None

@@ -6,7 +6,8 @@ concern, each in its own module:
 - `store.catalogue` (catalogue.py): what administrators and marketers configure:
   connections (their tokens encrypted), touchpoints, opt-outs;
 - `store.runs` (runs.py): runs, their creation without conflicts, and their leases;
-- `store.deliveries` (deliveries.py): a run's deliveries, the per-message hot paths.
+- `store.deliveries` (deliveries.py): a run's deliveries, the per-message hot paths;
+- `store.accounts` (accounts.py): who signs in to the pages, and their API tokens.
 
 database.py opens the database and knows the dialects; migrations/ brings its schema up to
 date when it opens; schema.py and rows.py describe the tables and map rows to models.
@@ -23,6 +24,7 @@ check-then-write race between processes either.
 
 from __future__ import annotations
 
+from smslink.store.accounts import Accounts
 from smslink.store.catalogue import Catalogue
 from smslink.store.database import Database
 from smslink.store.deliveries import DeliveryStore
@@ -40,6 +42,7 @@ from smslink.store.runs import RunStore
 from smslink.store.secrets import SecretBox
 
 __all__ = [
+    "Accounts",
     "AlreadyExists",
     "Catalogue",
     "DeliveryStore",
@@ -79,6 +82,12 @@ class Store:
         self.catalogue = Catalogue(db, secret_box)
         self.runs = RunStore(db)
         self.deliveries = DeliveryStore(db)
+        self.accounts = Accounts(db)
+        self._secret_box = secret_box
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for `purpose` derived from the store's secret key (see SecretBox.derive)."""
+        return self._secret_box.derive(purpose)
 
     @property
     def url(self) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from smslink.domain.models import Connection, OptOut, Touchpoint
+from smslink.domain.models import Connection, LastTest, OptOut, Touchpoint
 from smslink.store.database import Database
 from smslink.store.errors import AlreadyExists, InUse, NotFound
 from smslink.store.rows import dumps, to_optout, to_touchpoint
@@ -85,6 +85,35 @@ class Catalogue:
                 raise NotFound(f"no connection named {name!r}")
             return
         raise InUse(f"connection {name!r} is still referenced; try again")
+
+    def record_test(self, name: str, result: LastTest) -> None:
+        """Keep how the connection's Test just ended, for the connections page."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(connections)
+                .where(connections.c.name == name)
+                .values(
+                    last_test_at=result.at,
+                    last_test_ok=result.ok,
+                    last_test_message=result.message,
+                )
+            )
+
+    def last_tests(self) -> dict[str, LastTest]:
+        """Each tested connection's last Test, by name."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    connections.c.name,
+                    connections.c.last_test_at,
+                    connections.c.last_test_ok,
+                    connections.c.last_test_message,
+                ).where(connections.c.last_test_at.is_not(None))
+            ).all()
+        return {
+            r.name: LastTest(r.last_test_at, bool(r.last_test_ok), r.last_test_message or "")
+            for r in rows
+        }
 
     def _touchpoints_using(self, connection: str) -> list[str]:
         with self._engine.connect() as conn:

@@ -113,6 +113,7 @@ def to_run(r: Row[Any]) -> Run:
         finished_at=r.finished_at,
         snapshot=RunSnapshot.from_json(json.loads(r.settings_json)),
         audience_complete=bool(r.audience_complete),
+        origin=r.origin,
     )
 
 

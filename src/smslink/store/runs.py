@@ -42,6 +42,7 @@ class RunStore:
         output_path: str,
         snapshot: RunSnapshot,
         columns: list[str] | None = None,
+        origin: str = "cli",
         fingerprint: str | None = None,
         repeat_since: datetime | None = None,
         now: datetime | None = None,
@@ -77,6 +78,7 @@ class RunStore:
                     total=0,
                     audience_complete=False,
                     settings_json=settings_json,
+                    origin=origin,
                 )
             )
             key = result.inserted_primary_key
@@ -92,6 +94,7 @@ class RunStore:
             created_at=created_at,
             columns=list(columns or []),
             snapshot=RunSnapshot.from_json(json.loads(settings_json)),  # as get_run reads it
+            origin=origin,
         )
 
     def _conflicting_run(
@@ -127,6 +130,19 @@ class RunStore:
         if row is None:
             raise NotFound(f"no run {run_id}")
         return to_run(row)
+
+    def runs_to_resume(self, origin: str) -> list[Run]:
+        """Runs of `origin` that were being sent when their process went away (sending or
+        interrupted): what a restarted service picks up again. Stopped runs stay stopped:
+        someone or something decided they should wait."""
+        unfinished = [RunState.SENDING.value, RunState.INTERRUPTED.value]
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(runs)
+                .where(runs.c.origin == origin, runs.c.state.in_(unfinished))
+                .order_by(runs.c.id)
+            ).all()
+        return [to_run(r) for r in rows]
 
     def list_runs(self, limit: int = 20) -> list[Run]:
         with self._engine.connect() as conn:

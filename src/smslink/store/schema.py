@@ -34,8 +34,8 @@ from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 #: Bump with every change to the tables below, together with a new revision in
 #: store/migrations/versions named after it (see the README there).
 #: 1: the first release. 2: connections.max_segments_per_second and .request_timeout_s, and
-#: the optouts table. 3: runs.stop_requested_at.
-SCHEMA_VERSION = 3
+#: the optouts table. 3: runs.stop_requested_at. 4: users, api_tokens, runs.origin.
+SCHEMA_VERSION = 4
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -97,6 +97,11 @@ connections = Table(
         nullable=False,
         server_default=text(repr(float(DEFAULT_REQUEST_TIMEOUT_S))),
     ),
+    # The last Test (version 4): when, whether it passed, and what answered, so the
+    # connections page can show it; NULL until the first test.
+    Column("last_test_at", UTCDateTime),
+    Column("last_test_ok", Boolean),
+    Column("last_test_message", Text),
 )
 
 touchpoints = Table(
@@ -142,6 +147,9 @@ runs = Table(
     # Set when someone asks a run that is being sent to stop (a web page's Stop button,
     # `runs stop`): the process working on it sees it within a second and stops resumably.
     Column("stop_requested_at", UTCDateTime),
+    # What started it: "cli" (a command, resumed by a person), "web" (the service, which
+    # resumes its own runs when it restarts), later "journey". Version 4.
+    Column("origin", String(16), nullable=False, server_default=text("'cli'")),
 )
 
 deliveries = Table(
@@ -184,4 +192,38 @@ optouts = Table(
     Column("message", Text),
     # `optouts remove PHONE` without a sender removes the phone's opt-outs for every sender.
     Index("ix_optouts_phone", "phone"),
+)
+
+# People who sign in to the web pages (version 4). A role decides what they may do:
+# administrators configure connections and users, marketers touchpoints, runs and opt-outs.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    # Argon2id, with its parameters and salt in the string; never the password.
+    Column("password_hash", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # Sessions issued before this moment are no longer valid (password reset, disabling).
+    Column("password_changed_at", UTCDateTime, nullable=False),
+    # The pages' language ("de", "en") and time zone ("Europe/Berlin"); NULL: the browser's.
+    Column("locale", String(16)),
+    Column("time_zone", String(64)),
+)
+
+# Bearer tokens for the REST API (version 4): only their SHA-256 is kept, so a copied
+# database gives nobody a token; the first characters stay visible to tell them apart.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
 )

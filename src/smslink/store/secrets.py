@@ -13,6 +13,8 @@ them, so the token is sent to them).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
@@ -67,7 +69,16 @@ class SecretBox:
 
     def __init__(self, key: str | bytes | None = None, *, home: Path | None = None) -> None:
         self._fernet: Fernet | None = _fernet(key, "the given key") if key is not None else None
+        self._raw: bytes | None = _raw(key) if key is not None else None
         self._home = home
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for another purpose (signing the web face's session cookies), derived from
+        this one with HMAC-SHA256: every process that shares the secret key (several
+        services on one database) shares it too, and it reveals nothing of the key."""
+        self._key()
+        assert self._raw is not None
+        return hmac.new(self._raw, b"smslink:" + purpose.encode(), hashlib.sha256).digest()
 
     def encrypt(self, plain: str) -> str:
         return self._key().encrypt(plain.encode()).decode("ascii")
@@ -83,8 +94,13 @@ class SecretBox:
 
     def _key(self) -> Fernet:
         if self._fernet is None:
-            self._fernet = _load_key(self._home)
+            raw = _load_key(self._home)
+            self._fernet, self._raw = _fernet(raw, "the key"), _raw(raw)
         return self._fernet
+
+
+def _raw(key: str | bytes) -> bytes:
+    return (key.encode() if isinstance(key, str) else key).strip()
 
 
 def _fernet(key: str | bytes, where: str) -> Fernet:
@@ -98,10 +114,12 @@ def _fernet(key: str | bytes, where: str) -> Fernet:
         ) from e
 
 
-def _load_key(home: Path | None) -> Fernet:
+def _load_key(home: Path | None) -> bytes:
+    """The key: `SMSLINK_SECRET_KEY`, else `<home>/secret.key` (created on first use)."""
     env = os.environ.get(KEY_ENV)
     if env:
-        return _fernet(env, KEY_ENV)
+        _fernet(env, KEY_ENV)  # a malformed key is named as coming from the environment
+        return env.encode()
     if home is None:
         home = smslink_home()  # checked there
     else:
@@ -110,7 +128,9 @@ def _load_key(home: Path | None) -> Fernet:
     if not path.exists():
         _create_key_file(path)
     _check_private(path)
-    return _fernet(path.read_bytes(), str(path))
+    raw = path.read_bytes()
+    _fernet(raw, str(path))
+    return raw
 
 
 def _create_key_file(path: Path) -> None:

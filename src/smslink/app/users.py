@@ -1,0 +1,180 @@
+"""People who sign in to the pages, and the API tokens they use from scripts.
+
+Passwords are hashed with Argon2id (argon2-cffi's defaults, the OWASP recommendation); a
+wrong password and an unknown name cost the same time, so the sign-in page does not tell
+which names exist. API tokens are random (256 bits), shown once when created, and kept as
+a SHA-256 (enough for a secret of that strength; no salt needed) with their first
+characters to tell them apart. Disabling a user or resetting a password ends every session
+issued before it (see `session_user`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from smslink.domain.errors import InvalidInput, Problem
+from smslink.domain.models import ApiToken, Role, User
+from smslink.domain.names import check_name
+from smslink.store import NotFound, Store
+
+#: Shorter passwords are refused: NIST SP 800-63B asks for at least 8; 10 leaves room.
+MIN_PASSWORD_CHARS = 10
+#: Longer ones too: hashing an attacker's megabyte "password" would cost the server.
+MAX_PASSWORD_CHARS = 256
+#: API tokens start with this, so a secret scanner (or a person) can tell what leaked.
+TOKEN_PREFIX = "smslink_"
+
+_hasher = PasswordHasher()
+#: Verified against when the name is unknown, so that case takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+class Users:
+    """The users of one store."""
+
+    def __init__(
+        self, store: Store, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._accounts = store.accounts
+        self._clock = clock
+
+    def count(self) -> int:
+        return self._accounts.count_users()
+
+    def add(self, name: str, password: str, role: Role) -> User:
+        """A new user; InvalidInput by field (name, password) when one cannot be used."""
+        problems = _name_problems(name) + _password_problems(password)
+        if problems:
+            raise InvalidInput(problems=problems)
+        return self._accounts.add_user(name, role, _hasher.hash(password), now=self._clock())
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user when the name and password match and the user is not disabled."""
+        found = self._accounts.find_user(name) if len(password) <= MAX_PASSWORD_CHARS else None
+        if found is None:
+            _verify(_DUMMY_HASH, password[:MAX_PASSWORD_CHARS])
+            return None
+        user, password_hash = found
+        if not _verify(password_hash, password) or user.disabled:
+            return None
+        if _hasher.check_needs_rehash(password_hash):  # parameters raised since it was set
+            self._accounts.update_user(
+                user.id,
+                password_hash=_hasher.hash(password),
+                now=user.password_changed_at or self._clock(),
+            )
+        return user
+
+    def session_user(self, user_id: int, issued_at: datetime) -> User | None:
+        """The user a session cookie issued at `issued_at` stands for, or None when the
+        user is gone, disabled, or changed their password since."""
+        try:
+            user = self._accounts.get_user(user_id)
+        except NotFound:
+            return None
+        changed = user.password_changed_at
+        if user.disabled or (changed is not None and issued_at < changed):
+            return None
+        return user
+
+    def get(self, user_id: int) -> User:
+        return self._accounts.get_user(user_id)
+
+    def list(self) -> list[User]:
+        return self._accounts.list_users()
+
+    def update(
+        self,
+        user_id: int,
+        *,
+        role: Role | None = None,
+        disabled: bool | None = None,
+        password: str | None = None,
+        locale: str | None = None,
+        time_zone: str | None = None,
+    ) -> User:
+        """Change a user; a new password or disabling ends their sessions."""
+        if password is not None:
+            problems = _password_problems(password)
+            if problems:
+                raise InvalidInput(problems=problems)
+        return self._accounts.update_user(
+            user_id,
+            role=role,
+            disabled=disabled,
+            password_hash=_hasher.hash(password) if password is not None else None,
+            locale=locale,
+            time_zone=time_zone,
+            now=self._clock(),
+        )
+
+    # -- API tokens ---------------------------------------------------------------------
+
+    def create_token(self, user_id: int, name: str) -> tuple[ApiToken, str]:
+        """A new token for the user: its record, and the token itself, shown only now."""
+        try:
+            check_name(name, "token name")
+        except ValueError as error:
+            raise InvalidInput(problems=[Problem("name", str(error))]) from None
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        record = self._accounts.add_token(
+            user_id, name, _token_hash(token), token[: len(TOKEN_PREFIX) + 4], now=self._clock()
+        )
+        return record, token
+
+    def token_user(self, token: str) -> User | None:
+        """The (enabled) user a bearer token stands for, or None; notes its last use."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+            return None
+        found = self._accounts.find_token(_token_hash(token))
+        if found is None or found[1].disabled:
+            return None
+        record, user = found
+        self._accounts.touch_token(record.id, now=self._clock())
+        return user
+
+    def tokens(self, user_id: int | None = None) -> builtins.list[ApiToken]:
+        return self._accounts.list_tokens(user_id)
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        return self._accounts.revoke_token(token_id, now=self._clock())
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _name_problems(name: str) -> list[Problem]:
+    try:
+        check_name(name, "user name")
+    except ValueError as error:
+        return [Problem("name", str(error))]
+    return []
+
+
+def _password_problems(password: str) -> list[Problem]:
+    if len(password) < MIN_PASSWORD_CHARS:
+        return [
+            Problem(
+                "password",
+                f"the password has {len(password)} characters; use at least "
+                f"{MIN_PASSWORD_CHARS} (a few words make a good one)",
+            )
+        ]
+    if len(password) > MAX_PASSWORD_CHARS:
+        return [Problem("password", f"the password is longer than {MAX_PASSWORD_CHARS}")]
+    return []

@@ -1,0 +1,151 @@
+"""The service: one FastAPI application with the pages, the REST API and the run executor,
+over the same application layer as the command line.
+
+Built by `create_app` from a `ServeOptions`; `smslink serve` runs it on uvicorn. Every
+request passes, in order: the security headers, the session cookie, the language. Pages
+and API share the roles and the rules; they differ in how they answer a refusal (a page
+shows the problem beside its field or redirects to sign in; the API answers one JSON shape).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from smslink.app import Config, Smslink
+from smslink.domain.errors import SmslinkError
+from smslink.web import i18n
+from smslink.web.errors import api_error, error_response
+from smslink.web.pages.common import page_csrf_refused, page_forbidden
+from smslink.web.routes import include_routes
+from smslink.web.runner import RunExecutor
+from smslink.web.session import SESSION_HOURS, CsrfRefused, Forbidden, NotSignedIn, SignInBrake
+
+log = logging.getLogger("smslink.web")
+
+STATIC = Path(__file__).parent / "static"
+
+#: No inline script or style, nothing from elsewhere, no framing: what a page can do is
+#: what its own files say.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServeOptions:
+    """How the service runs."""
+
+    config: Config
+    #: Mark session cookies Secure (sent over HTTPS only). True whenever the service is
+    #: reachable from other machines, where a TLS-terminating proxy is expected in front.
+    secure_cookies: bool = False
+    #: Resume the service's own runs that were interrupted when it last stopped.
+    resume_runs: bool = True
+    #: Largest audience upload, in bytes.
+    max_upload_bytes: int = 200 * 1024 * 1024
+
+
+def create_app(options: ServeOptions) -> FastAPI:
+    """The service over the configured store (opened here, closed when the app stops)."""
+    smslink = Smslink.open(options.config)
+    executor = RunExecutor(smslink)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if options.resume_runs:
+            resumed = executor.resume_interrupted()
+            if resumed:
+                log.info("resumed runs %s", resumed)
+        try:
+            yield
+        finally:
+            await executor.shutdown()
+            smslink.close()
+
+    app = FastAPI(
+        title="smslink",
+        summary="Personalised SMS through Twilio, with every recipient's delivery status.",
+        lifespan=lifespan,
+        docs_url=None,  # the API's own page at /docs (no script from elsewhere)
+        redoc_url=None,
+    )
+    app.state.smslink = smslink
+    app.state.executor = executor
+    app.state.brake = SignInBrake()
+    app.state.options = options
+
+    @app.middleware("http")
+    async def language(request: Request, call_next: _Next) -> Response:
+        i18n.use(
+            i18n.negotiate(request.session.get("lang"), request.headers.get("accept-language"))
+        )
+        return await call_next(request)
+
+    # Added after `language`, so it runs before it: the session is there when it looks.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=smslink.signing_key("web-sessions").hex(),
+        session_cookie="smslink_session",
+        max_age=SESSION_HOURS * 3600,
+        same_site="lax",
+        https_only=options.secure_cookies,
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: _Next) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, _: Exception) -> Response:
+        if _is_api(request):
+            return api_error(401, "not_signed_in", "sign in, or send an API token")
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, _: Exception) -> Response:
+        if _is_api(request):
+            return api_error(403, "forbidden", "your role may not do this")
+        return page_forbidden(request)
+
+    @app.exception_handler(CsrfRefused)
+    async def csrf_refused(request: Request, _: Exception) -> Response:
+        if _is_api(request):
+            return api_error(403, "csrf", "the form's CSRF token is missing or wrong")
+        return page_csrf_refused(request)
+
+    @app.exception_handler(SmslinkError)
+    async def smslink_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, SmslinkError)
+        return error_response(request, error, api=_is_api(request))
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    include_routes(app)
+    return app
+
+
+_Next = Callable[[Request], Awaitable[Response]]
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/api"

@@ -1,0 +1,112 @@
+"""What every page handler needs: the application, the viewer and their role, a form read
+with its CSRF token checked, and the pages for refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from smslink.app import Smslink
+from smslink.domain.errors import InvalidInput, SmslinkError
+from smslink.domain.models import Role, User
+from smslink.web.i18n import _
+from smslink.web.runner import RunExecutor
+from smslink.web.session import check_csrf, require, session_user
+from smslink.web.templating import render
+
+
+def smslink(request: Request) -> Smslink:
+    app: Smslink = request.app.state.smslink
+    return app
+
+
+def executor(request: Request) -> RunExecutor:
+    runner: RunExecutor = request.app.state.executor
+    return runner
+
+
+def viewer(request: Request) -> User | None:
+    """The signed-in user, or None."""
+    return session_user(request, smslink(request))
+
+
+def signed_in(request: Request) -> User:
+    """The signed-in user (administrator or marketer); NotSignedIn otherwise."""
+    return require(viewer(request))
+
+
+def administrator(request: Request) -> User:
+    """The signed-in administrator; Forbidden for a marketer."""
+    return require(viewer(request), Role.ADMIN)
+
+
+async def form(request: Request) -> dict[str, Any]:
+    """The posted form's fields (files included), once its CSRF token is checked."""
+    data = await request.form()
+    check_csrf(request, _text(data.get("csrf")) or request.headers.get("x-csrf-token"))
+    return {key: value for key, value in data.items() if key != "csrf"}
+
+
+def text(fields: dict[str, Any], name: str) -> str:
+    """A text field as typed (a missing field is empty)."""
+    return _text(fields.get(name))
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def field_errors(error: InvalidInput) -> tuple[dict[str, str], list[str]]:
+    """The problems by form field, and those that belong to no field (shown on top)."""
+    by_field: dict[str, str] = {}
+    general: list[str] = []
+    for problem in error.problems:
+        if problem.field in by_field:
+            by_field[problem.field] += "; " + problem.message
+        elif problem.field:
+            by_field[problem.field] = problem.message
+        else:
+            general.append(problem.message)
+    if not error.problems:
+        general.append(str(error))
+    return by_field, general
+
+
+def redirect(path: str) -> RedirectResponse:
+    """After a successful POST: see the result with GET (no resubmission on reload)."""
+    return RedirectResponse(path, status_code=303)
+
+
+def page_forbidden(request: Request) -> HTMLResponse:
+    return render(
+        request,
+        "message.html",
+        viewer(request),
+        status_code=403,
+        title=_("Not for your role"),
+        message=_("This page is for administrators. Ask one if you need something changed here."),
+    )
+
+
+def page_csrf_refused(request: Request) -> HTMLResponse:
+    return render(
+        request,
+        "message.html",
+        viewer(request),
+        status_code=403,
+        title=_("The form has expired"),
+        message=_("Go back, reload the page and send the form again."),
+    )
+
+
+def page_error(request: Request, error: SmslinkError, status: int) -> HTMLResponse:
+    return render(
+        request,
+        "message.html",
+        viewer(request),
+        status_code=status,
+        title=_("That did not work"),
+        message=str(error),
+    )

@@ -1,0 +1,79 @@
+"""Runs started from the pages (or the API) execute inside the service, in the background.
+
+A run does not belong to the browser that started it: it goes on when the page is closed,
+and when the service stops mid-run the run is `interrupted` and picked up again when the
+service starts (runs whose origin is "web"). Each running run has live counters the run
+page reads once a second; a finished one leaves its final counts in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from smslink.app import RunCounters, Smslink
+from smslink.domain.errors import SmslinkError
+
+log = logging.getLogger("smslink.web")
+
+#: What the service writes in `runs.origin`.
+ORIGIN = "web"
+
+
+@dataclass
+class Running:
+    """A run the service is executing: its task and its live counters."""
+
+    task: asyncio.Task[None]
+    counters: RunCounters = field(default_factory=RunCounters)
+
+
+class RunExecutor:
+    """Starts runs as tasks on the service's event loop and keeps their live counters."""
+
+    def __init__(self, smslink: Smslink) -> None:
+        self._smslink = smslink
+        self._running: dict[int, Running] = {}
+
+    def start(self, run_id: int) -> None:
+        """Execute (or resume) run `run_id` in the background; a no-op if it is running."""
+        if run_id in self._running and not self._running[run_id].task.done():
+            return
+        counters = RunCounters()
+        task = asyncio.get_running_loop().create_task(
+            self._execute(run_id, counters), name=f"smslink-run-{run_id}"
+        )
+        self._running[run_id] = Running(task, counters)
+
+    def counters(self, run_id: int) -> RunCounters | None:
+        """The live counters of a run this service is executing, else None."""
+        running = self._running.get(run_id)
+        return None if running is None or running.task.done() else running.counters
+
+    def is_running(self, run_id: int) -> bool:
+        return self.counters(run_id) is not None
+
+    def resume_interrupted(self) -> list[int]:
+        """Start again every web run that was being sent when the service last stopped."""
+        resumed = [run.id for run in self._smslink.runs.to_resume(ORIGIN)]
+        for run_id in resumed:
+            self.start(run_id)
+        return resumed
+
+    async def shutdown(self) -> None:
+        """Interrupt every run (they are marked `interrupted`, resumed on the next start)."""
+        tasks = [r.task for r in self._running.values() if not r.task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _execute(self, run_id: int, counters: RunCounters) -> None:
+        try:
+            await self._smslink.runs.execute(run_id, counters)
+        except SmslinkError as error:  # stopped, halted, busy: the run's state says so
+            log.info("run %s ended without completing: %s", run_id, error)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: the run is left interrupted, to be resumed
+            log.exception("run %s failed", run_id)
