@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from smslink.web.pages import auth, connections, runs
+from smslink.web import api, pages
+from smslink.web.api import connections as api_connections
+from smslink.web.api import optouts as api_optouts
+from smslink.web.api import runs as api_runs
+from smslink.web.api import touchpoints as api_touchpoints
+from smslink.web.api import users as api_users
+from smslink.web.pages import auth, connections, optouts, runs, touchpoints, users
+
+PAGES = (auth, connections, touchpoints, runs, optouts, users)
+API = (api_connections, api_touchpoints, api_runs, api_optouts, api_users)
 
 
 def include_routes(app: FastAPI) -> None:
-    for router in (auth.router, connections.router, runs.router):
-        app.include_router(router)
+    for module in (*PAGES, *API):
+        app.include_router(module.router)
+
+
+__all__ = ["api", "include_routes", "pages"]
