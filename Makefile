@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test check lint bench clean
+.PHONY: demo serve test check lint bench clean messages
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -12,16 +12,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The web face's German catalogue, compiled from messages.po (the .mo is not committed).
+LOCALE := src/smslink/web/locale
+MO := $(LOCALE)/de/LC_MESSAGES/messages.mo
+
+$(MO): $(LOCALE)/de/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile -d $(LOCALE) -D messages -l de >/dev/null
+
+# After changing page strings: extract them all, and add the new ones to messages.po
+# (untranslated, for a translator; the lint check fails until each has its German).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -o $(LOCALE)/messages.pot --no-location --sort-output --omit-header . >/dev/null
+	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages -l de --no-fuzzy-matching --omit-header
+
 demo: $(STAMP)
 	$(BIN)/smslink demo
 
 # The web pages on http://127.0.0.1:8000/ with the simulator and a ready 'demo' touchpoint.
-serve: $(STAMP)
+serve: $(STAMP) $(MO)
 	$(BIN)/smslink serve --demo
 
 # The whole suite on every core (pytest-xdist), the 2,000-record fault runs (marker `slow`)
 # included; `$(BIN)/pytest -n auto -m "not slow"` is the quick loop while developing.
-test: $(STAMP) check
+test: $(STAMP) $(MO) check
 	$(BIN)/pytest -n auto --dist worksteal
 
 # What every change must keep: ruff, the layering of ARCHITECTURE.md (import-linter) and

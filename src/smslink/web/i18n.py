@@ -85,7 +85,12 @@ def ngettext(singular: str, plural: str, n: int, **values: object) -> str:
 
 def number(value: float | int, *, digits: int | None = None) -> str:
     """A number as the current language writes it (1,234.5 / 1.234,5)."""
-    pattern = None if digits is None else "#,##0." + "0" * digits if digits else "#,##0"
+    if digits is None:
+        pattern = None  # the language's own pattern
+    elif digits:
+        pattern = "#,##0." + "0" * digits
+    else:
+        pattern = "#,##0"
     return str(format_decimal(value, format=pattern, locale=_locale(current())))
 
 
