@@ -82,3 +82,17 @@ def test_an_edit_keeps_the_token_unless_a_new_one_is_typed(site: Site, simulator
     page = s.get(site.url + "/connections/sim").text
     assert 'value="7"' in page
     assert "Success:" in site.post(s, "/connections/sim/test", {}, "/connections/sim").text
+
+
+def test_problems_are_shown_in_the_users_language(site: Site, simulator: str) -> None:
+    s = site.signed_in(ADMIN)
+    s.headers["Accept-Language"] = "de-DE,de;q=0.9"
+    bad = _settings("http://example.com/2010-04-01", account_sid="AC1", concurrency="0")
+
+    answer = site.post(s, "/connections/new", bad, "/connections/new")
+
+    assert answer.status_code == 422
+    assert "Basis URL" in answer.text and "Von-Nummer" in answer.text  # the guide's labels
+    assert "&#39;AC1&#39; ist keine Account SID" in answer.text
+    assert "verwendet unverschlüsseltes http" in answer.text
+    assert "0 Anfragen gleichzeitig: 1 bis 1.000 angeben" in answer.text  # German numbers

@@ -18,6 +18,8 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
+from smslink.domain.errors import say
+
 #: The one host name that is loopback by definition (RFC 6761); its subdomains are not
 #: trusted, since resolvers other than the system's may send them anywhere.
 _LOCALHOST = "localhost"
@@ -43,38 +45,47 @@ def check_base_url(url: str) -> str:
     """
     url = url.strip()
     if not url:
-        raise ValueError("the base URL is empty")
+        raise ValueError(say("the base URL is empty"))
     if any(_is_invisible(c) for c in url):
-        raise ValueError("the base URL contains spaces or control characters")
+        raise ValueError(say("the base URL contains spaces or control characters"))
     if _has_user_info(url):
         # Checked first, and the URL never echoed: the part before "@" may be a password.
         raise ValueError(
-            "the base URL must not carry credentials before its host (user info, ending "
-            "in '@'): they are sent separately, in a header; remove everything up to the '@'"
+            say(
+                "the base URL must not carry credentials before its host (user info, ending "
+                "in '@'): they are sent separately, in a header; remove everything up to the '@'"
+            )
         )
     if "\\" in url:
-        raise ValueError("the base URL contains a backslash")
+        raise ValueError(say("the base URL contains a backslash"))
     try:
         parts = urlsplit(url)
         _ = parts.port  # parses it: ValueError for a non-numeric or out-of-range port
     except ValueError as e:
-        raise ValueError(f"the base URL {url!r} cannot be parsed ({e})") from e
+        raise ValueError(
+            say("the base URL %(url)s cannot be parsed (%(reason)s)", url=repr(url), reason=e)
+        ) from e
     if parts.scheme not in ("https", "http"):
-        raise ValueError(f"the base URL {url!r} must start with https://")
+        raise ValueError(say("the base URL %(url)s must start with https://", url=repr(url)))
     if "?" in url or "#" in url:
         raise ValueError(
-            "the base URL must not have a query (?...) or fragment (#...): "
-            "API paths are appended to it"
+            say(
+                "the base URL must not have a query (?...) or fragment (#...): "
+                "API paths are appended to it"
+            )
         )
     host = parts.hostname
     if not host:
-        raise ValueError(f"the base URL {url!r} has no host")
+        raise ValueError(say("the base URL %(url)s has no host", url=repr(url)))
     _check_host(parts.netloc, host, url)
     if parts.scheme == "http" and not is_loopback_host(host):
         raise ValueError(
-            f"the base URL {url!r} uses plain http to another machine, which would send the "
-            "auth token in clear: use https:// (http is accepted only for localhost, "
-            "127.0.0.0/8 and [::1])"
+            say(
+                "the base URL %(url)s uses plain http to another machine, which would send "
+                "the auth token in clear: use https:// (http is accepted only for localhost, "
+                "127.0.0.0/8 and [::1])",
+                url=repr(url),
+            )
         )
     return url.rstrip("/")
 
@@ -117,10 +128,18 @@ def _check_host(netloc: str, host: str, url: str) -> None:
         try:
             ipaddress.IPv6Address(host)
         except ValueError as e:
-            raise ValueError(f"the base URL {url!r} has an invalid IPv6 address in brackets") from e
+            raise ValueError(
+                say("the base URL %(url)s has an invalid IPv6 address in brackets", url=repr(url))
+            ) from e
         return
     if not all(c.isalnum() or c in _HOST_PUNCTUATION for c in host):
-        raise ValueError(f"the base URL {url!r} has an invalid host name {host!r}")
+        raise ValueError(
+            say(
+                "the base URL %(url)s has an invalid host name %(host)s",
+                url=repr(url),
+                host=repr(host),
+            )
+        )
 
 
 def _is_invisible(char: str) -> bool:

@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 
 from smslink.domain.base_url import check_base_url
-from smslink.domain.errors import InvalidInput, Problem
+from smslink.domain.errors import InvalidInput, Problem, Sentence, say
 from smslink.domain.models import Connection
 from smslink.domain.names import check_name
 from smslink.domain.phone import check_region
@@ -48,73 +48,105 @@ def connection_problems(
     problems: list[Problem] = []
     changes: dict[str, object] = {}
 
-    def problem(field: str, message: str) -> None:
+    def problem(field: str, message: Sentence) -> None:
         problems.append(Problem(field, message))
 
+    def refused(field: str, error: ValueError) -> None:
+        """A rule that raised ValueError: its argument is already a sentence."""
+        problems.append(Problem(field, error.args[0]))
+
     try:
-        check_name(c.name, "connection name")
+        check_name(c.name, say("connection name"))
     except ValueError as error:
-        problem("name", str(error))
+        refused("name", error)
     if not _ACCOUNT_SID.fullmatch(c.account_sid or ""):
         problem(
             "account_sid",
-            f"{c.account_sid!r} is not an Account SID: AC followed by 32 hex digits",
+            say(
+                "%(value)s is not an Account SID: AC followed by 32 hex digits",
+                value=repr(c.account_sid),
+            ),
         )
     if token_required and not (c.auth_token or "").strip():
-        problem("auth_token", "the auth token (or API key secret) is empty")
+        problem("auth_token", say("the auth token (or API key secret) is empty"))
     if not c.from_number and not c.messaging_service_sid:
         problem(
             "from_number",
-            "give a sender: a From number (+1..., a short code or a sender ID) or a "
-            "Messaging Service SID",
+            say(
+                "give a sender: a From number (+1..., a short code or a sender ID) or a "
+                "Messaging Service SID"
+            ),
         )
     if c.from_number and not _SENDER.fullmatch(c.from_number):
         problem(
             "from_number",
-            f"{c.from_number!r} is not a sender Twilio accepts: use an E.164 number "
-            "(+14155550123), a short code (12345) or an alphanumeric sender ID (up to 11)",
+            say(
+                "%(value)s is not a sender Twilio accepts: use an E.164 number (+14155550123), "
+                "a short code (12345) or an alphanumeric sender ID (up to 11)",
+                value=repr(c.from_number),
+            ),
         )
     if c.messaging_service_sid and not _SERVICE_SID.fullmatch(c.messaging_service_sid):
         problem(
             "messaging_service_sid",
-            f"{c.messaging_service_sid!r} is not a Messaging Service SID: MG followed by "
-            "32 hex digits",
+            say(
+                "%(value)s is not a Messaging Service SID: MG followed by 32 hex digits",
+                value=repr(c.messaging_service_sid),
+            ),
         )
     if c.api_key_sid and not _API_KEY_SID.fullmatch(c.api_key_sid):
         problem(
-            "api_key_sid", f"{c.api_key_sid!r} is not an API key SID: SK followed by 32 hex digits"
+            "api_key_sid",
+            say(
+                "%(value)s is not an API key SID: SK followed by 32 hex digits",
+                value=repr(c.api_key_sid),
+            ),
         )
     try:
         changes["base_url"] = check_base_url(c.base_url)
     except ValueError as error:
-        problem("base_url", str(error))
+        refused("base_url", error)
     if c.poll_interval_ms < MIN_POLL_INTERVAL_MS:
         problem(
             "poll_interval_ms",
-            f"{c.poll_interval_ms} ms is too short: poll at most every {MIN_POLL_INTERVAL_MS} ms",
+            say(
+                "%(value)s ms is too short: poll at most every %(limit)s ms",
+                value=c.poll_interval_ms,
+                limit=MIN_POLL_INTERVAL_MS,
+            ),
         )
     if c.poll_attempts < 1:
-        problem("poll_attempts", f"{c.poll_attempts} polls: give at least 1")
+        problem("poll_attempts", say("%(value)s polls: give at least 1", value=c.poll_attempts))
     if not 1 <= c.concurrency <= MAX_CONCURRENCY:
         problem(
             "concurrency",
-            f"{c.concurrency} requests at once: give 1 to {MAX_CONCURRENCY}",
+            say(
+                "%(value)s requests at once: give 1 to %(limit)s",
+                value=c.concurrency,
+                limit=MAX_CONCURRENCY,
+            ),
         )
     try:
         changes["region"] = check_region(c.region)
     except ValueError as error:
-        problem("region", str(error))
+        refused("region", error)
     mps = c.max_segments_per_second
     if mps is not None and not (math.isfinite(mps) and mps >= 0):
         problem(
             "max_segments_per_second",
-            f"{mps:g}: give segments per second above 0 (e.g. 1 for a US long code), "
-            "or 0 for no cap",
+            say(
+                "%(value)s: give segments per second above 0 (e.g. 1 for a US long code), "
+                "or 0 for no cap",
+                value=f"{mps:g}",
+            ),
         )
     elif mps == 0:  # 0 is how a cap is taken away; None is what the store keeps for it
         changes["max_segments_per_second"] = None
     if not (math.isfinite(c.request_timeout_s) and c.request_timeout_s > 0):
-        problem("request_timeout_s", f"{c.request_timeout_s:g}: give a number of seconds above 0")
+        problem(
+            "request_timeout_s",
+            say("%(value)s: give a number of seconds above 0", value=f"{c.request_timeout_s:g}"),
+        )
     return problems, replace(c, **changes)  # type: ignore[arg-type]
 
 

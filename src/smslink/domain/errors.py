@@ -43,6 +43,29 @@ class Action(StrEnum):
     MAP_FIELD = "map_field"  # placeholder: map it to an audience column
 
 
+class Sentence(str):
+    """A message a face can translate: as a `str` it is the English sentence, filled in;
+    `key` is that sentence with `%(name)s` placeholders and `params` their values (which
+    may be Sentences themselves). A page renders `key` in the user's language; the command
+    line and files keep the English. Made with `say`, which the catalogue extraction looks
+    for (babel.cfg), so every such sentence gets a German translation."""
+
+    key: str
+    params: Mapping[str, object]
+
+    def __new__(cls, key: str, params: Mapping[str, object]) -> Sentence:
+        text = key % {k: str(v) for k, v in params.items()} if params else key
+        sentence = super().__new__(cls, text)
+        sentence.key = key
+        sentence.params = dict(params)
+        return sentence
+
+
+def say(key: str, /, **params: object) -> Sentence:
+    """The sentence `key` with its values: `say("%(count)s placeholders", count=6)`."""
+    return Sentence(key, params)
+
+
 @dataclass(frozen=True, slots=True)
 class Remedy:
     """One thing the user can do, as data: `Remedy(Action.RESUME_RUN, {"run_id": 12})`."""

@@ -13,7 +13,7 @@ import re
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
-from smslink.domain.errors import InvalidInput
+from smslink.domain.errors import InvalidInput, say
 
 #: Twilio's test-credential magic numbers (+15005550000..9). libphonenumber 9.0 treats the
 #: 500 area code as valid personal-communication numbers, but its metadata changes with
@@ -52,9 +52,19 @@ def check_region(region: str) -> str:
     """
     code = region.strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
-        hint = " (the United Kingdom is GB)" if code == "UK" else ""
+        if code == "UK":
+            raise ValueError(
+                say(
+                    "unknown region %(region)s (the United Kingdom is GB): use a two-letter "
+                    "country code such as US, GB or DE",
+                    region=repr(region),
+                )
+            )
         raise ValueError(
-            f"unknown region {region!r}{hint}: use a two-letter country code such as US, GB or DE"
+            say(
+                "unknown region %(region)s: use a two-letter country code such as US, GB or DE",
+                region=repr(region),
+            )
         )
     return code
 

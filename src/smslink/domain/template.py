@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from smslink.domain.errors import Action, InvalidInput, Problem, Remedy
+from smslink.domain.errors import Action, InvalidInput, Problem, Remedy, Sentence, say
 from smslink.domain.models import MAX_BODY_CHARS, MAX_PLACEHOLDERS
 
 #: `[^\W\d]` is "a word character that is not a digit": a letter or underscore. Numeric
@@ -76,7 +76,7 @@ class Template:
 def parse_template(text: str) -> Template:
     """Parse a message, rejecting ones that could never be sent as configured."""
     if not text or not text.strip():
-        raise _bad_message("the message is empty: write the text to send")
+        raise _bad_message(say("the message is empty: write the text to send"))
     names: list[str] = []
     for match in _PLACEHOLDER.finditer(text):
         name = match.group(1)
@@ -85,19 +85,29 @@ def parse_template(text: str) -> Template:
     shortest = len(_PLACEHOLDER.sub(lambda m: "x" if _is_name(m.group(1)) else m.group(0), text))
     if shortest > MAX_BODY_CHARS:
         raise _bad_message(
-            f"the message is {shortest} characters even with one-letter values; Twilio's "
-            f"limit is {MAX_BODY_CHARS} characters per message: shorten it"
+            say(
+                "the message is %(length)s characters even with one-letter values; Twilio's "
+                "limit is %(limit)s characters per message: shorten it",
+                length=shortest,
+                limit=MAX_BODY_CHARS,
+            )
         )
     if len(names) > MAX_PLACEHOLDERS:
         listed = ", ".join(f"<{n}>" for n in names)
         raise _bad_message(
-            f"the message has {len(names)} placeholders ({listed}); "
-            f"at most {MAX_PLACEHOLDERS} are allowed: remove {len(names) - MAX_PLACEHOLDERS}"
+            say(
+                "the message has %(count)s placeholders (%(listed)s); at most %(limit)s are "
+                "allowed: remove %(extra)s",
+                count=len(names),
+                listed=listed,
+                limit=MAX_PLACEHOLDERS,
+                extra=len(names) - MAX_PLACEHOLDERS,
+            )
         )
     return Template(text, tuple(names))
 
 
-def _bad_message(message: str) -> TemplateError:
+def _bad_message(message: Sentence) -> TemplateError:
     return TemplateError(problems=[Problem("message", message)])
 
 
@@ -116,24 +126,39 @@ def mapping_problems(
     the whole mapping in one go instead of one error per attempt."""
     problems: list[Problem] = []
     if not phone_column or not phone_column.strip():
-        problems.append(Problem("phone_column", "the phone number column is not set"))
+        problems.append(Problem("phone_column", say("the phone number column is not set")))
     for name in template.placeholders:
         column = mapping.get(name)
         remedy = Remedy(Action.MAP_FIELD, {"placeholder": name})
         if column is None:
-            problems.append(Problem(f"mapping.{name}", f"<{name}> is not mapped", remedy))
+            problems.append(
+                Problem(f"mapping.{name}", say("<%(name)s> is not mapped", name=name), remedy)
+            )
         elif not column.strip():
             problems.append(
-                Problem(f"mapping.{name}", f"<{name}> is mapped to an empty column name", remedy)
+                Problem(
+                    f"mapping.{name}",
+                    say("<%(name)s> is mapped to an empty column name", name=name),
+                    remedy,
+                )
             )
     for name in mapping:
         if name in template.placeholders:
             continue
-        message = f"<{name}> is mapped, but it is not in the message"
         same_but_case = [p for p in template.placeholders if p.casefold() == name.casefold()]
         if same_but_case:
-            message += f" (did you mean <{same_but_case[0]}>? names are case-sensitive)"
-        problems.append(Problem(f"mapping.{name}", message + ": remove it or fix the name"))
+            message = say(
+                "<%(name)s> is mapped, but it is not in the message (did you mean "
+                "<%(similar)s>? names are case-sensitive): remove it or fix the name",
+                name=name,
+                similar=same_but_case[0],
+            )
+        else:
+            message = say(
+                "<%(name)s> is mapped, but it is not in the message: remove it or fix the name",
+                name=name,
+            )
+        problems.append(Problem(f"mapping.{name}", message))
     return problems
 
 

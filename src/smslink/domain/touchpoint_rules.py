@@ -8,7 +8,7 @@ every problem comes back at once, each naming its field (`name`, `message`,
 
 from __future__ import annotations
 
-from smslink.domain.errors import InvalidInput, Problem
+from smslink.domain.errors import InvalidInput, Problem, say
 from smslink.domain.models import Touchpoint
 from smslink.domain.names import check_name
 from smslink.domain.template import TemplateError, mapping_problems, parse_template
@@ -25,9 +25,9 @@ def checked_touchpoint(touchpoint: Touchpoint) -> Touchpoint:
 def touchpoint_problems(t: Touchpoint) -> list[Problem]:
     problems: list[Problem] = []
     try:
-        check_name(t.name, "touchpoint name")
+        check_name(t.name, say("touchpoint name"))
     except ValueError as error:
-        problems.append(Problem("name", str(error)))
+        problems.append(Problem("name", error.args[0]))
     try:
         template = parse_template(t.message)
     except TemplateError as error:

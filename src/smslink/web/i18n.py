@@ -20,6 +20,8 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
+from smslink.domain.errors import Sentence
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 #: The languages the pages speak, the first being the one used when nothing matches.
 LANGUAGES = ("en", "de")
@@ -76,6 +78,25 @@ def _(message: str, **values: object) -> str:
     """`message` in the current language, with `%(name)s` values filled in."""
     text = translations(current()).ugettext(message)
     return text % values if values else text
+
+
+def translated(text: object) -> str:
+    """A message from the layers below in the current language: a `Sentence` (the domain's
+    and application's problems) is looked up by its English key and filled with its values
+    (themselves translated, numbers written as the language writes them); anything else is
+    shown as it is."""
+    if not isinstance(text, Sentence):
+        return str(text)
+    values = {name: _value(value) for name, value in text.params.items()}
+    return translations(current()).ugettext(text.key) % values if values else _(text.key)
+
+
+def _value(value: object) -> str:
+    if isinstance(value, Sentence):
+        return translated(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return number(value)
+    return str(value)
 
 
 def ngettext(singular: str, plural: str, n: int, **values: object) -> str:

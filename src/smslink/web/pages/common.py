@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from smslink.app import Smslink
 from smslink.domain.errors import InvalidInput, SmslinkError
 from smslink.domain.models import Role, User
-from smslink.web.i18n import _
+from smslink.web.i18n import _, translated
 from smslink.web.runner import RunExecutor
 from smslink.web.session import check_csrf, require, session_user
 from smslink.web.templating import render
@@ -63,14 +63,15 @@ def field_errors(error: InvalidInput) -> tuple[dict[str, str], list[str]]:
     by_field: dict[str, str] = {}
     general: list[str] = []
     for problem in error.problems:
+        message = translated(problem.message)
         if problem.field in by_field:
-            by_field[problem.field] += "; " + problem.message
+            by_field[problem.field] += "; " + message
         elif problem.field:
-            by_field[problem.field] = problem.message
+            by_field[problem.field] = message
         else:
-            general.append(problem.message)
+            general.append(message)
     if not error.problems:
-        general.append(str(error))
+        general.append(translated(error.args[0] if error.args else str(error)))
     return by_field, general
 
 
