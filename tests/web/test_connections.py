@@ -96,3 +96,17 @@ def test_problems_are_shown_in_the_users_language(site: Site, simulator: str) ->
     assert "&#39;AC1&#39; ist keine Account SID" in answer.text
     assert "verwendet unverschlüsseltes http" in answer.text
     assert "0 Anfragen gleichzeitig: 1 bis 1.000 angeben" in answer.text  # German numbers
+
+
+def test_a_test_sms_shows_its_final_status(site: Site, simulator: str) -> None:
+    s = site.signed_in(ADMIN)
+    site.post(s, "/connections/new", _settings(simulator), "/connections/new")
+
+    def send(to: str) -> str:
+        return site.post(s, "/connections/sim/test-sms", {"to": to}, "/connections/sim").text
+
+    delivered, refused, bad = send("(212) 555-0199"), send("+15005550001"), send("12")
+
+    assert "The test SMS to +12125550199 was delivered." in delivered
+    assert "ended error: 21211" in refused  # Twilio's magic invalid number
+    assert 'id="e-to"' in bad and "not a valid phone number" in bad

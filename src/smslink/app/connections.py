@@ -9,6 +9,7 @@ a token: `ConnectionView` says only whether one is set.
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -16,7 +17,8 @@ from enum import StrEnum
 from smslink.domain.base_url import check_base_url, display_base_url
 from smslink.domain.connection_rules import checked_connection, connection_problems
 from smslink.domain.errors import InvalidInput, Problem
-from smslink.domain.models import Connection, LastTest
+from smslink.domain.models import TWILIO_FINAL, Connection, LastTest, result_for_twilio_status
+from smslink.domain.phone import PhoneError, normalize_phone
 from smslink.store import Store
 from smslink.twilio import ApiError, NotTwilio, TwilioClient, TwilioError
 
@@ -83,6 +85,10 @@ class ConnectionChanges:
     request_timeout_s: float | None = None
 
 
+#: What a test SMS says: recognisable, and no marketing by mistake.
+TEST_MESSAGE = "smslink test message: this connection can send SMS."
+
+
 class ConnectionTestOutcome(StrEnum):
     """How a connection test ended."""
 
@@ -109,6 +115,19 @@ class ConnectionTest:
     @property
     def ok(self) -> bool:
         return self.outcome is ConnectionTestOutcome.OK
+
+
+@dataclass(frozen=True, slots=True)
+class TestMessage:
+    """How a test SMS ended: Twilio's final status (or the last one seen when waiting ran
+    out), in the result vocabulary, with Twilio's code and message when it failed."""
+
+    to: str
+    status: str  # delivered, undelivered, failed, sent, error
+    twilio_status: str | None = None
+    sid: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
 
 
 class Connections:
@@ -184,6 +203,48 @@ class Connections:
         )
         self._store.catalogue.record_test(name, LastTest(datetime.now(UTC), result.ok, message))
         return result
+
+    async def send_test_message(
+        self, name: str, to: str, *, wait_s: float = 30.0, poll_s: float = 1.0
+    ) -> TestMessage:
+        """Send "smslink test message" to `to` through the connection and wait (up to
+        `wait_s`) for its final status: the administrator's proof that messages really go
+        out. The number is read like an audience's phone (the connection's region)."""
+        connection = self._store.catalogue.get_connection(name)
+        try:
+            check_base_url(connection.base_url)
+            number = normalize_phone(to, connection.region)
+        except PhoneError as error:
+            raise InvalidInput(problems=[Problem("to", str(error))]) from None
+        except ValueError as error:
+            raise InvalidInput(problems=[Problem("base_url", error.args[0])]) from None
+        async with TwilioClient.for_connection(connection) as client:
+            try:
+                message = await client.create_message(
+                    to=number,
+                    body=TEST_MESSAGE,
+                    from_number=connection.from_number,
+                    messaging_service_sid=connection.messaging_service_sid,
+                )
+            except ApiError as error:
+                return TestMessage(number, "error", None, None, error.code, error.message)
+            except TwilioError as error:
+                return TestMessage(number, "error", None, None, None, str(error))
+            deadline = asyncio.get_running_loop().time() + wait_s
+            while message.status not in TWILIO_FINAL:
+                if asyncio.get_running_loop().time() >= deadline:
+                    break
+                await asyncio.sleep(poll_s)
+                with suppress(TwilioError):
+                    message = await client.fetch_message(message.sid)
+        return TestMessage(
+            number,
+            str(result_for_twilio_status(message.status)),
+            message.status,
+            message.sid,
+            message.error_code,
+            message.error_message,
+        )
 
     async def _test(self, name: str, timeout_s: float) -> ConnectionTest:
         connection = self._store.catalogue.get_connection(name)

@@ -14,7 +14,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from smslink.app.connections import ConnectionChanges, ConnectionTest, ConnectionView
+from smslink.app.connections import (
+    ConnectionChanges,
+    ConnectionTest,
+    ConnectionView,
+    TestMessage,
+)
 from smslink.domain.errors import InvalidInput, Problem
 from smslink.domain.models import (
     DEFAULT_BASE_URL,
@@ -197,6 +202,23 @@ async def test(request: Request, name: str) -> Response:
     return _form(request, user, view, _values(view), {}, [], result)
 
 
+@router.post("/connections/{name}/test-sms")
+async def test_sms(request: Request, name: str) -> Response:
+    """Send a test SMS to the number the administrator typed and show its final status."""
+    user = administrator(request)
+    posted = await form(request)
+    app = smslink(request)
+    to = text(posted, "to")
+    try:
+        sent = await app.connections.send_test_message(name, to)
+    except InvalidInput as error:
+        view = app.connections.show(name)
+        errors, general = field_errors(error)
+        return _form(request, user, view, _values(view), errors, general, None, sms_to=to)
+    view = app.connections.show(name)
+    return _form(request, user, view, _values(view), {}, [], None, sms=sent, sms_to=to)
+
+
 @router.post("/connections/{name}/delete")
 async def delete(request: Request, name: str) -> Response:
     administrator(request)
@@ -214,6 +236,8 @@ def _form(
     general: list[str],
     test_result: ConnectionTest | None,
     status_code: int = 200,
+    sms: TestMessage | None = None,
+    sms_to: str = "",
 ) -> Response:
     return render(
         request,
@@ -226,6 +250,8 @@ def _form(
         errors=errors,
         general=general,
         test=test_result,
+        sms=sms,
+        sms_to=sms_to,
         added=request.query_params.get("added") == "1",
         saved=request.query_params.get("saved") == "1",
     )
