@@ -23,7 +23,7 @@ $(MO): $(LOCALE)/de/LC_MESSAGES/messages.po $(STAMP)
 # (untranslated, for a translator; the lint check fails until each has its German).
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k say -o $(LOCALE)/messages.pot --no-location --sort-output --omit-header . >/dev/null
-	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages -l de --no-fuzzy-matching --omit-header
+	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages -l de --no-fuzzy-matching
 
 demo: $(STAMP)
 	$(BIN)/smslink demo

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
 from smslink.store import NotFound, Store, open_store
+from smslink.store.deliveries import UNFINISHED
 from smslink.store.schema import deliveries as deliveries_table
 from smslink.store.secrets import SecretBox
 from tests.store.records import NOW, deliveries, new_run
@@ -218,3 +219,89 @@ def test_totals_count_by_stage_and_by_result_status(store: Store):
     assert (t.total, t.pending, t.posting, t.tracking, t.done) == (10, 4, 2, 1, 3)
     assert t.by_status == {"delivered": 2, "failed": 1}
     assert store.deliveries.totals(run_id + 1).total == 0
+
+
+# -- page, count, final_over_time: the run page's table and chart ----------------------------
+
+
+def _finished(store: Store, run_id: int, n: int) -> None:
+    """`n` deliveries: every 3rd delivered, every 3rd+1 failed with an error message, the
+    rest left PENDING; each finished one a second after the one before."""
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(n)), ["mobile"])
+    store.deliveries.claim_pending(run_id, n, NOW)
+    store.deliveries.save_progress(
+        [
+            Progress(
+                run_id,
+                i,
+                Stage.DONE,
+                ResultStatus.DELIVERED if i % 3 == 0 else ResultStatus.FAILED,
+                error_message=None if i % 3 == 0 else f"Carrier said no_{i}%",
+                updated_at=NOW + timedelta(seconds=i),
+            )
+            for i in range(n)
+            if i % 3 != 2
+        ]
+    )
+
+
+def test_page_filters_by_status_and_text_and_pages_by_offset_or_key(store: Store):
+    run_id = new_run(store)
+    _finished(store, run_id, 30)
+    other = new_run(store)
+    _finished(store, other, 5)
+
+    first = store.deliveries.page(run_id, limit=4)
+    second = store.deliveries.page(run_id, offset=4, limit=4)
+    after = store.deliveries.page(run_id, after_seq=27, limit=10)
+    failed = store.deliveries.page(run_id, statuses=["failed"], limit=100)
+    unfinished = store.deliveries.page(run_id, statuses=[UNFINISHED], limit=100)
+    either = store.deliveries.page(run_id, statuses=["delivered", UNFINISHED], limit=100)
+
+    assert [d.seq for d in first] == [0, 1, 2, 3] and first[0].row["first_name"] == "Zoë 0"
+    assert [d.seq for d in second] == [4, 5, 6, 7]
+    assert [d.seq for d in after] == [28, 29]
+    assert [d.seq for d in failed] == [i for i in range(30) if i % 3 == 1]
+    assert {d.stage for d in unfinished} == {Stage.POSTING} and len(unfinished) == 10
+    assert len(either) == 20
+    assert store.deliveries.page(run_id, statuses=[]) == []
+    assert store.deliveries.count(run_id) == 30
+    assert store.deliveries.count(run_id, statuses=["failed"]) == 10
+    assert store.deliveries.count(run_id, statuses=[]) == 0
+
+
+def test_text_matches_phone_row_and_error_ignoring_case_and_wildcards(store: Store):
+    run_id = new_run(store)
+    _finished(store, run_id, 30)
+
+    by_phone = store.deliveries.page(run_id, text="+15550000012")
+    by_row = store.deliveries.page(run_id, text="ZOë 2")  # ASCII letters fold on both
+    by_error = store.deliveries.page(run_id, text="CARRIER SAID NO_1")
+    literal = store.deliveries.count(run_id, text="no_4%")
+
+    assert [d.seq for d in by_phone] == [12]
+    assert [d.seq for d in by_row] == [2, *range(20, 30)]
+    assert [d.seq for d in by_error] == [1, 10, 13, 16, 19]
+    assert literal == 1  # "%" and "_" are plain characters, not wildcards
+    assert store.deliveries.count(run_id, text="no_%") == 0
+    assert store.deliveries.count(run_id, statuses=["failed"], text="no_1") == 5
+
+
+def test_final_over_time_counts_by_bucket_and_status(store: Store):
+    run_id = new_run(store)
+    _finished(store, run_id, 12)  # final at NOW + i seconds, i not 2, 5, 8, 11
+
+    buckets = store.deliveries.final_over_time(run_id, start=NOW, width_s=4)
+    late_start = store.deliveries.final_over_time(
+        run_id, start=NOW + timedelta(seconds=6), width_s=100
+    )
+
+    assert buckets == [
+        (0, "delivered", 2),  # 0, 3
+        (0, "failed", 1),  # 1
+        (1, "delivered", 1),  # 6
+        (1, "failed", 2),  # 4, 7
+        (2, "delivered", 1),  # 9
+        (2, "failed", 1),  # 10
+    ]
+    assert late_start == [(0, "delivered", 4), (0, "failed", 4)]  # earlier ones in bucket 0

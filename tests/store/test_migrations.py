@@ -82,6 +82,7 @@ def _v2_database(url: str, key: bytes) -> int:
                 conn.exec_driver_sql(f"ALTER TABLE connections DROP COLUMN {column}")
             conn.exec_driver_sql("DROP TABLE api_tokens")
             conn.exec_driver_sql("DROP TABLE users")
+            conn.exec_driver_sql("DROP TABLE optout_removals")  # version 5
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
         assert not inspect(engine).has_table(VERSION_TABLE)
         assert "stop_requested_at" not in _columns(engine, "runs")
@@ -150,8 +151,8 @@ def _differences(url: str) -> list[object]:
         engine.dispose()
 
 
-def test_schema_version_is_4():
-    assert SCHEMA_VERSION == 4  # bumping it needs a migration and a test here
+def test_schema_version_is_5():
+    assert SCHEMA_VERSION == 5  # bumping it needs a migration and a test here
 
 
 def test_a_version_1_database_upgrades_in_place_and_keeps_its_data(url: str, key: bytes):
@@ -464,3 +465,40 @@ def test_a_version_2_database_gains_stop_requests_with_none_pending(url: str, ke
         assert store.runs.stop_requested(run_id) is True
 
     assert _version(url) == str(SCHEMA_VERSION) and _revisions(url) == [HEAD]
+
+
+def _v4_database(url: str, key: bytes) -> None:
+    """A filled database as version 4 left it, with an opt-out: revision 0005 undone."""
+    _filled_database(url, key)
+    with open_store(url, secret_box=SecretBox(key)) as store:
+        optout = OptOut("+15005550006", "+12125550101", datetime(2026, 11, 26, tzinfo=UTC), 1)
+        store.catalogue.add_optout(optout)
+    db = Database(url)
+    try:
+        with db.engine.begin() as conn:
+            command.downgrade(runner.config(conn), "0004")
+    finally:
+        db.dispose()
+    assert (_revisions(url), _version(url)) == (["0004"], "4")
+
+
+def test_a_version_4_database_gains_the_removal_history_and_keeps_its_optouts(url: str, key: bytes):
+    """Revision 0005 on a filled version 4 database: the opt-outs stay, the history starts
+    empty, and a removal is kept with who, when and why."""
+    _v4_database(url, key)
+
+    with open_store(url, secret_box=SecretBox(key)) as store:
+        [optout] = store.catalogue.list_optouts()
+        assert store.catalogue.list_optout_removals() == []
+        removed = store.catalogue.remove_optouts(optout.phone, removed_by="ada", reason="START")
+        [removal] = store.catalogue.list_optout_removals()
+
+    assert removed == 1
+    assert (removal.phone, removal.sender, removal.run_id) == (optout.phone, optout.sender, 1)
+    assert (removal.removed_by, removal.reason, removal.opted_out_at) == (
+        "ada",
+        "START",
+        optout.created_at,
+    )
+    assert (_revisions(url), _version(url)) == ([HEAD], str(SCHEMA_VERSION))
+    assert _differences(url) == []

@@ -26,26 +26,33 @@ _PLACEHOLDERS = re.compile(r"%\((\w+)\)s")
 
 
 class _Text(HTMLParser):
-    """The text and readable attributes of a template's literal HTML."""
+    """The text and readable attributes of a template's literal HTML. An element marked
+    `translate="no"` (HTML's own attribute: a command line, say) is left out; so is the
+    `value` of a button, which nobody sees (an `<input type=submit>` shows its value)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.found: list[str] = []
-        self._skip = 0
+        self._skipping: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
-            self._skip += 1
+        attributes = dict(attrs)
+        if self._skipping or tag in ("script", "style") or attributes.get("translate") == "no":
+            self._skipping.append(tag)
+            return
+        shown_value = tag == "input" and attributes.get("type") in ("submit", "button", "reset")
         for name, value in attrs:
-            if name in READ_ATTRIBUTES and value and not (tag == "input" and name == "value"):
+            if name == "value" and not shown_value:
+                continue
+            if name in READ_ATTRIBUTES and value:
                 self.found.append(value)
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self._skip -= 1
+        if self._skipping and self._skipping[-1] == tag:
+            self._skipping.pop()
 
     def handle_data(self, data: str) -> None:
-        if not self._skip:
+        if not self._skipping:
             self.found.append(data)
 
 
@@ -80,11 +87,12 @@ def test_the_check_finds_text_that_is_not_marked(tmp_path: Path) -> None:
     page = tmp_path / "page.html"
     page.write_text(
         '<h1>{{ _("Runs") }}</h1><p>Nothing yet</p><input placeholder="Search" value="{{ v }}">'
-        "<span title=\"{{ _('x') }}\">smslink</span>",
+        "<span title=\"{{ _('x') }}\">smslink</span><button value=\"save\">{{ _('Save') }}</button>"
+        '<input type="submit" value="Go"><pre translate="no">curl <b>-H</b> x</pre><p>Left</p>',
         encoding="utf-8",
     )
 
-    assert _literal_text(page) == ["Nothing yet", "Search", "smslink"]
+    assert _literal_text(page) == ["Nothing yet", "Search", "smslink", "Go", "Left"]
 
 
 def _messages() -> dict[str, str]:

@@ -5,7 +5,13 @@ wrong password and an unknown name cost the same time, so the sign-in page does 
 which names exist. API tokens are random (256 bits), shown once when created, and kept as
 a SHA-256 (enough for a secret of that strength; no salt needed) with their first
 characters to tell them apart. Disabling a user or resetting a password ends every session
-issued before it (see `session_user`).
+issued before it (see `session_user`), and a disabled user's tokens are refused.
+
+There is always an enabled administrator: `update` refuses to take the role of the last one
+or to disable them (`LastAdministrator`, a problem of the field `role` or `disabled`).
+Everyone holds their own tokens; an administrator may see and revoke anyone's (a leaked
+token of someone on holiday), but creates tokens only for themselves, since whoever sees a
+token can act as its user.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from smslink.domain.errors import InvalidInput, Problem
 from smslink.domain.models import ApiToken, Role, User
 from smslink.domain.names import check_name
 from smslink.store import NotFound, Store
+from smslink.store.accounts import LastAdministrator
+
+__all__ = ["MAX_PASSWORD_CHARS", "MIN_PASSWORD_CHARS", "TOKEN_PREFIX", "LastAdministrator", "Users"]
 
 #: Shorter passwords are refused: NIST SP 800-63B asks for at least 8; 10 leaves room.
 MIN_PASSWORD_CHARS = 10
@@ -57,9 +66,10 @@ class Users:
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user when the name and password match and the user is not disabled."""
-        found = self._accounts.find_user(name) if len(password) <= MAX_PASSWORD_CHARS else None
+        usable = len(password) <= MAX_PASSWORD_CHARS and _storable(password) and _storable(name)
+        found = self._accounts.find_user(name) if usable else None
         if found is None:
-            _verify(_DUMMY_HASH, password[:MAX_PASSWORD_CHARS])
+            _verify(_DUMMY_HASH, password[:MAX_PASSWORD_CHARS] if usable else "")
             return None
         user, password_hash = found
         if not _verify(password_hash, password) or user.disabled:
@@ -100,7 +110,8 @@ class Users:
         locale: str | None = None,
         time_zone: str | None = None,
     ) -> User:
-        """Change a user; a new password or disabling ends their sessions."""
+        """Change a user; a new password or disabling ends their sessions. NotFound for
+        no such user; LastAdministrator when no enabled administrator would be left."""
         if password is not None:
             problems = _password_problems(password)
             if problems:
@@ -119,10 +130,9 @@ class Users:
 
     def create_token(self, user_id: int, name: str) -> tuple[ApiToken, str]:
         """A new token for the user: its record, and the token itself, shown only now."""
-        try:
-            check_name(name, "token name")
-        except ValueError as error:
-            raise InvalidInput(problems=[Problem("name", str(error))]) from None
+        problems = _name_problems(name, "token name")
+        if problems:
+            raise InvalidInput(problems=problems)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         record = self._accounts.add_token(
             user_id, name, _token_hash(token), token[: len(TOKEN_PREFIX) + 4], now=self._clock()
@@ -141,9 +151,22 @@ class Users:
         return user
 
     def tokens(self, user_id: int | None = None) -> builtins.list[ApiToken]:
+        """The tokens of `user_id` (every user's when None), revoked ones included, oldest
+        first."""
         return self._accounts.list_tokens(user_id)
 
-    def revoke_token(self, token_id: int) -> ApiToken:
+    def token(self, token_id: int, *, owner: int | None = None) -> ApiToken:
+        """One token's record; NotFound when there is none, or when `owner` is given and
+        it is someone else's (which is not told apart from none at all)."""
+        record = self._accounts.get_token(token_id)
+        if owner is not None and record.user_id != owner:
+            raise NotFound(f"no API token {token_id}")
+        return record
+
+    def revoke_token(self, token_id: int, *, owner: int | None = None) -> ApiToken:
+        """Revoke a token at once (revoking it again changes nothing); with `owner`, only
+        that user's (NotFound for anyone else's)."""
+        self.token(token_id, owner=owner)
         return self._accounts.revoke_token(token_id, now=self._clock())
 
 
@@ -158,15 +181,28 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _name_problems(name: str) -> list[Problem]:
+def _storable(text: str) -> bool:
+    """Whether `text` can be written as UTF-8 (no lone surrogates, which JSON can carry)."""
     try:
-        check_name(name, "user name")
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _name_problems(name: str, what: str = "user name") -> list[Problem]:
+    try:
+        check_name(name, what)
     except ValueError as error:
         return [Problem("name", str(error))]
+    if not _storable(name):
+        return [Problem("name", f"the {what} contains characters that are not text")]
     return []
 
 
 def _password_problems(password: str) -> list[Problem]:
+    if not _storable(password):
+        return [Problem("password", "the password contains characters that are not text")]
     if len(password) < MIN_PASSWORD_CHARS:
         return [
             Problem(

@@ -6,6 +6,7 @@ forget one when the recipient has opted back in (replied START), so runs send to
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
@@ -54,10 +55,15 @@ def remove(
         str | None,
         typer.Option("--sender", help=_SENDER_HELP + " Without it: every sender."),
     ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Why (kept with the removal, e.g. 'replied START on 2026-11-29')."),
+    ] = None,
 ) -> None:
     """Forget an opt-out after the recipient opted back in (replied START): runs send again."""
+    by = f"{getpass.getuser()} (command line)"
     with session() as smslink:
-        removal = smslink.optouts.remove(phone, sender)
+        removal = smslink.optouts.remove(phone, sender, reason=reason, by=by)
     where = f"from {removal.sender}" if removal.sender else "from any sender"
     if not removal.removed:
         fail(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from smslink.audience.readers import AudienceError, file_digest, open_audience
-from smslink.audience.writers import check_results_path, open_results
+from smslink.audience.writers import ResultWriter, check_results_path, open_results
 from smslink.domain.models import Delivery, Run, Stage
 from smslink.store import Store
 
@@ -51,19 +51,8 @@ def export_results(store: Store, run: Run, path: Path, *, overwrite: bool = Fals
 
 
 def _write(store: Store, run: Run, path: Path, *, overwrite: bool) -> tuple[int, int]:
-    audience = run.snapshot.audience
     rows = unfinished = 0
-    with open_results(
-        path,
-        run.columns,
-        # Spreadsheet users get back what they gave: their delimiter, and a BOM when the
-        # audience came from Excel, so umlauts and columns open right in European Excel.
-        delimiter=audience.delimiter if audience else None,
-        bom=audience.excel if audience else False,
-        sep_line=audience.sep_line if audience else False,
-        overwrite=overwrite,
-        input_path=Path(run.input_path),
-    ) as writer:
+    with run_results_writer(run, path, overwrite=overwrite) as writer:
         for delivery in store.deliveries.iter_deliveries(run.id, with_row=True):
             fields = result_fields(delivery)
             rows += 1
@@ -75,6 +64,22 @@ def _write(store: Store, run: Run, path: Path, *, overwrite: bool) -> tuple[int,
                 unfinished += 1
                 writer.write(values, {"status": UNFINISHED, "error_message": "not read yet"})
     return rows, unfinished
+
+
+def run_results_writer(run: Run, path: Path, *, overwrite: bool) -> ResultWriter:
+    """The results file of `run` at `path`, written the way its audience came in."""
+    audience = run.snapshot.audience
+    return open_results(
+        path,
+        run.columns,
+        # Spreadsheet users get back what they gave: their delimiter, and a BOM when the
+        # audience came from Excel, so umlauts and columns open right in European Excel.
+        delimiter=audience.delimiter if audience else None,
+        bom=audience.excel if audience else False,
+        sep_line=audience.sep_line if audience else False,
+        overwrite=overwrite,
+        input_path=Path(run.input_path),
+    )
 
 
 def _unread_records(run: Run, columns: list[str]) -> Iterator[dict[str, str]]:

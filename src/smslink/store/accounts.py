@@ -4,6 +4,10 @@ Only hashes are kept: a password's Argon2id string (computed by the application 
 owns the hashing policy) and an API token's SHA-256, so a copied database opens no door. A
 user's `password_changed_at` lets the pages reject a session issued before a reset or a
 disabling without a sessions table.
+
+There is always an enabled administrator once there is one: a change that would take the
+last one's role or disable them is refused (`LastAdministrator`), checked under a write lock
+with the change itself, so two administrators demoting each other at once cannot both win.
 """
 
 from __future__ import annotations
@@ -11,19 +15,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from smslink.domain.errors import InvalidInput, Problem
 from smslink.domain.models import ApiToken, Role, User
 from smslink.store.database import Database
-from smslink.store.errors import AlreadyExists, NotFound
+from smslink.store.errors import AlreadyExists, NotFound, StoreError
 from smslink.store.schema import api_tokens, users
+
+#: Serialises the changes that could leave no enabled administrator.
+_ADMINS_LOCK = "smslink:administrators"
+
+
+class LastAdministrator(StoreError, InvalidInput):
+    """The change would leave no enabled administrator, and nobody could manage users or
+    connections any more; `problems` names the field (role, disabled)."""
 
 
 class Accounts:
     """Users (with their password hashes) and their API tokens (as hashes)."""
 
     def __init__(self, db: Database) -> None:
+        self._db = db
         self._engine = db.engine
 
     # -- users ------------------------------------------------------------------------
@@ -46,7 +60,8 @@ class Accounts:
                     )
                 )
         except IntegrityError as e:
-            raise AlreadyExists(f"a user named {name!r} already exists") from e
+            message = f"a user named {name!r} already exists"
+            raise AlreadyExists(message, problems=[Problem("name", message)]) from e
         key = result.inserted_primary_key
         assert key is not None
         return self.get_user(int(key[0]))
@@ -81,7 +96,8 @@ class Accounts:
         now: datetime,
     ) -> User:
         """Change the fields given. A new password or disabling also moves
-        `password_changed_at`, which ends every session issued before it."""
+        `password_changed_at`, which ends every session issued before it. LastAdministrator
+        when the change would leave no enabled administrator (nothing is changed then)."""
         values: dict[str, Any] = {}
         if role is not None:
             values["role"] = role.value
@@ -95,11 +111,21 @@ class Accounts:
             values["locale"] = locale or None
         if time_zone is not None:
             values["time_zone"] = time_zone or None
+        demotes = (role is not None and role is not Role.ADMIN) or disabled is True
         if values:
             with self._engine.begin() as conn:
+                if demotes:  # PostgreSQL: an advisory lock; SQLite: the write lock at once
+                    self._db.hold_write_lock(conn, _ADMINS_LOCK)
                 result = conn.execute(update(users).where(users.c.id == user_id).values(values))
-            if result.rowcount == 0:
-                raise NotFound(f"no user {user_id}")
+                if result.rowcount == 0:
+                    raise NotFound(f"no user {user_id}")
+                if demotes and _enabled_admins(conn) == 0:  # rolled back with the raise
+                    field = "disabled" if disabled else "role"
+                    message = (
+                        "no enabled administrator would be left: make another user an "
+                        "administrator first"
+                    )
+                    raise LastAdministrator(message, problems=[Problem(field, message)])
         return self.get_user(user_id)
 
     # -- API tokens ---------------------------------------------------------------------
@@ -157,12 +183,25 @@ class Accounts:
             self._token(token_id)  # NotFound when there is no such token at all
         return self._token(token_id)
 
+    def get_token(self, token_id: int) -> ApiToken:
+        """The token's record (revoked or not); NotFound when there is none."""
+        return self._token(token_id)
+
     def _token(self, token_id: int) -> ApiToken:
         with self._engine.connect() as conn:
             row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
         if row is None:
             raise NotFound(f"no API token {token_id}")
         return _to_token(row)
+
+
+def _enabled_admins(conn: Connection) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(users)
+        .where(users.c.role == Role.ADMIN.value, users.c.disabled.is_(False))
+    )
+    return int(conn.execute(stmt).scalar() or 0)
 
 
 def _to_user(r: Row[Any]) -> User:

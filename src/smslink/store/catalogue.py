@@ -12,9 +12,11 @@ check-then-write race between processes.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +25,7 @@ from smslink.domain.models import Connection, LastTest, OptOut, Touchpoint
 from smslink.store.database import Database
 from smslink.store.errors import AlreadyExists, InUse, NotFound
 from smslink.store.rows import dumps, to_optout, to_touchpoint
-from smslink.store.schema import connections, optouts, touchpoints
+from smslink.store.schema import connections, optout_removals, optouts, touchpoints
 from smslink.store.secrets import SecretBox
 
 
@@ -263,19 +265,121 @@ class Catalogue:
             rows = conn.execute(select(optouts).where(optouts.c.sender == sender)).all()
         return {r.phone: to_optout(r) for r in rows}
 
-    def list_optouts(self, sender: str | None = None) -> list[OptOut]:
-        """Opt-outs by sender, oldest first within each; only `sender`'s when given."""
-        stmt = select(optouts).order_by(optouts.c.sender, optouts.c.created_at, optouts.c.phone)
-        if sender is not None:
-            stmt = stmt.where(optouts.c.sender == sender)
+    def list_optouts(
+        self, sender: str | None = None, *, phone: str | None = None, limit: int | None = None
+    ) -> list[OptOut]:
+        """Opt-outs by sender, oldest first within each; only `sender`'s and `phone`'s when
+        given; the first `limit` when given."""
+        stmt = _optouts_where(select(optouts), sender, phone).order_by(
+            optouts.c.sender, optouts.c.created_at, optouts.c.phone
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
         with self._engine.connect() as conn:
             return [to_optout(r) for r in conn.execute(stmt).all()]
 
-    def remove_optouts(self, phone: str, sender: str | None = None) -> int:
+    def count_optouts(self, sender: str | None = None, *, phone: str | None = None) -> int:
+        """How many opt-outs `list_optouts` would give without a limit."""
+        stmt = _optouts_where(select(func.count()).select_from(optouts), sender, phone)
+        with self._engine.connect() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def optout_senders(self) -> list[str]:
+        """Every sender someone opted out of, in order."""
+        stmt = select(optouts.c.sender).distinct().order_by(optouts.c.sender)
+        with self._engine.connect() as conn:
+            return [str(s) for s in conn.execute(stmt).scalars()]
+
+    def remove_optouts(
+        self,
+        phone: str,
+        sender: str | None = None,
+        *,
+        removed_by: str | None = None,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
         """Forget `phone`'s opt-out from `sender`, or from every sender when None (they
-        replied START, or were recorded by mistake); returns how many were removed."""
-        stmt = delete(optouts).where(optouts.c.phone == phone)
+        replied START, or were recorded by mistake); returns how many were removed.
+
+        Each removed opt-out is kept in `optout_removals` with who removed it, when and why,
+        in the same transaction as the delete (DELETE ... RETURNING, so what is recorded is
+        exactly what was removed, whatever another process did in between).
+        """
+        wanted = delete(optouts).where(optouts.c.phone == phone)
         if sender is not None:
-            stmt = stmt.where(optouts.c.sender == sender)
+            wanted = wanted.where(optouts.c.sender == sender)
+        stmt = wanted.returning(
+            optouts.c.sender, optouts.c.phone, optouts.c.created_at, optouts.c.run_id
+        )
+        removed_at = now or datetime.now(UTC)
         with self._engine.begin() as conn:
-            return int(conn.execute(stmt).rowcount)
+            removed = conn.execute(stmt).all()
+            if removed:
+                conn.execute(
+                    insert(optout_removals),
+                    [
+                        {
+                            "sender": r.sender,
+                            "phone": r.phone,
+                            "opted_out_at": r.created_at,
+                            "run_id": r.run_id,
+                            "removed_at": removed_at,
+                            "removed_by": removed_by,
+                            "reason": reason,
+                        }
+                        for r in removed
+                    ],
+                )
+        return len(removed)
+
+    def list_optout_removals(
+        self, *, phone: str | None = None, sender: str | None = None, limit: int = 20
+    ) -> list[RemovedOptOut]:
+        """The latest removals first, only `phone`'s and `sender`'s when given."""
+        stmt = select(optout_removals)
+        if phone is not None:
+            stmt = stmt.where(optout_removals.c.phone == phone)
+        if sender is not None:
+            stmt = stmt.where(optout_removals.c.sender == sender)
+        stmt = stmt.order_by(optout_removals.c.removed_at.desc(), optout_removals.c.id.desc())
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt.limit(limit)).all()
+        return [
+            RemovedOptOut(
+                id=r.id,
+                sender=r.sender,
+                phone=r.phone,
+                opted_out_at=r.opted_out_at,
+                run_id=r.run_id,
+                removed_at=r.removed_at,
+                removed_by=r.removed_by,
+                reason=r.reason,
+            )
+            for r in rows
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedOptOut:
+    """An opt-out someone removed: what it was, and who removed it, when and why."""
+
+    id: int
+    sender: str
+    phone: str
+    opted_out_at: datetime  # when the recipient had opted out (first seen)
+    run_id: int | None  # the run that learned it, when one did
+    removed_at: datetime
+    removed_by: str | None  # the user's name; None: the command line
+    reason: str | None
+
+
+_Select = TypeVar("_Select", bound=Select[Any])
+
+
+def _optouts_where(stmt: _Select, sender: str | None, phone: str | None) -> _Select:
+    if sender is not None:
+        stmt = stmt.where(optouts.c.sender == sender)
+    if phone is not None:
+        stmt = stmt.where(optouts.c.phone == phone)
+    return stmt

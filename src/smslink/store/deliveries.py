@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, or_, select, update
 
 from smslink.domain.models import Delivery, Outgoing, Progress, RunTotals, Stage
 from smslink.store.database import Database
@@ -49,6 +49,9 @@ _INSERT_DELIVERY_SQL = (
 
 #: Everything but the input row, which is often most of a delivery's bytes.
 _SLIM_COLUMNS = [c for c in deliveries.c if c.name != "row_json"]
+
+#: In a `statuses` filter: deliveries whose result is not final yet (any stage but DONE).
+UNFINISHED = "unfinished"
 
 
 class DeliveryStore:
@@ -192,3 +195,93 @@ class DeliveryStore:
             if status is not None:
                 t.by_status[status] = t.by_status.get(status, 0) + n
         return t
+
+    def page(
+        self,
+        run_id: int,
+        *,
+        statuses: Collection[str] | None = None,
+        text: str | None = None,
+        offset: int = 0,
+        after_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        """One page of a run's deliveries in seq order, input rows included, for a table
+        or a selection.
+
+        `statuses`: only deliveries whose result status is one of these (`UNFINISHED`
+        stands for those not final yet). `text`: only those whose phone, input row or
+        error message contains it, ignoring case (ASCII letters; no wildcards: `%` and `_`
+        are plain characters). Paged by `offset` (page numbers) or by `after_seq` (keyset,
+        for reading a whole selection page by page). Each page is one short query over the
+        run's rows in key order; nothing is held open between pages.
+        """
+        if statuses is not None and not statuses:
+            return []
+        query = select(deliveries).where(*self._matching(run_id, statuses, text))
+        if after_seq is not None:
+            query = query.where(_D.seq > after_seq)
+        query = query.order_by(_D.seq).limit(max(0, limit)).offset(max(0, offset))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [to_delivery(r, True) for r in rows]
+
+    def count(
+        self, run_id: int, *, statuses: Collection[str] | None = None, text: str | None = None
+    ) -> int:
+        """How many of a run's deliveries `page` would list over all its pages."""
+        if statuses is not None and not statuses:
+            return 0
+        query = select(func.count()).select_from(deliveries)
+        with self._engine.connect() as conn:
+            return int(
+                conn.execute(query.where(*self._matching(run_id, statuses, text))).scalar_one()
+            )
+
+    def final_over_time(
+        self, run_id: int, *, start: datetime, width_s: int
+    ) -> list[tuple[int, str, int]]:
+        """Final results by time: `(bucket, status, count)` for every bucket of `width_s`
+        seconds from `start` (bucket 0) in which deliveries became final, by the time of
+        their last change. Buckets before `start` are counted in bucket 0. One GROUP BY."""
+        width_s = max(1, int(width_s))
+        epoch = self._epoch(_D.updated_at)
+        offset = epoch - literal(int(start.timestamp()))
+        bucket = case((offset < 0, 0), else_=offset // width_s)
+        query = (
+            select(bucket.label("bucket"), _D.status, func.count())
+            .where(_D.run_id == run_id, _D.stage == Stage.DONE.value, _D.updated_at.is_not(None))
+            .group_by(bucket, _D.status)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return sorted((int(b), str(status), int(n)) for b, status, n in rows)
+
+    def _epoch(self, column: ColumnElement[datetime]) -> ColumnElement[int]:
+        """Whole seconds since 1970 of a stored time, in the database's own dialect."""
+        if self._postgres:
+            return cast(func.floor(func.extract("epoch", column)), Integer)
+        return cast(func.strftime("%s", column), Integer)  # SQLite keeps UTC text
+
+    def _matching(
+        self, run_id: int, statuses: Collection[str] | None, text: str | None
+    ) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = [_D.run_id == run_id]
+        if statuses is not None:
+            results = [s for s in statuses if s != UNFINISHED]
+            either: list[ColumnElement[bool]] = []
+            if results:
+                either.append(_D.status.in_(results))
+            if UNFINISHED in statuses:
+                either.append(_D.stage != Stage.DONE.value)
+            where.append(or_(*either))
+        if text:
+            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            # SQLite's LIKE ignores the case of ASCII letters by itself, and is several
+            # times faster than ILIKE's lower() on both sides; PostgreSQL needs ILIKE.
+            columns = (_D.to_number, _D.row_json, _D.error_message)
+            if self._postgres:
+                where.append(or_(*(c.ilike(pattern, escape="\\") for c in columns)))
+            else:
+                where.append(or_(*(c.like(pattern, escape="\\") for c in columns)))
+        return where

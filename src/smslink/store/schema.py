@@ -35,7 +35,8 @@ from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 #: store/migrations/versions named after it (see the README there).
 #: 1: the first release. 2: connections.max_segments_per_second and .request_timeout_s, and
 #: the optouts table. 3: runs.stop_requested_at. 4: users, api_tokens, runs.origin.
-SCHEMA_VERSION = 4
+#: 5: optout_removals.
+SCHEMA_VERSION = 5
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -226,4 +227,24 @@ api_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
+)
+
+# Opt-outs someone removed (version 5): who, when and why, with what the opt-out was, so an
+# opt-out never disappears without a trace (a recipient who replied START, one recorded by
+# mistake). No foreign keys: the history outlives the user, the run and the opt-out itself.
+optout_removals = Table(
+    "optout_removals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender", String(64), nullable=False),
+    Column("phone", String(32), nullable=False),
+    # The opt-out as it was: since when, and the run that learned it.
+    Column("opted_out_at", UTCDateTime, nullable=False),
+    Column("run_id", Integer),
+    Column("removed_at", UTCDateTime, nullable=False),
+    # The user's name at the time; NULL: removed from the command line (no user there).
+    Column("removed_by", String(200)),
+    Column("reason", Text),
+    # The opt-outs page shows a phone's removals beside its search.
+    Index("ix_optout_removals_phone", "phone"),
 )

@@ -17,15 +17,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from smslink.app import Config, Smslink
 from smslink.domain.errors import SmslinkError
 from smslink.web import i18n
 from smslink.web.errors import api_error, error_response
-from smslink.web.pages.common import page_csrf_refused, page_forbidden
+from smslink.web.pages.common import page_csrf_refused, page_forbidden, page_not_found
 from smslink.web.routes import include_routes
 from smslink.web.runner import RunExecutor
 from smslink.web.session import SESSION_HOURS, CsrfRefused, Forbidden, NotSignedIn, SignInBrake
@@ -138,6 +140,31 @@ def create_app(options: ServeOptions) -> FastAPI:
     async def smslink_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, SmslinkError)
         return error_response(request, error, api=_is_api(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, error: Exception) -> Response:
+        """A body or parameter of the wrong shape: the one error shape, by field."""
+        assert isinstance(error, RequestValidationError)
+        problems = [
+            {
+                "field": ".".join(str(part) for part in item.get("loc", ())[1:]) or "body",
+                "message": str(item.get("msg", "invalid")),
+                "remedy": None,
+            }
+            for item in error.errors()
+        ]
+        return api_error(422, "invalid_input", "the request is malformed", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: Exception) -> Response:
+        """Starlette's own refusals (no such path, a method a path does not take) in the
+        API's one shape, and as a page elsewhere."""
+        assert isinstance(error, StarletteHTTPException)
+        if _is_api(request) or request.url.path.startswith("/openapi"):
+            kinds = {404: "not_found", 405: "method_not_allowed", 400: "invalid_input"}
+            kind = kinds.get(error.status_code, "error")
+            return api_error(error.status_code, kind, str(error.detail))
+        return page_not_found(request, error.status_code)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     include_routes(app)

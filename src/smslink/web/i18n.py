@@ -115,6 +115,17 @@ def number(value: float | int, *, digits: int | None = None) -> str:
     return str(format_decimal(value, format=pattern, locale=_locale(current())))
 
 
+def file_size(size: int) -> str:
+    """A size in KB, MB or GB of 1,024 (so the default limit reads "200 MB")."""
+    if size < 1024:
+        return _("%(n)s bytes", n=number(size))
+    for unit, scale in (("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30)):
+        if size < scale * 1024 or unit == "GB":
+            value = size / scale
+            return f"{number(value, digits=0 if value == int(value) else 1)} {unit}"
+    return str(size)  # pragma: no cover
+
+
 def moment(value: datetime | None, time_zone: str | None = None) -> str:
     """A date and time in the user's time zone (UTC when none), as the language writes it."""
     if value is None:

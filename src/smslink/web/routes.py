@@ -10,9 +10,9 @@ from smslink.web.api import optouts as api_optouts
 from smslink.web.api import runs as api_runs
 from smslink.web.api import touchpoints as api_touchpoints
 from smslink.web.api import users as api_users
-from smslink.web.pages import auth, connections, optouts, runs, touchpoints, users
+from smslink.web.pages import apidocs, auth, connections, optouts, runs, touchpoints, users
 
-PAGES = (auth, connections, touchpoints, runs, optouts, users)
+PAGES = (auth, connections, touchpoints, runs, optouts, users, apidocs)
 API = (api_connections, api_touchpoints, api_runs, api_optouts, api_users)
 
 

@@ -3,18 +3,19 @@ with its CSRF token checked, and the pages for refusals."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from smslink.app import Smslink
 from smslink.domain.errors import InvalidInput, SmslinkError
 from smslink.domain.models import Role, User
+from smslink.web.forms import form, text
 from smslink.web.i18n import _, translated
 from smslink.web.runner import RunExecutor
-from smslink.web.session import check_csrf, require, session_user
+from smslink.web.session import require, session_user
 from smslink.web.templating import render
+
+__all__ = ["form", "text"]  # the pages read their forms through here too
 
 
 def smslink(request: Request) -> Smslink:
@@ -40,22 +41,6 @@ def signed_in(request: Request) -> User:
 def administrator(request: Request) -> User:
     """The signed-in administrator; Forbidden for a marketer."""
     return require(viewer(request), Role.ADMIN)
-
-
-async def form(request: Request) -> dict[str, Any]:
-    """The posted form's fields (files included), once its CSRF token is checked."""
-    data = await request.form()
-    check_csrf(request, _text(data.get("csrf")) or request.headers.get("x-csrf-token"))
-    return {key: value for key, value in data.items() if key != "csrf"}
-
-
-def text(fields: dict[str, Any], name: str) -> str:
-    """A text field as typed (a missing field is empty)."""
-    return _text(fields.get(name))
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def field_errors(error: InvalidInput) -> tuple[dict[str, str], list[str]]:
@@ -110,4 +95,15 @@ def page_error(request: Request, error: SmslinkError, status: int) -> HTMLRespon
         status_code=status,
         title=_("That did not work"),
         message=str(error),
+    )
+
+
+def page_not_found(request: Request, status: int = 404) -> HTMLResponse:
+    return render(
+        request,
+        "message.html",
+        viewer(request),
+        status_code=status,
+        title=_("Nothing here"),
+        message=_("This address leads nowhere. Use the menu to find your way."),
     )
