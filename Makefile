@@ -23,7 +23,7 @@ $(MO): $(LOCALE)/de/LC_MESSAGES/messages.po $(STAMP)
 # (untranslated, for a translator; the lint check fails until each has its German).
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k say -o $(LOCALE)/messages.pot --no-location --sort-output --omit-header . >/dev/null
-	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages -l de --no-fuzzy-matching
+	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages -l de --no-fuzzy-matching --ignore-obsolete
 
 demo: $(STAMP)
 	$(BIN)/smslink demo
@@ -38,7 +38,8 @@ test: $(STAMP) $(MO) check
 	$(BIN)/pytest -n auto --dist worksteal
 
 # What every change must keep: ruff, the layering of ARCHITECTURE.md (import-linter) and
-# the types of src/ (mypy). `make test` runs these first; `make lint` adds the format check.
+# the types of src/ (mypy). `make test` runs these first; `make lint` adds the format check
+# and the translation check (every page string marked, every one in German).
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
@@ -46,6 +47,7 @@ check: $(STAMP)
 
 lint: check
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/pytest -p no:cacheprovider tests/web/test_translations.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/send_throughput.py

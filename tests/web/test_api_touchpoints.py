@@ -89,6 +89,30 @@ def test_every_problem_comes_back_at_once_by_field(site: Site, api: requests.Ses
     assert remedy == {"action": "map_field", "args": {"placeholder": "FirstName"}}
 
 
+def test_problems_come_in_the_callers_language_with_the_same_fields(
+    site: Site, api: requests.Session
+) -> None:
+    too_many = {"message": " ".join(f"<P{i}>" for i in range(6))}
+
+    english = api.post(site.url + "/api/touchpoints/inspect", json=too_many).json()
+    german = api.post(
+        site.url + "/api/touchpoints/inspect",
+        json=too_many,
+        headers={"Accept-Language": "de-DE,de;q=0.9"},
+    ).json()
+    refused = api.post(
+        site.url + "/api/touchpoints",
+        json={**WELCOME, "connection": "nope"},
+        headers={"Accept-Language": "de"},
+    ).json()["error"]
+
+    assert [p["field"] for p in english["problems"]] == [p["field"] for p in german["problems"]]
+    assert "at most 5" in english["problems"][0]["message"]
+    assert "höchstens 5" in german["problems"][0]["message"]
+    assert refused["kind"] == "invalid_input"  # the kind and field stay the caller's keys
+    assert "nope" in refused["message"] and "no connection" not in refused["message"]
+
+
 def test_a_taken_name_and_an_unknown_connection_are_problems_of_their_fields(
     site: Site, api: requests.Session
 ) -> None:

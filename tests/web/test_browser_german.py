@@ -171,12 +171,6 @@ def test_a_marketer_runs_the_wizard_in_the_browsers_language(
         page.context.close()
 
 
-@pytest.mark.xfail(
-    reason="POST /api/touchpoints/inspect answers its problems in English whatever the "
-    "Accept-Language (errors.problem_json sends the Sentence's English text), so the "
-    "wizard's live error on a German page is English",
-    strict=False,
-)
 def test_the_live_count_tells_the_placeholder_limit_in_german(
     german: Page, site: Site, simulator: str
 ) -> None:

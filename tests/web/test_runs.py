@@ -532,3 +532,11 @@ def test_the_run_pages_need_a_sign_in(site: Site) -> None:
     for path in ("/runs", "/runs/new", "/runs/1", "/runs/1/table", "/runs/1/results.csv"):
         answer = anonymous.get(site.url + path, allow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/signin")
+
+
+def test_the_sample_audience_is_offered_only_by_the_demo(site: Site) -> None:
+    s = site.signed_in(MARKETER)
+
+    assert s.get(site.url + "/runs/sample-audience.csv").status_code == 404
+    assert "sample-audience.csv" not in s.get(site.url + "/runs/new").text
+    assert "/signin?" in site.session().get(site.url + "/runs/sample-audience.csv").url

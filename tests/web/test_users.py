@@ -10,6 +10,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -301,3 +302,33 @@ def test_my_api_tokens_is_there_for_every_role(site: Site) -> None:
         page = site.signed_in(who).get(site.url + "/tokens")
         assert page.status_code == 200 and "My API tokens" in page.text
         assert "Create token" in page.text
+
+
+def test_each_user_sees_dates_in_their_own_time_zone(site: Site) -> None:
+    s = site.signed_in(MARKETER)
+    create_token(s=s, site=site)
+    utc_page = s.get(site.url + "/tokens").text
+    created = user_named(site, MARKETER[0])
+    with app_of(site) as app:
+        [token] = app.users.tokens(created.id)
+    utc_shown = token.created_at.astimezone(ZoneInfo("UTC")).strftime("%-I:%M")
+    tokyo_shown = token.created_at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%-I:%M")
+
+    saved = site.post(s, "/time-zone", {"time_zone": "Asia/Tokyo"}, "/tokens")
+    tokyo_page = s.get(site.url + "/tokens").text
+    refused = site.post(s, "/time-zone", {"time_zone": "Mars/Olympus_Mons"}, "/tokens")
+    hostile = site.post(s, "/time-zone", {"time_zone": "../../etc/passwd"}, "/tokens")
+    still = s.get(site.url + "/tokens").text
+    other = site.signed_in(ADMIN).get(site.url + "/tokens").text
+
+    assert utc_shown in utc_page
+    assert saved.status_code == 303 and 'name="time_zone" value="Asia/Tokyo"' in tokyo_page
+    assert tokyo_shown in tokyo_page
+    assert refused.status_code == 422 and 'id="e-time-zone"' in refused.text
+    assert "Mars/Olympus_Mons" in refused.text  # kept in the field to correct
+    assert hostile.status_code == 422
+    assert 'name="time_zone" value="Asia/Tokyo"' in still  # a refused zone changes nothing
+    assert 'name="time_zone" value="Asia/Tokyo"' not in other  # each user has their own
+    assert user_named(site, MARKETER[0]).time_zone == "Asia/Tokyo"
+    cleared = site.post(s, "/time-zone", {"time_zone": ""}, "/tokens")
+    assert cleared.status_code == 303 and user_named(site, MARKETER[0]).time_zone is None

@@ -20,7 +20,7 @@ from smslink.app.optouts import OptOuts
 from smslink.app.runs import Runs
 from smslink.app.touchpoints import Touchpoints
 from smslink.app.users import Users
-from smslink.domain.errors import SmslinkError, StorageFailed
+from smslink.domain.errors import SmslinkError, StorageFailed, say
 from smslink.engine import LeaseLost, PreviewTotals, RunCounters, RunRequest, Timings
 from smslink.store import AlreadyExists, InUse, NotFound, RunConflict, Store, open_store
 
@@ -68,7 +68,9 @@ class Smslink:
         except SmslinkError:
             raise
         except Exception as error:
-            raise DatabaseUnavailable(f"cannot open the database: {_first_line(error)}") from error
+            raise DatabaseUnavailable(
+                say("cannot open the database: %(reason)s", reason=_first_line(error))
+            ) from error
         return cls(store, timings=config.timings)
 
     def close(self) -> None:
@@ -98,12 +100,16 @@ def open_app(config: Config | None = None) -> Iterator[Smslink]:
     except SmslinkError:
         raise
     except Exception as error:  # a bad SMSLINK_DATABASE_URL, an unreachable server
-        raise DatabaseUnavailable(f"cannot open the database: {_first_line(error)}") from error
+        raise DatabaseUnavailable(
+            say("cannot open the database: %(reason)s", reason=_first_line(error))
+        ) from error
     try:
         yield Smslink(store, timings=config.timings)
     except SQLAlchemyError as error:
         reason = _first_line(getattr(error, "orig", None) or error)
-        raise StorageFailed(f"the database ({store.url}) failed: {reason}") from error
+        raise StorageFailed(
+            say("the database (%(url)s) failed: %(reason)s", url=store.url, reason=reason)
+        ) from error
     finally:
         store.close()
 

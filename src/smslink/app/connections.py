@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from smslink.domain.base_url import check_base_url, display_base_url
 from smslink.domain.connection_rules import checked_connection, connection_problems
-from smslink.domain.errors import InvalidInput, Problem
+from smslink.domain.errors import InvalidInput, Problem, say
 from smslink.domain.models import TWILIO_FINAL, Connection, LastTest, result_for_twilio_status
 from smslink.domain.phone import PhoneError, normalize_phone
 from smslink.store import Store
@@ -172,7 +172,7 @@ class Connections:
         if "auth_token" in given:
             token = str(given["auth_token"]).strip()
             if not token:
-                raise InvalidInput(problems=[Problem("auth_token", "the new secret is empty")])
+                raise InvalidInput(problems=[Problem("auth_token", say("the new secret is empty"))])
             merged["auth_token"] = token
         return replace(current, **merged)  # type: ignore[arg-type]
 
@@ -215,7 +215,7 @@ class Connections:
             check_base_url(connection.base_url)
             number = normalize_phone(to, connection.region)
         except PhoneError as error:
-            raise InvalidInput(problems=[Problem("to", str(error))]) from None
+            raise InvalidInput(problems=[Problem("to", error.args[0])]) from None
         except ValueError as error:
             raise InvalidInput(problems=[Problem("base_url", error.args[0])]) from None
         async with TwilioClient.for_connection(connection) as client:
@@ -252,7 +252,7 @@ class Connections:
         try:  # stored by an older smslink that allowed it: never send the token in clear
             check_base_url(connection.base_url)
         except ValueError as error:
-            raise InvalidInput(problems=[Problem("base_url", str(error))]) from None
+            raise InvalidInput(problems=[Problem("base_url", error.args[0])]) from None
         client = TwilioClient.for_connection(
             connection, connect_timeout_s=timeout_s, read_timeout_s=timeout_s
         )

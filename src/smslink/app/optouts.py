@@ -16,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from smslink.domain.errors import InvalidInput, Problem
+from smslink.domain.errors import InvalidInput, Problem, say
 from smslink.domain.models import DEFAULT_REGION, OptOut
 from smslink.domain.phone import PhoneError, normalize_phone
 from smslink.store import Store
@@ -142,7 +142,7 @@ def read_phone(raw: str, field: str = "phone") -> str:
     try:
         return normalize_phone(raw, DEFAULT_REGION)
     except PhoneError as error:
-        raise InvalidInput(problems=[Problem(field, str(error))]) from None
+        raise InvalidInput(problems=[Problem(field, error.args[0])]) from None
 
 
 def read_sender(raw: str) -> str:
@@ -153,7 +153,7 @@ def read_sender(raw: str) -> str:
     if re.search(r"[A-Za-z]", text) or re.fullmatch(r"\d{5,6}", compact):
         if _unprintable(text):
             raise InvalidInput(
-                problems=[Problem("sender", "the sender contains control characters")]
+                problems=[Problem("sender", say("the sender contains control characters"))]
             )
         return text
     return read_phone(text, "sender")
@@ -161,16 +161,22 @@ def read_sender(raw: str) -> str:
 
 def _reason_problems(reason: str) -> list[Problem]:
     if not reason:
-        return [Problem("reason", "say why the opt-out goes, e.g. the recipient replied START")]
+        return [
+            Problem("reason", say("say why the opt-out goes, e.g. the recipient replied START"))
+        ]
     if len(reason) > MAX_REASON_CHARS:
         return [
             Problem(
                 "reason",
-                f"the reason is {len(reason)} characters long; keep it under {MAX_REASON_CHARS}",
+                say(
+                    "the reason is %(length)s characters long; keep it under %(limit)s",
+                    length=len(reason),
+                    limit=MAX_REASON_CHARS,
+                ),
             )
         ]
     if _unprintable(reason):
-        return [Problem("reason", "the reason contains control characters: write it as text")]
+        return [Problem("reason", say("the reason contains control characters: write it as text"))]
     return []
 
 

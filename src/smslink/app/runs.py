@@ -229,7 +229,7 @@ class Runs:
     def upload(self, upload_id: str) -> Upload:
         """The upload `upload_id` (as `new_upload` named it); NotFound when there is none."""
         if not _UPLOAD_ID.fullmatch(upload_id):
-            raise NotFound(f"no upload {upload_id!r}")
+            raise NotFound(say("no upload %(upload)s", upload=repr(upload_id)))
         folder = self._uploads() / upload_id
         files = (
             sorted(p for p in folder.iterdir() if p.suffix.lower() in UPLOAD_SUFFIXES)
@@ -238,7 +238,7 @@ class Runs:
         )
         audiences = [p for p in files if not p.stem.endswith("-results")]
         if not audiences:
-            raise NotFound(f"no upload {upload_id!r}")
+            raise NotFound(say("no upload %(upload)s", upload=repr(upload_id)))
         return Upload(upload_id, audiences[0])
 
     def discard_upload(self, upload: Upload) -> None:
@@ -365,10 +365,9 @@ class Runs:
         if run.state is not RunState.COMPLETED:
             raise InvalidInput(
                 say(
-                    "Run %(run)s is %(state)s: only a completed run can be sent again "
+                    "Run %(run)s is not completed: only a completed run can be sent again "
                     "(resume it to finish it first).",
-                    run=run_id,
-                    state=str(run.state),
+                    run=str(run_id),
                 )
             )
         return run

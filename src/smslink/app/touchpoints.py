@@ -26,7 +26,7 @@ from smslink.audience.readers import (
     AudienceError,
     open_audience,
 )
-from smslink.domain.errors import InvalidInput, Problem
+from smslink.domain.errors import InvalidInput, Problem, say
 from smslink.domain.models import MAX_BODY_CHARS, MAX_PLACEHOLDERS, Touchpoint
 from smslink.domain.segments import (
     GSM7_EXTENSION,
@@ -238,13 +238,16 @@ class Touchpoints:
         touchpoint has. Empty when `add` (or an update to it) would store it."""
         problems = touchpoint_problems(touchpoint)
         if not touchpoint.connection.strip():
-            problems.append(Problem("connection", "choose the connection that sends it"))
+            problems.append(Problem("connection", say("choose the connection that sends it")))
         else:
             try:
                 self._store.catalogue.get_connection(touchpoint.connection)
             except NotFound:
                 problems.append(
-                    Problem("connection", f"no connection named {touchpoint.connection!r}")
+                    Problem(
+                        "connection",
+                        say("no connection named %(name)s", name=repr(touchpoint.connection)),
+                    )
                 )
         if new and not any(p.field == "name" for p in problems):
             try:
@@ -255,8 +258,10 @@ class Touchpoints:
                 problems.append(
                     Problem(
                         "name",
-                        f"a touchpoint named {touchpoint.name!r} already exists: "
-                        "choose another name",
+                        say(
+                            "a touchpoint named %(name)s already exists: choose another name",
+                            name=repr(touchpoint.name),
+                        ),
                     )
                 )
         return sorted(problems, key=_wizard_order)
@@ -275,8 +280,12 @@ class Touchpoints:
                 problems=[
                     Problem(
                         "message",
-                        f"the message is {len(message):,} characters long; a message may "
-                        f"have at most {MAX_BODY_CHARS:,}: shorten it",
+                        say(
+                            "the message is %(length)s characters long; a message may have at "
+                            "most %(limit)s: shorten it",
+                            length=len(message),
+                            limit=MAX_BODY_CHARS,
+                        ),
                     )
                 ]
             )
@@ -337,8 +346,12 @@ class Touchpoints:
                 problems=[
                     Problem(
                         "file",
-                        f"the sample is {len(data):,} bytes; at most {MAX_SAMPLE_BYTES:,} "
-                        "are read: the first rows of the audience are enough",
+                        say(
+                            "the sample is %(size)s bytes; at most %(limit)s are read: the "
+                            "first rows of the audience are enough",
+                            size=len(data),
+                            limit=MAX_SAMPLE_BYTES,
+                        ),
                     )
                 ]
             )
@@ -461,15 +474,18 @@ def _read_sample(path: Path, encoding: str | None, *, partial: bool) -> SampleCo
             delimiter, used = reader.delimiter, reader.encoding or "utf-8"
     except AudienceError as error:
         raise InvalidInput(
-            problems=[Problem("file", str(error), error.remedy)], remedy=error.remedy
+            problems=[Problem("file", error.args[0], error.remedy)], remedy=error.remedy
         ) from None
     if not columns:
         raise InvalidInput(
             problems=[
                 Problem(
                     "file",
-                    f"{path.name} has no columns: write one JSON object per line, e.g. "
-                    '{"Phone": "+14155550123", "FirstName": "Ada"}',
+                    say(
+                        "%(file)s has no columns: write one JSON object per line, e.g. %(example)s",
+                        file=path.name,
+                        example='{"Phone": "+14155550123", "FirstName": "Ada"}',
+                    ),
                 )
             ]
         )

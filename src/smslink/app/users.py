@@ -21,11 +21,13 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
+from zoneinfo import available_timezones
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from smslink.domain.errors import InvalidInput, Problem
+from smslink.domain.errors import InvalidInput, Problem, say
 from smslink.domain.models import ApiToken, Role, User
 from smslink.domain.names import check_name
 from smslink.store import NotFound, Store
@@ -116,6 +118,19 @@ class Users:
             problems = _password_problems(password)
             if problems:
                 raise InvalidInput(problems=problems)
+        if time_zone and time_zone not in _time_zones():
+            raise InvalidInput(
+                problems=[
+                    Problem(
+                        "time_zone",
+                        say(
+                            "%(zone)s is not a time zone: choose one such as Europe/Berlin, "
+                            "or leave it empty for UTC",
+                            zone=repr(time_zone[:64]),
+                        ),
+                    )
+                ]
+            )
         return self._accounts.update_user(
             user_id,
             role=role,
@@ -130,7 +145,7 @@ class Users:
 
     def create_token(self, user_id: int, name: str) -> tuple[ApiToken, str]:
         """A new token for the user: its record, and the token itself, shown only now."""
-        problems = _name_problems(name, "token name")
+        problems = _name_problems(name, say("token name"))
         if problems:
             raise InvalidInput(problems=problems)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -160,7 +175,7 @@ class Users:
         it is someone else's (which is not told apart from none at all)."""
         record = self._accounts.get_token(token_id)
         if owner is not None and record.user_id != owner:
-            raise NotFound(f"no API token {token_id}")
+            raise NotFound(say("no API token %(token)s", token=str(token_id)))
         return record
 
     def revoke_token(self, token_id: int, *, owner: int | None = None) -> ApiToken:
@@ -177,6 +192,12 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
+@cache
+def _time_zones() -> frozenset[str]:
+    """The IANA time zone names this machine knows (tzdata)."""
+    return frozenset(available_timezones())
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -190,27 +211,39 @@ def _storable(text: str) -> bool:
     return True
 
 
-def _name_problems(name: str, what: str = "user name") -> list[Problem]:
+def _name_problems(name: str, what: str | None = None) -> list[Problem]:
+    what = what or say("user name")
     try:
         check_name(name, what)
     except ValueError as error:
-        return [Problem("name", str(error))]
+        return [Problem("name", error.args[0])]
     if not _storable(name):
-        return [Problem("name", f"the {what} contains characters that are not text")]
+        return [
+            Problem("name", say("the %(what)s contains characters that are not text", what=what))
+        ]
     return []
 
 
 def _password_problems(password: str) -> list[Problem]:
     if not _storable(password):
-        return [Problem("password", "the password contains characters that are not text")]
+        return [Problem("password", say("the password contains characters that are not text"))]
     if len(password) < MIN_PASSWORD_CHARS:
         return [
             Problem(
                 "password",
-                f"the password has {len(password)} characters; use at least "
-                f"{MIN_PASSWORD_CHARS} (a few words make a good one)",
+                say(
+                    "the password has %(length)s characters; use at least %(minimum)s (a few "
+                    "words make a good one)",
+                    length=len(password),
+                    minimum=MIN_PASSWORD_CHARS,
+                ),
             )
         ]
     if len(password) > MAX_PASSWORD_CHARS:
-        return [Problem("password", f"the password is longer than {MAX_PASSWORD_CHARS}")]
+        return [
+            Problem(
+                "password",
+                say("the password is longer than %(limit)s", limit=MAX_PASSWORD_CHARS),
+            )
+        ]
     return []

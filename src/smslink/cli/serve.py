@@ -60,6 +60,7 @@ def serve(
         options = ServeOptions(
             config=Config.from_environment(),
             secure_cookies=not loopback if secure_cookies is None else secure_cookies,
+            demo=demo,
         )
         console.print(f"smslink on http://{_hostport(host, port)}/ (Ctrl-C stops it)")
         uvicorn.run(create_app(options), host=host, port=port, log_level="warning")

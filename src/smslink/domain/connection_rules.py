@@ -156,5 +156,9 @@ def stored_connection_problem(connection: Connection) -> str | None:
     try:
         check_base_url(connection.base_url)
     except ValueError as error:
-        return f"connection '{connection.name}' cannot be used: {error}; fix its base URL"
+        return say(
+            "connection %(name)s cannot be used: %(problem)s; fix its base URL",
+            name=f"'{connection.name}'",
+            problem=error.args[0],
+        )
     return None

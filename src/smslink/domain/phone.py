@@ -24,19 +24,19 @@ _TWILIO_MAGIC = re.compile(r"\+1500555000\d")
 #: the "00" prefix check below needs them gone first.
 _SEPARATORS = re.compile(r"[\s\-().\u00a0/]")
 
-_PARSE_REASONS = {
-    NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
-    NumberParseException.NOT_A_NUMBER: "not a phone number",
-    NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
-    NumberParseException.TOO_SHORT_NSN: "too short",
-    NumberParseException.TOO_LONG: "too long",
+_PARSE_REASONS: dict[int, str] = {
+    NumberParseException.INVALID_COUNTRY_CODE: say("unknown country code"),
+    NumberParseException.NOT_A_NUMBER: say("not a phone number"),
+    NumberParseException.TOO_SHORT_AFTER_IDD: say("too short"),
+    NumberParseException.TOO_SHORT_NSN: say("too short"),
+    NumberParseException.TOO_LONG: say("too long"),
 }
-_LENGTH_REASONS = {
-    ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
-    ValidationResult.TOO_SHORT: "too short",
-    ValidationResult.TOO_LONG: "too long",
-    ValidationResult.INVALID_LENGTH: "wrong number of digits",
-    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "missing the area code",
+_LENGTH_REASONS: dict[int, str] = {
+    ValidationResult.INVALID_COUNTRY_CODE: say("unknown country code"),
+    ValidationResult.TOO_SHORT: say("too short"),
+    ValidationResult.TOO_LONG: say("too long"),
+    ValidationResult.INVALID_LENGTH: say("wrong number of digits"),
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: say("missing the area code"),
 }
 
 
@@ -79,7 +79,7 @@ def normalize_phone(raw: str, region: str) -> str:
     if text.startswith("00"):
         text = "+" + text[2:]
     if not text:
-        raise PhoneError("the phone number is empty: fill it in or leave this record out")
+        raise PhoneError(say("the phone number is empty: fill it in or leave this record out"))
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
@@ -88,21 +88,36 @@ def normalize_phone(raw: str, region: str) -> str:
     if _TWILIO_MAGIC.fullmatch(e164):
         return e164
     if number.extension:
-        raise _error(raw, text, region, "it has an extension, and SMS cannot reach one")
+        raise _error(raw, text, region, say("it has an extension, and SMS cannot reach one"))
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible != ValidationResult.IS_POSSIBLE:
-        raise _error(raw, text, region, _LENGTH_REASONS.get(possible, "impossible number"))
+        raise _error(raw, text, region, _LENGTH_REASONS.get(possible, say("impossible number")))
     if not phonenumbers.is_valid_number(number):
-        raise _error(raw, text, region, "no such number range")
+        raise _error(raw, text, region, say("no such number range"))
     return e164
 
 
 def _error(raw: str, text: str, region: str, reason: str) -> PhoneError:
     """The user-facing message: the number, why it fails, and a correct example."""
-    where = "" if text.startswith("+") else f" for region {region}"
+    if text.startswith("+"):
+        return PhoneError(
+            say(
+                "%(number)s is not a valid phone number: %(reason)s; write it in "
+                "international form, e.g. %(example)s",
+                number=repr(raw),
+                reason=reason,
+                example=_example(region),
+            )
+        )
     return PhoneError(
-        f"{raw!r} is not a valid phone number{where}: {reason}; "
-        f"write it in international form, e.g. {_example(region)}"
+        say(
+            "%(number)s is not a valid phone number for region %(region)s: %(reason)s; "
+            "write it in international form, e.g. %(example)s",
+            number=repr(raw),
+            region=region,
+            reason=reason,
+            example=_example(region),
+        )
     )
 
 

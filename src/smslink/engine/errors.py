@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smslink.domain.errors import Halted
+from smslink.domain.errors import Halted, say
 
 
 class RunHalted(Halted):
@@ -16,7 +16,10 @@ class LeaseLost(RunHalted):
 
 def lease_lost(run_id: int) -> LeaseLost:
     return LeaseLost(
-        f"this process lost its hold on run {run_id} (it was paused, or the database was "
-        "unreachable, for too long); another process may be working on it now, so this "
-        "one stopped"
+        say(
+            "this process lost its hold on run %(run)s (it was paused, or the database was "
+            "unreachable, for too long); another process may be working on it now, so this "
+            "one stopped",
+            run=str(run_id),
+        )
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from smslink.audience.readers import AudienceError, AudienceReader, file_digest, open_audience
-from smslink.domain.errors import InvalidInput
+from smslink.domain.errors import InvalidInput, say
 from smslink.domain.models import Delivery, Run, Stage
 from smslink.engine.counters import RunCounters
 from smslink.engine.prepare import Recipe, prepare
@@ -119,16 +119,28 @@ def check_audience_unchanged(run: Run) -> None:
         size, sha256 = file_digest(path)
     except OSError as error:
         raise InvalidInput(
-            f"run {run.id} cannot read on: its audience {path} cannot be read "
-            f"({error.strerror}); put the file back exactly as it was"
+            say(
+                "run %(run)s cannot read on: its audience %(path)s cannot be read "
+                "(%(reason)s); put the file back exactly as it was",
+                run=str(run.id),
+                path=str(path),
+                reason=error.strerror,
+            )
         ) from None
     if (size, sha256) == (recorded.size, recorded.sha256):
         return
     raise InvalidInput(
-        f"run {run.id} cannot read on: its audience {path} has changed since the run started "
-        f"({recorded.size:,} bytes then, {size:,} now; the content differs). Reading "
-        f"on from record {run.total + 1} of another file would mix two audiences: put the "
-        "original file back, or start a new run with the new file"
+        say(
+            "run %(run)s cannot read on: its audience %(path)s has changed since the run "
+            "started (%(then)s bytes then, %(now)s now; the content differs). Reading on from "
+            "record %(record)s of another file would mix two audiences: put the original "
+            "file back, or start a new run with the new file",
+            run=str(run.id),
+            path=str(path),
+            then=recorded.size,
+            now=size,
+            record=run.total + 1,
+        )
     )
 
 
@@ -141,6 +153,9 @@ def _check_same_file(run: Run, reader: AudienceReader) -> None:
         return
     if reader.sha256 != recorded.sha256:
         raise AudienceError(
-            f"{Path(run.input_path).name} changed while the run was reading it (its content "
-            "is no longer what was checked when the run started)"
+            say(
+                "%(file)s changed while the run was reading it (its content is no longer "
+                "what was checked when the run started)",
+                file=Path(run.input_path).name,
+            )
         )

@@ -22,7 +22,7 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from smslink.domain.errors import Busy
+from smslink.domain.errors import Busy, say
 from smslink.store import Store
 
 
@@ -105,10 +105,26 @@ class RunLease:
         if refused is not None:
             host, _, rest = refused.partition(":")
             pid = rest.partition(":")[0]
-            until = f" (lease until {expires:%H:%M:%S} UTC)" if expires else ""
+            if expires:
+                raise RunBusy(
+                    say(
+                        "run %(run)s is being worked on by process %(pid)s on %(host)s (lease "
+                        "until %(until)s UTC): wait for it to finish, or stop it, before "
+                        "resuming",
+                        run=str(self._run_id),
+                        pid=pid,
+                        host=host,
+                        until=f"{expires:%H:%M:%S}",
+                    )
+                )
             raise RunBusy(
-                f"run {self._run_id} is being worked on by process {pid} on {host}{until}: "
-                "wait for it to finish, or stop it, before resuming"
+                say(
+                    "run %(run)s is being worked on by process %(pid)s on %(host)s: wait for "
+                    "it to finish, or stop it, before resuming",
+                    run=str(self._run_id),
+                    pid=pid,
+                    host=host,
+                )
             )
         self._held_until = started + self._trust_s
         self._renewal = asyncio.create_task(self._renew())

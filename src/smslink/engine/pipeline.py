@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 
+from smslink.domain.errors import say
 from smslink.domain.models import Connection, Run, Stage
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
@@ -111,7 +112,7 @@ async def send_and_track(
 
 
 #: Why a run stopped when someone asked it to (the Stop button, `runs stop`).
-STOPPED_ON_REQUEST = (
+STOPPED_ON_REQUEST = say(
     "stopped on request; the messages sent so far are tracked again and the rest are sent "
     "when the run resumes"
 )

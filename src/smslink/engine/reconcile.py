@@ -19,6 +19,7 @@ from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+from smslink.domain.errors import say
 from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
@@ -189,7 +190,11 @@ async def settle_posting(
     writer.flush()  # PENDING ones must be claimable before sending starts
     if unanswered:
         raise RunHalted(
-            f"Twilio could not be asked whether {len(left)} interrupted message(s) went out "
-            f"({unanswered[0]}); nothing was sent, and they are checked again when the run "
-            "resumes"
+            say(
+                "Twilio could not be asked whether %(count)s interrupted message(s) went out "
+                "(%(error)s); nothing was sent, and they are checked again when the run "
+                "resumes",
+                count=len(left),
+                error=unanswered[0],
+            )
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from smslink.audience.readers import AudienceError, file_digest, open_audience
 from smslink.audience.writers import ResultWriter, check_results_path, open_results
+from smslink.domain.errors import say
 from smslink.domain.models import Delivery, Run, Stage
 from smslink.store import Store
 
@@ -91,11 +92,17 @@ def _unread_records(run: Run, columns: list[str]) -> Iterator[dict[str, str]]:
     if recorded is not None:
         try:
             if file_digest(path) != (recorded.size, recorded.sha256):
-                raise OSError("it has changed since the run started")
+                raise OSError(say("it has changed since the run started"))
         except OSError as error:
             raise AudienceError(
-                f"run {run.id} has read only {run.total:,} records of its audience, and the "
-                f"rest cannot be listed: {path} {error.strerror or error}"
+                say(
+                    "run %(run)s has read only %(records)s records of its audience, and the "
+                    "rest cannot be listed: %(path)s %(reason)s",
+                    run=str(run.id),
+                    records=run.total,
+                    path=str(path),
+                    reason=error.strerror or (error.args[0] if len(error.args) == 1 else error),
+                )
             ) from None
     with open_audience(path, run.snapshot.encoding) as reader:
         reader.skip(run.total)

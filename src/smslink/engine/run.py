@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from smslink.audience.readers import AudienceError
 from smslink.domain.connection_rules import stored_connection_problem
-from smslink.domain.errors import Action, Remedy
+from smslink.domain.errors import Action, Remedy, say
 from smslink.domain.models import Run, RunState
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
@@ -87,8 +87,11 @@ async def execute_run(
                 store,
                 run_id,
                 RunHalted(
-                    f"{unfinished.total - unfinished.done} deliveries are not finished "
-                    "although sending and tracking ended (a bug): resume the run to finish them"
+                    say(
+                        "%(count)s deliveries are not finished although sending and tracking "
+                        "ended (a bug): resume the run to finish them",
+                        count=unfinished.total - unfinished.done,
+                    )
                 ),
             )
         try:
@@ -98,8 +101,11 @@ async def execute_run(
                 store,
                 run_id,
                 RunHalted(
-                    f"every message is done, but the results file could not be written: "
-                    f"{error}; write them to another file (the results stay in the store)",
+                    say(
+                        "every message is done, but the results file could not be written: "
+                        "%(error)s; write them to another file (the results stay in the store)",
+                        error=_reason(error),
+                    ),
                     remedy=Remedy(Action.RESUME_RUN, {"run_id": run_id, "output": "OTHER-FILE"}),
                 ),
                 cause=error,
@@ -128,6 +134,13 @@ def _stop(store: Store, run_id: int, halt: RunHalted, cause: BaseException | Non
     if halt.remedy is None:
         halt.remedy = Remedy(Action.RESUME_RUN, {"run_id": run_id})
     raise halt from cause
+
+
+def _reason(error: BaseException) -> object:
+    """What an error says: its Sentence when it has one (a page translates it), else its
+    text."""
+    first = error.args[0] if len(error.args) == 1 else None
+    return first if isinstance(first, str) else str(error)
 
 
 def _fix_connection(run: Run) -> Remedy:

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from smslink.domain.errors import Action, Remedy
+from smslink.domain.errors import Action, Remedy, say
 from smslink.domain.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted, lease_lost
@@ -272,8 +272,11 @@ class Sender:
         if error.kind is ErrorKind.CONFIGURATION:
             self._stop(
                 outgoing,
-                f"Twilio refused the connection's settings ({error}); nothing more was sent: "
-                "fix the connection",
+                say(
+                    "Twilio refused the connection's settings (%(error)s); nothing more was "
+                    "sent: fix the connection",
+                    error=error,
+                ),
                 remedy=self._fix_connection(),
             )
             return

@@ -15,7 +15,7 @@ from pathlib import Path
 from smslink.audience.readers import JSONL_SUFFIXES, AudienceScan, scan_audience
 from smslink.audience.writers import check_results_path
 from smslink.domain.connection_rules import stored_connection_problem
-from smslink.domain.errors import Action, InvalidInput, Remedy
+from smslink.domain.errors import Action, InvalidInput, Remedy, say
 from smslink.domain.models import AudienceFacts, Connection, Run, RunSnapshot, RunState, Touchpoint
 from smslink.domain.template import TemplateError
 from smslink.engine.prepare import Recipe
@@ -76,15 +76,21 @@ def start_run(
     missing = recipe.missing_columns(list(scan.columns))
     if missing and request.input_path.suffix.lower() not in JSONL_SUFFIXES:
         raise InputError(
-            f"{request.input_path.name} has no column "
-            + ", ".join(f"'{c}'" for c in missing)
-            + f" (touchpoint '{touchpoint.name}' maps to it); its columns are: "
-            + ", ".join(scan.columns)
+            say(
+                "%(file)s has no column %(missing)s (touchpoint %(touchpoint)s maps to it); "
+                "its columns are: %(columns)s",
+                file=request.input_path.name,
+                missing=", ".join(f"'{c}'" for c in missing),
+                touchpoint=f"'{touchpoint.name}'",
+                columns=", ".join(scan.columns),
+            )
         )
     if scan.records == 0:
         raise InputError(
-            f"{request.input_path.name} has no records (only a header, or nothing): "
-            "there is nothing to send"
+            say(
+                "%(file)s has no records (only a header, or nothing): there is nothing to send",
+                file=request.input_path.name,
+            )
         )
     check_results_path(
         request.output_path, input_path=request.input_path, overwrite=request.overwrite
@@ -125,8 +131,14 @@ def recipe_for(touchpoint: Touchpoint, region: str) -> Recipe:
     try:
         return Recipe.from_touchpoint(touchpoint, region)
     except TemplateError as error:
+        problem = error.problems[0].message if len(error.problems) == 1 else str(error)
         raise InputError(
-            f"touchpoint '{touchpoint.name}': {error}", problems=error.problems
+            say(
+                "touchpoint %(name)s: %(problem)s",
+                name=f"'{touchpoint.name}'",
+                problem=problem,
+            ),
+            problems=error.problems,
         ) from error
 
 
@@ -147,18 +159,38 @@ def _conflict_error(conflict: RunConflict, request: RunRequest) -> InputError:
     started = earlier.created_at.strftime("%Y-%m-%d %H:%M UTC")
     if conflict.reason == "output":
         return InputError(
-            f"run {earlier.id} ({earlier.state}) will write its results to "
-            f"{request.output_path}; choose another output file, or finish that run first",
+            say(
+                "run %(run)s (%(state)s) will write its results to %(path)s; choose another "
+                "output file, or finish that run first",
+                run=str(earlier.id),
+                state=str(earlier.state),
+                path=str(request.output_path),
+            ),
             remedy=Remedy(Action.CHOOSE_OUTPUT, {"path": str(request.output_path)}),
         )
     if earlier.state is RunState.COMPLETED:
-        when = f"completed; it started {started}"
-    else:
-        when = f"{earlier.state}, started {started}: resume it rather than start another"
+        return RepeatedSend(
+            say(
+                "touchpoint %(touchpoint)s was already sent to an audience with exactly this "
+                "content in run %(run)s (completed; it started %(started)s); every recipient "
+                "would get the message twice. To send it again on purpose, say so explicitly",
+                touchpoint=f"'{request.touchpoint}'",
+                run=str(earlier.id),
+                started=started,
+            ),
+            earlier,
+        )
     return RepeatedSend(
-        f"touchpoint '{request.touchpoint}' was already sent to an audience with exactly "
-        f"this content in run {earlier.id} ({when}); every recipient would get the message "
-        "twice. To send it again on purpose, say so explicitly",
+        say(
+            "touchpoint %(touchpoint)s was already sent to an audience with exactly this "
+            "content in run %(run)s (%(state)s, started %(started)s: resume it rather than "
+            "start another); every recipient would get the message twice. To send it again "
+            "on purpose, say so explicitly",
+            touchpoint=f"'{request.touchpoint}'",
+            run=str(earlier.id),
+            state=str(earlier.state),
+            started=started,
+        ),
         earlier,
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from smslink.domain.errors import InvalidInput, Problem
+from smslink.domain.errors import InvalidInput, Problem, say
 from smslink.domain.models import ApiToken, Role, User
 from smslink.store.database import Database
 from smslink.store.errors import AlreadyExists, NotFound, StoreError
@@ -60,7 +60,7 @@ class Accounts:
                     )
                 )
         except IntegrityError as e:
-            message = f"a user named {name!r} already exists"
+            message = say("a user named %(name)s already exists", name=repr(name))
             raise AlreadyExists(message, problems=[Problem("name", message)]) from e
         key = result.inserted_primary_key
         assert key is not None
@@ -70,7 +70,7 @@ class Accounts:
         with self._engine.connect() as conn:
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
         if row is None:
-            raise NotFound(f"no user {user_id}")
+            raise NotFound(say("no user %(user)s", user=str(user_id)))
         return _to_user(row)
 
     def find_user(self, name: str) -> tuple[User, str] | None:
@@ -118,10 +118,10 @@ class Accounts:
                     self._db.hold_write_lock(conn, _ADMINS_LOCK)
                 result = conn.execute(update(users).where(users.c.id == user_id).values(values))
                 if result.rowcount == 0:
-                    raise NotFound(f"no user {user_id}")
+                    raise NotFound(say("no user %(user)s", user=str(user_id)))
                 if demotes and _enabled_admins(conn) == 0:  # rolled back with the raise
                     field = "disabled" if disabled else "role"
-                    message = (
+                    message = say(
                         "no enabled administrator would be left: make another user an "
                         "administrator first"
                     )
@@ -191,7 +191,7 @@ class Accounts:
         with self._engine.connect() as conn:
             row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
         if row is None:
-            raise NotFound(f"no API token {token_id}")
+            raise NotFound(say("no API token %(token)s", token=str(token_id)))
         return _to_token(row)
 
 

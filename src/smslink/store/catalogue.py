@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from smslink.domain.errors import say
 from smslink.domain.models import Connection, LastTest, OptOut, Touchpoint
 from smslink.store.database import Database
 from smslink.store.errors import AlreadyExists, InUse, NotFound
@@ -44,7 +45,9 @@ class Catalogue:
             with self._engine.begin() as conn:
                 conn.execute(insert(connections).values(self._connection_values(c)))
         except IntegrityError as e:
-            raise AlreadyExists(f"a connection named {c.name!r} already exists") from e
+            raise AlreadyExists(
+                say("a connection named %(name)s already exists", name=repr(c.name))
+            ) from e
 
     def update_connection(self, c: Connection) -> None:
         with self._engine.begin() as conn:
@@ -54,13 +57,13 @@ class Catalogue:
                 .values(self._connection_values(c))
             )
         if result.rowcount == 0:
-            raise NotFound(f"no connection named {c.name!r}")
+            raise NotFound(say("no connection named %(name)s", name=repr(c.name)))
 
     def get_connection(self, name: str) -> Connection:
         with self._engine.connect() as conn:
             row = conn.execute(select(connections).where(connections.c.name == name)).first()
         if row is None:
-            raise NotFound(f"no connection named {name!r}")
+            raise NotFound(say("no connection named %(name)s", name=repr(name)))
         return self._to_connection(row)
 
     def list_connections(self) -> list[Connection]:
@@ -79,14 +82,18 @@ class Catalogue:
                 users = self._touchpoints_using(name)
                 if users:
                     raise InUse(
-                        f"connection {name!r} is used by touchpoint(s) {', '.join(users)}; "
-                        "remove them or point them at another connection first"
+                        say(
+                            "connection %(name)s is used by touchpoint(s) %(touchpoints)s; "
+                            "remove them or point them at another connection first",
+                            name=repr(name),
+                            touchpoints=", ".join(users),
+                        )
                     ) from e
                 continue
             if result.rowcount == 0:
-                raise NotFound(f"no connection named {name!r}")
+                raise NotFound(say("no connection named %(name)s", name=repr(name)))
             return
-        raise InUse(f"connection {name!r} is still referenced; try again")
+        raise InUse(say("connection %(name)s is still referenced; try again", name=repr(name)))
 
     def record_test(self, name: str, result: LastTest) -> None:
         """Keep how the connection's Test just ended, for the connections page."""
@@ -178,8 +185,10 @@ class Catalogue:
         except IntegrityError as e:
             # The same error class covers both constraints; ask which one it was.
             if not self._connection_exists(t.connection):
-                raise NotFound(f"no connection named {t.connection!r}") from e
-            raise AlreadyExists(f"a touchpoint named {t.name!r} already exists") from e
+                raise NotFound(say("no connection named %(name)s", name=repr(t.connection))) from e
+            raise AlreadyExists(
+                say("a touchpoint named %(name)s already exists", name=repr(t.name))
+            ) from e
 
     def update_touchpoint(self, t: Touchpoint) -> None:
         """Replace a touchpoint's connection, message and mapping (runs keep their copy)."""
@@ -196,15 +205,15 @@ class Catalogue:
                     )
                 )
         except IntegrityError as e:
-            raise NotFound(f"no connection named {t.connection!r}") from e
+            raise NotFound(say("no connection named %(name)s", name=repr(t.connection))) from e
         if result.rowcount == 0:
-            raise NotFound(f"no touchpoint named {t.name!r}")
+            raise NotFound(say("no touchpoint named %(name)s", name=repr(t.name)))
 
     def get_touchpoint(self, name: str) -> Touchpoint:
         with self._engine.connect() as conn:
             row = conn.execute(select(touchpoints).where(touchpoints.c.name == name)).first()
         if row is None:
-            raise NotFound(f"no touchpoint named {name!r}")
+            raise NotFound(say("no touchpoint named %(name)s", name=repr(name)))
         return to_touchpoint(row)
 
     def list_touchpoints(self) -> list[Touchpoint]:
@@ -216,7 +225,7 @@ class Catalogue:
         with self._engine.begin() as conn:
             result = conn.execute(delete(touchpoints).where(touchpoints.c.name == name))
         if result.rowcount == 0:
-            raise NotFound(f"no touchpoint named {name!r}")
+            raise NotFound(say("no touchpoint named %(name)s", name=repr(name)))
 
     def _connection_exists(self, name: str) -> bool:
         column = connections.c.name

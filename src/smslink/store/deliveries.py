@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, or_, select, update
 
+from smslink.domain.errors import say
 from smslink.domain.models import Delivery, Outgoing, Progress, RunTotals, Stage
 from smslink.store.database import Database
 from smslink.store.errors import NotFound
@@ -85,7 +86,7 @@ class DeliveryStore:
                 )
             )
             if result.rowcount == 0:
-                raise NotFound(f"no run {run_id}")
+                raise NotFound(say("no run %(run)s", run=str(run_id)))
             if rows:
                 conn.exec_driver_sql(self._insert_delivery_sql, rows)
 

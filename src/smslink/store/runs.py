@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy import insert, or_, select, update
 
+from smslink.domain.errors import say
 from smslink.domain.models import Run, RunSnapshot, RunState
 from smslink.store.database import Database
 from smslink.store.errors import NotFound, RunConflict
@@ -128,7 +129,7 @@ class RunStore:
         with self._engine.connect() as conn:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         if row is None:
-            raise NotFound(f"no run {run_id}")
+            raise NotFound(say("no run %(run)s", run=str(run_id)))
         return to_run(row)
 
     def runs_to_resume(self, origin: str) -> list[Run]:
@@ -184,7 +185,7 @@ class RunStore:
         with self._engine.begin() as conn:
             result = conn.execute(update(runs).where(runs.c.id == run_id).values(values))
         if result.rowcount == 0:
-            raise NotFound(f"no run {run_id}")
+            raise NotFound(say("no run %(run)s", run=str(run_id)))
 
     # -- leases: one worker per run ---------------------------------------------------
 
@@ -214,7 +215,7 @@ class RunStore:
                 return None
             holder = conn.execute(select(runs.c.lease_owner).where(runs.c.id == run_id)).first()
         if holder is None:
-            raise NotFound(f"no run {run_id}")
+            raise NotFound(say("no run %(run)s", run=str(run_id)))
         return str(holder.lease_owner)
 
     def run_lease(self, run_id: int) -> tuple[str | None, datetime | None]:
@@ -224,7 +225,7 @@ class RunStore:
                 select(runs.c.lease_owner, runs.c.lease_expires).where(runs.c.id == run_id)
             ).first()
         if row is None:
-            raise NotFound(f"no run {run_id}")
+            raise NotFound(say("no run %(run)s", run=str(run_id)))
         return row.lease_owner, row.lease_expires
 
     def renew_run(self, run_id: int, owner: str, *, until: datetime) -> bool:
@@ -244,7 +245,7 @@ class RunStore:
                 update(runs).where(runs.c.id == run_id).values(stop_requested_at=at)
             )
         if result.rowcount == 0:
-            raise NotFound(f"no run {run_id}")
+            raise NotFound(say("no run %(run)s", run=str(run_id)))
 
     def stop_requested(self, run_id: int) -> bool:
         """True when the run was asked to stop since it was last started or resumed: one

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from smslink.domain.errors import ConfigurationRefused
+from smslink.domain.errors import ConfigurationRefused, say
 from smslink.store.location import smslink_home
 
 KEY_ENV = "SMSLINK_SECRET_KEY"
@@ -88,8 +88,10 @@ class SecretBox:
             return self._key().decrypt(token.encode("ascii")).decode()
         except (InvalidToken, UnicodeError) as e:
             raise SecretError(
-                "the stored auth token cannot be decrypted with this key: "
-                "was SMSLINK_SECRET_KEY or secret.key changed?"
+                say(
+                    "the stored auth token cannot be decrypted with this key: "
+                    "was SMSLINK_SECRET_KEY or secret.key changed?"
+                )
             ) from e
 
     def _key(self) -> Fernet:

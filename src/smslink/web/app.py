@@ -57,6 +57,8 @@ class ServeOptions:
     resume_runs: bool = True
     #: Largest audience upload, in bytes.
     max_upload_bytes: int = 200 * 1024 * 1024
+    #: Served with `--demo`: the new-run page offers the sample audience to download.
+    demo: bool = False
 
 
 def create_app(options: ServeOptions) -> FastAPI:

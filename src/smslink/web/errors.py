@@ -20,6 +20,7 @@ from smslink.domain.errors import (
     SmslinkError,
     StorageFailed,
 )
+from smslink.web.i18n import error_message, translated
 
 
 def status_of(error: SmslinkError) -> tuple[int, str]:
@@ -48,7 +49,7 @@ def remedy_json(remedy: Remedy | None) -> dict[str, Any] | None:
 def problem_json(problem: Problem) -> dict[str, Any]:
     return {
         "field": problem.field,
-        "message": problem.message,
+        "message": translated(problem.message),
         "remedy": remedy_json(problem.remedy),
     }
 
@@ -78,7 +79,7 @@ def error_response(request: Request, error: SmslinkError, *, api: bool) -> Respo
     status, kind = status_of(error)
     if api:
         problems = [problem_json(p) for p in getattr(error, "problems", ())]
-        return api_error(status, kind, str(error), problems, remedy_json(error.remedy))
+        return api_error(status, kind, error_message(error), problems, remedy_json(error.remedy))
     from smslink.web.pages.common import page_error
 
     return page_error(request, error, status)

@@ -91,6 +91,18 @@ def translated(text: object) -> str:
     return translations(current()).ugettext(text.key) % values if values else _(text.key)
 
 
+def error_message(error: BaseException) -> str:
+    """An error's message in the current language: its sentence translated, or, when the
+    message is the problems' own joined together, each problem's sentence translated."""
+    if not error.args:
+        return str(error)
+    first = error.args[0]
+    problems = getattr(error, "problems", ())
+    if problems and str(first) == "; ".join(str(p.message) for p in problems):
+        return "; ".join(translated(p.message) for p in problems)
+    return translated(first)
+
+
 def _value(value: object) -> str:
     if isinstance(value, Sentence):
         return translated(value)

@@ -260,7 +260,7 @@ def update_touchpoint(request: Request, name: str, body: TouchpointChangesIn) ->
     try:
         updated = app.touchpoints.update(name, changes)
     except NotFound as error:  # the touchpoint is there, so its new connection is not
-        raise InvalidInput(problems=[Problem("connection", str(error))]) from None
+        raise InvalidInput(problems=[Problem("connection", error.args[0])]) from None
     out = TouchpointOut.of(updated.touchpoint)
     return TouchpointUpdatedOut(**out.model_dump(), dropped=list(updated.dropped))
 

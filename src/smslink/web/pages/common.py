@@ -10,7 +10,7 @@ from smslink.app import Smslink
 from smslink.domain.errors import InvalidInput, SmslinkError
 from smslink.domain.models import Role, User
 from smslink.web.forms import form, text
-from smslink.web.i18n import _, translated
+from smslink.web.i18n import _, error_message, translated
 from smslink.web.runner import RunExecutor
 from smslink.web.session import require, session_user
 from smslink.web.templating import render
@@ -94,7 +94,7 @@ def page_error(request: Request, error: SmslinkError, status: int) -> HTMLRespon
         viewer(request),
         status_code=status,
         title=_("That did not work"),
-        message=str(error),
+        message=error_message(error),
     )
 
 

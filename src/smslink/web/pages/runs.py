@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
@@ -93,6 +94,20 @@ def list_page(request: Request) -> Response:
 
 
 # -- a new run -------------------------------------------------------------------------------
+
+
+@router.get("/runs/sample-audience.csv")
+def sample_audience(request: Request) -> Response:
+    """The demo's sample audience (with `serve --demo` only), to try a run without one."""
+    signed_in(request)
+    if not request.app.state.options.demo:
+        raise NotFound("no sample audience: the service runs without --demo")
+    sample = files("smslink") / "data" / "demo_audience.csv"
+    return Response(
+        sample.read_bytes(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="sample-audience.csv"'},
+    )
 
 
 @router.get("/runs/new")
@@ -207,6 +222,7 @@ def _new_form(
         accept=",".join(UPLOAD_SUFFIXES),
         max_bytes=max_upload_bytes(request),
         max_size=file_size(max_upload_bytes(request)),
+        sample=request.app.state.options.demo,
     )
 
 

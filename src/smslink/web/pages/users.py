@@ -20,7 +20,9 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -339,6 +341,20 @@ async def create_token(request: Request) -> Response:
     return redirect("/tokens?created=1")
 
 
+@router.post("/time-zone")
+async def set_time_zone(request: Request) -> Response:
+    """The signed-in user's own time zone, in which every page shows dates (empty: UTC)."""
+    user = signed_in(request)
+    posted = await form(request)
+    zone = text(posted, "time_zone").strip()
+    try:
+        smslink(request).users.update(user.id, time_zone=zone)
+    except InvalidInput as error:
+        errors, general = field_errors(error)
+        return _tokens(request, user, "", errors, general, None, status_code=422, zone=zone)
+    return redirect("/tokens?zone=1")
+
+
 @router.post("/tokens/{token_id:int}/revoke")
 async def revoke_token(request: Request, token_id: int) -> Response:
     user = signed_in(request)
@@ -355,6 +371,7 @@ def _tokens(
     general: list[str],
     reveal: _Reveal | None,
     status_code: int = 200,
+    zone: str | None = None,
 ) -> Response:
     live, revoked = _split(smslink(request).users.tokens(user.id))
     return render(
@@ -371,4 +388,13 @@ def _tokens(
         created=request.query_params.get("created") == "1",
         revoked_now=request.query_params.get("revoked") == "1",
         api_base=str(request.base_url).rstrip("/"),
+        zone=user.time_zone or "" if zone is None else zone,
+        zone_saved=request.query_params.get("zone") == "1",
+        zones=time_zones(),
     )
+
+
+@cache
+def time_zones() -> list[str]:
+    """The IANA time zones this machine knows, for the time-zone field's suggestions."""
+    return sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
