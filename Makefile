@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test check lint bench clean messages
+.PHONY: demo serve test check lint bench clean messages screenshots
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -48,6 +48,11 @@ check: $(STAMP)
 lint: check
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest -p no:cacheprovider tests/web/test_translations.py
+
+# The pages' screenshots in docs/screenshots/ (the README shows them), taken anew by the
+# browser tests; a plain test run keeps its screenshots out of the tree.
+screenshots: $(STAMP) $(MO)
+	SMSLINK_SCREENSHOTS=1 $(BIN)/pytest -n auto -p no:cacheprovider tests/web/test_browser_*.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/send_throughput.py

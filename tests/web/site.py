@@ -3,8 +3,10 @@ uvicorn in a thread, on a free loopback port, over its own store and the simulat
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,14 @@ from smslink.web.app import ServeOptions, create_app
 ADMIN = ("ada", "correct horse battery")
 MARKETER = ("max", "staple battery horse")
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+#: Where the browser tests leave their screenshots: docs/screenshots/ when asked for
+#: (`make screenshots`), else a scratch folder, so that a test run leaves the tree as it was.
+SHOTS = (
+    Path(__file__).parents[2] / "docs" / "screenshots"
+    if os.environ.get("SMSLINK_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "smslink-screenshots"
+)
+SHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def free_port() -> int:

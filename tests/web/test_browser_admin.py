@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
 from smslink.domain.models import OptOut
-from tests.web.site import ADMIN, Site
+from tests.web.site import ADMIN, SHOTS, Site
 from tests.web.test_browser_connections import sign_in
 from tests.web.test_users import app_of
 
-SHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 MIA = ("mia", "a long passphrase")
 
 

@@ -3,14 +3,10 @@ then a wrong token showing Twilio's 20003). Screenshots land in docs/screenshots
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from playwright.sync_api import Page, expect
 
 from tests.web.conftest import TOKEN
-from tests.web.site import ADMIN, Site
-
-SHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
+from tests.web.site import ADMIN, SHOTS, Site
 
 
 def sign_in(page: Page, site: Site, who: tuple[str, str] = ADMIN) -> None:

@@ -14,8 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.web.conftest import TOKEN
-from tests.web.site import ADMIN, MARKETER, Site
-from tests.web.test_browser_connections import SHOTS
+from tests.web.site import ADMIN, MARKETER, SHOTS, Site
 from tests.web.test_runs import audience, configure, simulator_with, start, wait_for_state
 from tests.web.test_touchpoints import add_connection
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.web.site import MARKETER, Site
-from tests.web.test_browser_connections import SHOTS, sign_in
+from tests.web.site import MARKETER, SHOTS, Site
+from tests.web.test_browser_connections import sign_in
 from tests.web.test_runs import audience, configure, simulator_with
 
 PHONE = {"width": 375, "height": 800}

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.web.site import MARKETER, Site
-from tests.web.test_browser_connections import SHOTS, sign_in
+from tests.web.site import MARKETER, SHOTS, Site
+from tests.web.test_browser_connections import sign_in
 from tests.web.test_touchpoints import add_connection
 
 #: 92 characters: one GSM-7 segment; with " 🎉", 95 UTF-16 units: two UCS-2 segments.
