@@ -263,3 +263,44 @@ def test_values_that_make_no_sense_are_refused(
         assert expected in " ".join(result.stderr.split()), (option, value)
     assert _fields(cli, "sim")["request timeout"] == "30 s"  # nothing was changed
     assert "other" not in cli.run("connection", "list").stdout
+
+
+def test_a_callback_base_url_is_set_shown_with_the_url_twilio_gets_and_cleared(
+    cli: InProcessCli, simulator: Simulator
+) -> None:
+    cli.add_connection("sim", simulator.base_url, "--callback-base-url", "https://sms.example.com/")
+
+    shown = cli.run("connection", "show", "sim").stdout
+    assert "https://sms.example.com" in shown
+    assert "https://sms.example.com/twilio/status/sim#rc=5&rp=all" in shown
+
+    cli.run("connection", "update", "sim", "--no-callbacks")
+    assert "none (polling only)" in cli.run("connection", "show", "sim").stdout
+    cli.run("connection", "update", "sim", "--callback-base-url", "https://hooks.example.org")
+    assert "hooks.example.org/twilio/status/sim" in cli.run("connection", "show", "sim").stdout
+    cli.run("connection", "update", "sim", "--callback-base-url", "")
+    assert "none (polling only)" in cli.run("connection", "show", "sim").stdout
+
+
+def test_a_callback_base_url_is_refused_by_its_flag_when_it_cannot_work(
+    cli: InProcessCli, simulator: Simulator
+) -> None:
+    cli.add_connection("sim", simulator.base_url)
+
+    plain = cli.run(
+        "connection", "update", "sim", "--callback-base-url", "http://sms.example.com", check=False
+    )
+    assert plain.returncode == 2
+    assert "--callback-base-url" in plain.stderr and "https://" in plain.stderr
+
+    with_key = cli.run(
+        "connection",
+        "update",
+        "sim",
+        "--api-key-sid",
+        "SK" + "1" * 32,
+        "--callback-base-url",
+        "https://sms.example.com",
+        check=False,
+    )
+    assert with_key.returncode == 2 and "API key" in with_key.stderr

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from smslink.app import open_app
+from smslink.domain.models import OptOut
 from smslink.simulator import run_in_thread
 from tests.clikit import FAST, InProcessCli, Simulator, read_csv, write_csv
 
@@ -126,3 +128,22 @@ def test_optouts_commands_explain_empty_lists_and_bad_numbers(cli: InProcessCli)
     none = cli.run("optouts", "remove", "+12125550101", check=False)
     assert none.returncode == 1
     assert "no opt-out of +12125550101 from any sender is recorded" in none.stderr
+
+
+def test_optouts_list_says_which_came_from_the_recipients_own_reply(
+    cli: InProcessCli, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.add_touchpoint(simulator.base_url)
+    monkeypatch.setenv("SMSLINK_HOME", str(cli.home))
+    with open_app() as smslink:  # what the webhook of `smslink serve` does with a STOP
+        smslink.optouts.inbound("sim", "+12125550101", SENDER, "unsubscribe")
+        smslink._store.catalogue.add_optout(
+            OptOut(SENDER, "+12125550102", datetime.now(UTC), run_id=4)
+        )
+
+    listed = cli.run("optouts", "list").stdout
+
+    [inbound] = [line for line in listed.splitlines() if "+12125550101" in line]
+    [learned] = [line for line in listed.splitlines() if "+12125550102" in line]
+    assert "replied UNSUBSCRIBE" in inbound and "21610" not in inbound
+    assert "Twilio 21610, run 4" in learned

@@ -38,6 +38,7 @@ class Received:
     user_agent: str | None
     form: dict[str, str]
     at: float  # time.monotonic() on arrival
+    token: str | None = None  # I-Twilio-Idempotency-Token
 
 
 class Receiver:
@@ -87,6 +88,7 @@ class Receiver:
             user_agent=request.headers.get("User-Agent"),
             form={name: str(value) for name, value in form.items()},
             at=time.monotonic(),
+            token=request.headers.get("I-Twilio-Idempotency-Token"),
         )
         with self._changed:
             self._got.append(got)
@@ -370,3 +372,50 @@ def test_queued_sender_reports_sending_when_its_turn_comes(
     got = receiver.settle()
     sending = {r.form["MessageSid"]: r.at for r in got if r.form["MessageStatus"] == "sending"}
     assert sending[second] - sending[first] >= 0.2 - 0.02
+
+
+def test_a_retry_count_in_the_url_fragment_overrides_the_default(
+    start_sim: Callable[..., Sim], start_receiver: Callable[..., Receiver]
+) -> None:
+    """Twilio's connection override `#rc=N`: the URL asks for retries the account does not
+    make by default; the fragment never reaches the receiver, and the signature is over the
+    URL as given."""
+    receiver = start_receiver(answers=[500, 500])
+    sim = start_sim(FAST)  # callback_retries=0
+    url = receiver.url("/twilio/status/sim#rc=5&rp=all")
+    sim.client().messages.create(to=TO, from_=FROM, body="Hi", status_callback=url)
+    receiver.wait(5)
+    got = receiver.settle()
+    # Two answered 500 and came again: five POSTs, every status delivered in the end.
+    assert len(got) == 5 and set(statuses(got)) == set(LIFECYCLE)
+    assert {r.path_qs for r in got} == {"/twilio/status/sim"}
+    for callback in got:
+        assert_signed(callback, url)
+    assert sim.stats()["callbacks_retried"] == 2
+
+
+def test_a_share_of_callbacks_can_be_dropped(
+    start_sim: Callable[..., Sim], receiver: Receiver
+) -> None:
+    sim = start_sim(fast(callback_drop_share=0.5, seed=3))
+    client = sim.client()
+    for i in range(20):
+        client.messages.create(
+            to=f"+1415555{i:04d}", from_=FROM, body="Hi", status_callback=receiver.url()
+        )
+    time.sleep(0.5)
+    got = receiver.settle()
+    stats = sim.stats()
+    assert stats["callbacks_dropped"] > 0 and stats["callbacks_sent"] == len(got)
+    assert stats["callbacks_dropped"] + len(got) == 20 * len(LIFECYCLE)
+
+
+def test_a_callback_keeps_its_idempotency_token_on_every_attempt(
+    start_sim: Callable[..., Sim], start_receiver: Callable[..., Receiver]
+) -> None:
+    receiver = start_receiver(answers=[500])
+    sim = start_sim(fast(callback_retries=1))
+    sim.client().messages.create(to=TO, from_=FROM, body="Hi", status_callback=receiver.url())
+    receiver.wait(4)
+    tokens = [r.token for r in receiver.settle()]
+    assert all(tokens) and len(set(tokens)) == len(LIFECYCLE)

@@ -71,6 +71,7 @@ def test_stats_count_posts_per_recipient_and_gets_by_kind(sim: Sim) -> None:
         "callbacks_sent": 0,
         "callbacks_failed": 0,
         "callbacks_retried": 0,
+        "callbacks_dropped": 0,
     }
 
 

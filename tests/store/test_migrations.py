@@ -37,6 +37,8 @@ TOKEN = "9d2c5e1f0a7b4c3d8e6f1a2b3c4d5e6f"
 V2_COLUMNS = ("max_segments_per_second", "request_timeout_s")
 V3_COLUMNS = ("stop_requested_at", "origin")
 V4_CONNECTION_COLUMNS = ("last_test_at", "last_test_ok", "last_test_message")
+#: Added to connections by version 6.
+V6_CONNECTION_COLUMNS = ("callback_base_url",)
 
 
 def _filled_database(url: str, key: bytes) -> int:
@@ -78,11 +80,12 @@ def _v2_database(url: str, key: bytes) -> int:
             conn.exec_driver_sql(f"DROP TABLE {VERSION_TABLE}")
             for column in V3_COLUMNS:  # versions 3 and 4 came after the hand-written era
                 conn.exec_driver_sql(f"ALTER TABLE runs DROP COLUMN {column}")
-            for column in V4_CONNECTION_COLUMNS:
+            for column in V4_CONNECTION_COLUMNS + V6_CONNECTION_COLUMNS:
                 conn.exec_driver_sql(f"ALTER TABLE connections DROP COLUMN {column}")
             conn.exec_driver_sql("DROP TABLE api_tokens")
             conn.exec_driver_sql("DROP TABLE users")
             conn.exec_driver_sql("DROP TABLE optout_removals")  # version 5
+            conn.exec_driver_sql("DROP TABLE callback_tokens")  # version 6
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
         assert not inspect(engine).has_table(VERSION_TABLE)
         assert "stop_requested_at" not in _columns(engine, "runs")
@@ -102,7 +105,9 @@ def _v1_database(url: str, key: bytes) -> int:
                 conn.exec_driver_sql(f"ALTER TABLE connections DROP COLUMN {column}")
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
         assert _columns(engine) == [
-            c.name for c in connections.c if c.name not in V2_COLUMNS + V4_CONNECTION_COLUMNS
+            c.name
+            for c in connections.c
+            if c.name not in V2_COLUMNS + V4_CONNECTION_COLUMNS + V6_CONNECTION_COLUMNS
         ]
     finally:
         engine.dispose()
@@ -151,8 +156,8 @@ def _differences(url: str) -> list[object]:
         engine.dispose()
 
 
-def test_schema_version_is_5():
-    assert SCHEMA_VERSION == 5  # bumping it needs a migration and a test here
+def test_schema_version_is_6():
+    assert SCHEMA_VERSION == 6  # bumping it needs a migration and a test here
 
 
 def test_a_version_1_database_upgrades_in_place_and_keeps_its_data(url: str, key: bytes):
@@ -367,7 +372,9 @@ def test_an_upgrade_that_fails_changes_nothing(url: str, key: bytes):
     engine = create_engine(url)
     try:
         assert _columns(engine) == [
-            c.name for c in connections.c if c.name not in V2_COLUMNS + V4_CONNECTION_COLUMNS
+            c.name
+            for c in connections.c
+            if c.name not in V2_COLUMNS + V4_CONNECTION_COLUMNS + V6_CONNECTION_COLUMNS
         ]
         assert not inspect(engine).has_table("optouts")
     finally:
@@ -500,5 +507,31 @@ def test_a_version_4_database_gains_the_removal_history_and_keeps_its_optouts(ur
         "START",
         optout.created_at,
     )
+    assert (_revisions(url), _version(url)) == ([HEAD], str(SCHEMA_VERSION))
+    assert _differences(url) == []
+
+
+def test_a_version_5_database_gains_callbacks_off_and_keeps_its_connections(url: str, key: bytes):
+    """Revision 0006 on a filled version 5 database: every connection keeps its settings
+    with callbacks off (polling only, as before), and callback tokens start empty."""
+    _filled_database(url, key)
+    db = Database(url)
+    try:
+        with db.engine.begin() as conn:
+            command.downgrade(runner.config(conn), "0005")
+    finally:
+        db.dispose()
+    assert (_revisions(url), _version(url)) == (["0005"], "5")
+
+    with open_store(url, secret_box=SecretBox(key)) as store:
+        before = store.catalogue.list_connections()
+        assert before and all(c.callback_base_url is None for c in before)
+        first = before[0]
+        first.callback_base_url = "https://sms.example.com"
+        store.catalogue.update_connection(first)
+        assert store.catalogue.get_connection(first.name).callback_base_url == (
+            "https://sms.example.com"
+        )
+        assert store.callbacks.prune_tokens(datetime.now(UTC)) == 0
     assert (_revisions(url), _version(url)) == ([HEAD], str(SCHEMA_VERSION))
     assert _differences(url) == []

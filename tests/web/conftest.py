@@ -47,9 +47,14 @@ def simulator() -> Iterator[str]:
         yield base_url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser).
+
+    One per test module, not per session: Playwright's synchronous API keeps an event loop
+    running in this thread while it is open, and a later test in the same worker that calls
+    `asyncio.run` (the in-process CLI tests do) would fail with "cannot be called from a
+    running event loop"."""
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium

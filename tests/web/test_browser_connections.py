@@ -24,7 +24,7 @@ def test_adding_and_testing_a_connection(page: Page, site: Site, simulator: str)
     page.get_by_role("link", name="Add the first connection").click()
 
     page.get_by_label("Connection").fill("sim")
-    page.get_by_label("Base URL").fill(simulator)
+    page.get_by_label("Base URL", exact=True).fill(simulator)
     page.get_by_label("Account SID").fill("AC" + "c1" * 16)
     page.get_by_label("Auth Token").fill(TOKEN)
     page.get_by_label("From number").fill("+15005550006")

@@ -100,7 +100,7 @@ def test_an_administrator_adds_and_tests_a_connection_in_german(
     expect(page.get_by_role("heading", name="Neue Verbindung")).to_be_visible()
 
     page.get_by_label("Verbindung", exact=True).fill("sim")
-    page.get_by_label("Basis URL").fill(simulator)
+    page.get_by_label("Basis URL", exact=True).fill(simulator)
     page.get_by_label("Account SID").fill("AC" + "c1" * 16)
     page.get_by_label("Auth Token").fill(TOKEN)
     page.get_by_label("Von-Nummer").fill("+15005550006")

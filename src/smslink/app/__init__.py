@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from smslink.app.callbacks import Callbacks
 from smslink.app.config import Config
 from smslink.app.connections import Connections
 from smslink.app.optouts import OptOuts
@@ -49,7 +50,7 @@ class DatabaseUnavailable(StorageFailed):
 
 class Smslink:
     """smslink over one store: `.connections`, `.touchpoints`, `.runs`, `.optouts`,
-    `.users`."""
+    `.users`, and `.callbacks` (Twilio's status callbacks)."""
 
     def __init__(self, store: Store, *, timings: Timings | None = None) -> None:
         self._store = store
@@ -58,6 +59,7 @@ class Smslink:
         self.runs = Runs(store, timings or Timings(), self.touchpoints)
         self.optouts = OptOuts(store)
         self.users = Users(store)
+        self.callbacks = Callbacks(store)
 
     @classmethod
     def open(cls, config: Config) -> Smslink:

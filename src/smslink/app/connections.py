@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from smslink.domain.base_url import check_base_url, display_base_url
+from smslink.domain.callbacks import status_callback_url
 from smslink.domain.connection_rules import checked_connection, connection_problems
 from smslink.domain.errors import InvalidInput, Problem, say
 from smslink.domain.models import TWILIO_FINAL, Connection, LastTest, result_for_twilio_status
@@ -41,6 +42,14 @@ class ConnectionView:
     max_segments_per_second: float | None
     request_timeout_s: float
     last_test: LastTest | None = None  # how the last Test ended, when there was one
+    #: Where Twilio posts status callbacks; None: polling only.
+    callback_base_url: str | None = None
+
+    @property
+    def status_callback_url(self) -> str | None:
+        """The StatusCallback each message gives Twilio, when callbacks are on."""
+        base = self.callback_base_url
+        return status_callback_url(base, self.name) if base else None
 
     @property
     def sender(self) -> str:
@@ -63,6 +72,7 @@ class ConnectionView:
             max_segments_per_second=c.max_segments_per_second,
             request_timeout_s=c.request_timeout_s,
             last_test=last_test,
+            callback_base_url=c.callback_base_url,
         )
 
 
@@ -83,6 +93,7 @@ class ConnectionChanges:
     region: str | None = None
     max_segments_per_second: float | None = None
     request_timeout_s: float | None = None
+    callback_base_url: str | None = None
 
 
 #: What a test SMS says: recognisable, and no marketing by mistake.

@@ -38,6 +38,11 @@ _MPS_HELP = (
     "short code: 100); 0 means no cap."
 )
 _TIMEOUT_HELP = "Seconds to wait for Twilio's answer to one request before it counts as lost."
+_CALLBACK_HELP = (
+    "Public https address of `smslink serve` (e.g. https://sms.example.com): Twilio then "
+    "posts every status change to <URL>/twilio/status/<name>, and polling becomes the "
+    "fallback. Not with an API key."
+)
 
 
 @app.command("add")
@@ -73,6 +78,9 @@ def add(
     request_timeout: Annotated[
         float, typer.Option("--request-timeout", help=_TIMEOUT_HELP)
     ] = DEFAULT_REQUEST_TIMEOUT_S,
+    callback_base_url: Annotated[
+        str | None, typer.Option("--callback-base-url", help=_CALLBACK_HELP)
+    ] = None,
 ) -> None:
     """Add a connection. The auth token comes from $TWILIO_AUTH_TOKEN or a hidden prompt."""
     connection = Connection(
@@ -89,6 +97,7 @@ def add(
         region=region,
         max_segments_per_second=max_segments_per_second,
         request_timeout_s=request_timeout,
+        callback_base_url=callback_base_url,
     )
     with session() as smslink:  # every other setting first, then the secret
         smslink.connections.check_new(connection)
@@ -120,11 +129,23 @@ def update_(
     request_timeout: Annotated[
         float | None, typer.Option("--request-timeout", help=_TIMEOUT_HELP)
     ] = None,
+    callback_base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--callback-base-url", help=_CALLBACK_HELP + " Pass '' to turn callbacks off."
+        ),
+    ] = None,
+    no_callbacks: Annotated[
+        bool,
+        typer.Option("--no-callbacks", help="Turn status callbacks off: polling only."),
+    ] = False,
     new_token: Annotated[
         bool, typer.Option("--new-token", help="Replace the secret ($TWILIO_AUTH_TOKEN or prompt).")
     ] = False,
 ) -> None:
     """Change some settings of a connection; the rest stay as they are."""
+    if no_callbacks and callback_base_url is not None:
+        fail("give either --callback-base-url or --no-callbacks, not both")
     changes = ConnectionChanges(
         account_sid=account_sid,
         from_number=from_number,
@@ -137,6 +158,7 @@ def update_(
         region=region,
         max_segments_per_second=max_segments_per_second,
         request_timeout_s=request_timeout,
+        callback_base_url="" if no_callbacks else callback_base_url,
     )
     with session() as smslink:
         current = smslink.connections.show(name)
@@ -221,6 +243,8 @@ def show(name: str) -> None:
             ("max segments/s", _rate_cap(c, "no cap")),
             ("request timeout", f"{c.request_timeout_s:g} s"),
             ("region", c.region),
+            ("callback base URL", c.callback_base_url or "none (polling only)"),
+            ("status callbacks to", c.status_callback_url or ""),
         ]
     )
 

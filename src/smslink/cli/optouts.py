@@ -1,7 +1,9 @@
 """`smslink optouts ...`: recipients who replied STOP to a sender, which runs skip.
 
-Opt-outs are learned from Twilio's 21610 answers during runs; these commands show them and
-forget one when the recipient has opted back in (replied START), so runs send to them again.
+Opt-outs are learned from Twilio's 21610 answers during runs, and from the recipients' own
+STOP replies when a number's incoming-message webhook points at `smslink serve` (a START
+removes those by itself); these commands show them and forget one when the recipient has
+opted back in (replied START), so runs send to them again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.table import Table
 
 from smslink.app.optouts import read_sender
 from smslink.cli.common import EXIT_FAILED, console, fail, session
+from smslink.domain.keywords import inbound_keyword
 from smslink.domain.models import OptOut
 
 app = typer.Typer(
@@ -34,7 +37,8 @@ def list_(
         wanted = f" for {read_sender(sender)}" if sender else ""
     if not found:
         console.print(
-            f"No opt-outs recorded{wanted}: they appear when Twilio answers 21610 to a send."
+            f"No opt-outs recorded{wanted}: they appear when Twilio answers 21610 to a send, "
+            "or when a recipient's STOP reaches the incoming-message webhook."
         )
         return
     table = Table("sender", "phone", "since (UTC)", "source")
@@ -79,5 +83,8 @@ def remove(
 
 def _source(optout: OptOut) -> str:
     """How smslink learned it, in words."""
+    keyword = inbound_keyword(optout.source)
+    if keyword is not None:
+        return f"replied {keyword}"
     said = "Twilio 21610" if optout.source == "twilio" else optout.source
     return f"{said}, run {optout.run_id}" if optout.run_id is not None else said

@@ -19,6 +19,7 @@ FLAGS: dict[str, str] = {
     "messaging_service_sid": "--messaging-service-sid",
     "api_key_sid": "--api-key-sid",
     "base_url": "--base-url",
+    "callback_base_url": "--callback-base-url",
     "poll_interval_ms": "--poll-interval-ms",
     "poll_attempts": "--poll-attempts",
     "concurrency": "--concurrency",

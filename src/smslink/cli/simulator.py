@@ -65,6 +65,9 @@ def simulator(
     callback_retries: Annotated[
         int, typer.Option(help="Retries of a status callback that failed (error or non-2xx).")
     ] = 0,
+    callback_drop_share: Annotated[
+        float, typer.Option(help="Share of status callbacks never delivered.")
+    ] = 0.0,
 ) -> None:
     """Serve a Twilio-compatible API on loopback until Ctrl-C (for tests and trying out)."""
     # Every option but --port and --owned-number is named after its SimulatorConfig field.

@@ -43,6 +43,40 @@ def check_base_url(url: str) -> str:
     send the auth token in clear. Refused: user info, a missing host, whitespace or control
     characters, a query or fragment, a backslash, any other scheme.
     """
+    url, host, scheme = _checked_shape(url)
+    if scheme == "http" and not is_loopback_host(host):
+        raise ValueError(
+            say(
+                "the base URL %(url)s uses plain http to another machine, which would send "
+                "the auth token in clear: use https:// (http is accepted only for localhost, "
+                "127.0.0.0/8 and [::1])",
+                url=repr(url),
+            )
+        )
+    return url.rstrip("/")
+
+
+def check_callback_base_url(url: str) -> str:
+    """Where Twilio reaches this smslink's web service for status callbacks, normalised as
+    `check_base_url` does, or ValueError. The same shape rules (https, no user info, no
+    query or fragment: smslink appends the path and Twilio's retry fragment itself); plain
+    http only to this machine (tests, a simulator), since a callback carries phone numbers
+    and statuses and Twilio recommends https for webhooks."""
+    url, host, scheme = _checked_shape(url)
+    if scheme == "http" and not is_loopback_host(host):
+        raise ValueError(
+            say(
+                "the callback base URL %(url)s uses plain http to another machine, where "
+                "anyone on the way could read every recipient's status: use https:// (http "
+                "is accepted only for localhost, 127.0.0.0/8 and [::1])",
+                url=repr(url),
+            )
+        )
+    return url.rstrip("/")
+
+
+def _checked_shape(url: str) -> tuple[str, str, str]:
+    """The URL stripped, its host and scheme, once every rule but the http one holds."""
     url = url.strip()
     if not url:
         raise ValueError(say("the base URL is empty"))
@@ -78,16 +112,7 @@ def check_base_url(url: str) -> str:
     if not host:
         raise ValueError(say("the base URL %(url)s has no host", url=repr(url)))
     _check_host(parts.netloc, host, url)
-    if parts.scheme == "http" and not is_loopback_host(host):
-        raise ValueError(
-            say(
-                "the base URL %(url)s uses plain http to another machine, which would send "
-                "the auth token in clear: use https:// (http is accepted only for localhost, "
-                "127.0.0.0/8 and [::1])",
-                url=repr(url),
-            )
-        )
-    return url.rstrip("/")
+    return url, host, parts.scheme
 
 
 def is_loopback_host(host: str) -> bool:

@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import replace
 
-from smslink.domain.base_url import check_base_url
+from smslink.domain.base_url import check_base_url, check_callback_base_url
 from smslink.domain.errors import InvalidInput, Problem, Sentence, say
 from smslink.domain.models import Connection
 from smslink.domain.names import check_name
@@ -106,6 +106,24 @@ def connection_problems(
         changes["base_url"] = check_base_url(c.base_url)
     except ValueError as error:
         refused("base_url", error)
+    if c.callback_base_url is not None and not c.callback_base_url.strip():
+        changes["callback_base_url"] = None  # empty: no callbacks, polling only
+    elif c.callback_base_url is not None:
+        try:
+            changes["callback_base_url"] = check_callback_base_url(c.callback_base_url)
+        except ValueError as error:
+            refused("callback_base_url", error)
+        if c.api_key_sid:
+            # Twilio signs callbacks with the account's auth token, which an API-key
+            # connection does not hold: they could not be told from forgeries.
+            problem(
+                "callback_base_url",
+                say(
+                    "status callbacks need the account's auth token to check Twilio's "
+                    "signature, and this connection authenticates with an API key: leave the "
+                    "callback base URL empty (smslink polls instead) or use the auth token"
+                ),
+            )
     if c.poll_interval_ms < MIN_POLL_INTERVAL_MS:
         problem(
             "poll_interval_ms",

@@ -6,9 +6,11 @@ free of behaviour beyond what follows from the data itself (e.g. status ordering
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 
 DEFAULT_BASE_URL = "https://api.twilio.com/2010-04-01"
 DEFAULT_POLL_INTERVAL_MS = 10_000
@@ -70,6 +72,8 @@ _TWILIO_RANK: dict[str, int] = {
     "read": 5,
     "canceled": 4,
 }
+#: Every Twilio status smslink knows, with its rank: what SQL needs to compare them in place.
+TWILIO_RANKS: Mapping[str, int] = MappingProxyType(_TWILIO_RANK)
 #: Twilio statuses after which polling stops (the seed's delivered/undelivered/failed,
 #: plus read and canceled which are final too).
 TWILIO_FINAL = frozenset({"delivered", "undelivered", "failed", "read", "canceled"})
@@ -122,6 +126,10 @@ class Connection:
     #: code 100); None sends as fast as the concurrency allows and Twilio queues the rest.
     max_segments_per_second: float | None = None
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    #: Where Twilio can reach this smslink's web service (e.g. https://sms.example.com);
+    #: when set, every message asks Twilio for status callbacks there (domain/callbacks.py)
+    #: and polling becomes the fallback. None: polling only.
+    callback_base_url: str | None = None
 
     @property
     def username(self) -> str:

@@ -56,6 +56,7 @@ async def send_and_track(
             counters=counters,
             since=run.created_at,
             lease_held=lease_held,
+            store=store,
         )
         reconciler = Reconciler(client, _resume_tracking(store, run.id, tracker))
         await settle_posting(

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from smslink.domain.callbacks import status_callback_url
 from smslink.domain.errors import Action, Remedy, say
 from smslink.domain.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.engine.counters import RunCounters
@@ -78,6 +79,10 @@ class Sender:
         self._reconciler = reconciler
         self._lease_held = lease_held
         self._lease_lost = False
+        base = connection.callback_base_url
+        # Twilio posts each status change there (and retries a failed post, see
+        # domain/callbacks.py); polling stays the fallback.
+        self._status_callback = status_callback_url(base, connection.name) if base else None
         self._clock = clock
         self._work_added = asyncio.Event()  # the audience reader stored another batch
         self._audience_read = False  # every record is stored: no PENDING left means done
@@ -157,6 +162,7 @@ class Sender:
                         body=outgoing.body,
                         from_number=self._connection.from_number,
                         messaging_service_sid=self._connection.messaging_service_sid,
+                        status_callback=self._status_callback,
                         may_send=self._may_send,
                     )
             except Withheld:  # halted or lease lost during retries: this attempt never left

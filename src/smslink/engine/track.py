@@ -7,6 +7,15 @@ message list instead (1,000 messages a page, newest first, stopping once every m
 is seen or the list goes back past the run's start) whenever that takes fewer requests than
 fetching the due messages one by one. A 10,000-message run costs about ten requests a round
 instead of 10,000.
+
+With status callbacks (the connection has a callback base URL), Twilio tells the web
+service about every status change and the service writes it to the store
+(store/callbacks.py); polling is then the fallback. Before each round the tracker asks the
+store which of its messages a callback already finished and drops them, and it polls a
+message only once a whole interval has passed since its send (or its last poll) without
+that: a callback is expected well within it. A message whose callbacks do not come (lost,
+refused, the service down) is polled exactly as without callbacks: every interval, up to
+the attempts, then `sent`.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +40,7 @@ from smslink.domain.models import (
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import lease_lost
 from smslink.engine.progress_writer import ProgressWriter
+from smslink.store import Store
 from smslink.twilio import ApiError, Message, TwilioClient, TwilioError
 from smslink.twilio.client import parse_twilio_date
 
@@ -52,6 +62,9 @@ class Tracked:
     updated_at: datetime | None = None  # when Twilio last changed the status
     error_code: int | None = None
     error_message: str | None = None
+    #: How many messages this run had created before it: how far down the listing (newest
+    #: first) it is. Messages resumed after a stop count as the oldest (0).
+    order: int = 0
 
 
 class Tracker:
@@ -67,6 +80,7 @@ class Tracker:
         counters: RunCounters,
         since: datetime,
         lease_held: Callable[[], bool] = lambda: True,
+        store: Store | None = None,
     ) -> None:
         self._client = client
         self._connection = connection
@@ -79,6 +93,12 @@ class Tracker:
         self._attempts = max(1, connection.poll_attempts)
         self._tracked: dict[str, Tracked] = {}
         self._listed_total = 0  # messages this run created: what a full listing must cover
+        # With callbacks on: which tracked deliveries a callback finished, from the store.
+        self._finished_among: Callable[[int, Collection[int]], dict[int, ResultStatus]] | None = (
+            store.deliveries.finished_among
+            if store is not None and connection.callback_base_url
+            else None
+        )
 
     def __len__(self) -> int:
         return len(self._tracked)
@@ -94,6 +114,7 @@ class Tracker:
             updated_at=message.date_updated or datetime.now(UTC),
             error_code=message.error_code,
             error_message=message.error_message,
+            order=self._listed_total,
         )
         self._listed_total += 1
         if message.status in TWILIO_FINAL:
@@ -117,34 +138,60 @@ class Tracker:
             await self._sleep_until_next_round(sending_done)
             if not self._lease_held():
                 raise lease_lost(self._run_id)
+            self._drop_finished_by_callbacks()
             due = self._due()
             if due:
                 await self._poll(due)
 
     async def _sleep_until_next_round(self, sending_done: asyncio.Event) -> None:
-        """Wait one interval; return early only when sending ends with nothing to track."""
+        """Wait one interval; return early only when sending ends with nothing to track.
+
+        With callbacks, once sending is over, wait only until the first message whose
+        callback is overdue (never less than a tenth of an interval, so such messages are
+        polled together): the run's last lost callbacks cost one interval, not up to two.
+        While sending, rounds keep the interval: a listing round costs about a page however
+        many messages it finds, so fewer, fuller rounds are cheaper.
+        """
         deadline = time.monotonic() + self._interval_s
+        if self._finished_among is not None and self._tracked and sending_done.is_set():
+            earliest = min(t.last_polled for t in self._tracked.values()) + self._interval_s
+            deadline = min(deadline, max(earliest, time.monotonic() + self._interval_s / 10))
         if not sending_done.is_set():
             with suppress(TimeoutError):
-                await asyncio.wait_for(sending_done.wait(), self._interval_s)
+                await asyncio.wait_for(sending_done.wait(), deadline - time.monotonic())
             if not self._tracked:
                 return
         remaining = deadline - time.monotonic()
         if remaining > 0:
             await asyncio.sleep(remaining)
 
+    def _drop_finished_by_callbacks(self) -> None:
+        """Stop tracking what a status callback finished (the store holds its result)."""
+        if self._finished_among is None or not self._tracked:
+            return
+        by_seq = {t.seq: t for t in self._tracked.values()}
+        for seq, result in self._finished_among(self._run_id, by_seq).items():
+            self._tracked.pop(by_seq[seq].sid, None)
+            self._counters.finished(result)
+
     def _due(self) -> list[Tracked]:
         """Messages whose last poll (or send) is at least half an interval old.
 
         Half, not a whole: rounds come every interval, so a message sent just after a round
-        is polled at the next round rather than skipping one.
+        is polled at the next round rather than skipping one. With callbacks a whole one:
+        its callback is expected before then, and a poll would only repeat it.
         """
-        threshold = time.monotonic() - self._interval_s / 2
+        wait = self._interval_s if self._finished_among is not None else self._interval_s / 2
+        threshold = time.monotonic() - wait
         return [t for t in self._tracked.values() if t.last_polled <= threshold]
 
     async def _poll(self, due: list[Tracked]) -> None:
         pages_for_listing = max(1, math.ceil(self._listed_total / LIST_PAGE_SIZE))
-        if len(due) > pages_for_listing:
+        # A listing stops once it has seen every due message: it reads down to the oldest
+        # one due, so recent stragglers (lost callbacks, say) cost a page, not a full list.
+        oldest_due = min(t.order for t in due)
+        pages_to_read = max(1, math.ceil((self._listed_total - oldest_due) / LIST_PAGE_SIZE))
+        if len(due) > pages_to_read:
             sender = self._connection.from_filter
             listed = await self._read_listing({t.sid for t in due}, sender)
             seen = listed or {}

@@ -19,6 +19,7 @@ from smslink.simulator import errors
 from smslink.simulator.callbacks import CallbackDispatcher
 from smslink.simulator.config import MAGIC_FROM_OK, SimulatorConfig
 from smslink.simulator.faults import make_guard
+from smslink.simulator.inbound import inbound_handler
 from smslink.simulator.lifecycle import initial_snapshot
 from smslink.simulator.listing import page_json, parse_list_query
 from smslink.simulator.resources import ROOT, account_json, message_json
@@ -276,4 +277,5 @@ def create_app(
     app.router.add_get("/_stats", get_stats)
     app.router.add_get("/_messages", get_messages)
     app.router.add_post("/_reset", post_reset)
+    app.router.add_post("/_inbound", inbound_handler(state.config.auth_token))
     return app

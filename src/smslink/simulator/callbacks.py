@@ -35,6 +35,8 @@ from smslink.simulator.resources import API_VERSION
 from smslink.simulator.state import Message, SimulatorState
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
+#: The same on every attempt of one callback, so a receiver can tell a retry from news.
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 USER_AGENT = "TwilioProxy/1.1"  # what Twilio's webhook requests identify as
 #: Twilio gives a webhook 15 seconds to answer before it counts as failed.
 CALLBACK_TIMEOUT_S = 15.0
@@ -44,6 +46,8 @@ RETRY_CAP_S = 1.0
 #: Disorder mode delays each callback by up to the span of the message's callbacks (at
 #: least this), so later statuses regularly overtake earlier ones.
 MIN_DISORDER_S = 0.05
+#: Twilio's most retries a `#rc=` connection override may ask for.
+MAX_RETRY_COUNT = 5
 _FINAL_WITH_DLR = ("delivered", "undelivered")  # carry RawDlrDoneDate, the carrier's receipt
 _FAILING = ("failed", "undelivered")  # carry ErrorCode
 
@@ -165,6 +169,9 @@ class CallbackDispatcher:
         spread = max(changes[-1][1] - changes[0][1], MIN_DISORDER_S)
         now = self._state.clock()
         for status, at in changes:
+            if config.callback_drop_share and self._rng.random() < config.callback_drop_share:
+                self._state.stats.callbacks_dropped += 1  # lost on the way, retries and all
+                continue
             delay = max(0.0, at - now)
             if config.callback_disorder:
                 delay += self._rng.uniform(0.0, spread)
@@ -184,13 +191,20 @@ class CallbackDispatcher:
         session = self._session
         if session is None:
             return
-        headers = {SIGNATURE_HEADER: sign(self._state.config.auth_token, url, params)}
-        for attempt in range(self._state.config.callback_retries + 1):
+        # Signed over the StatusCallback as given; the fragment (Twilio's connection
+        # overrides) is never part of the request itself.
+        token = f"{next(self._ids)}-{params['MessageSid']}-{params['MessageStatus']}"
+        headers = {
+            SIGNATURE_HEADER: sign(self._state.config.auth_token, url, params),
+            IDEMPOTENCY_HEADER: token,
+        }
+        target, _, fragment = url.partition("#")
+        for attempt in range(retry_count(fragment, self._state.config.callback_retries) + 1):
             if attempt:
                 self._state.stats.callbacks_retried += 1
                 await asyncio.sleep(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (attempt - 1)))
             try:
-                async with session.post(url, data=params, headers=headers) as response:
+                async with session.post(target, data=params, headers=headers) as response:
                     await response.read()
                     if 200 <= response.status < 300:
                         self._state.stats.callbacks_sent += 1
@@ -198,3 +212,13 @@ class CallbackDispatcher:
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 continue  # unreachable, reset, timed out or not a usable URL: a failure
         self._state.stats.callbacks_failed += 1
+
+
+def retry_count(fragment: str, default: int) -> int:
+    """Retries a callback URL asks for with Twilio's `rc=` override (capped at 5), else
+    `default`. https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides"""
+    for pair in fragment.split("&"):
+        key, _, value = pair.partition("=")
+        if key == "rc" and value.isdigit():
+            return min(int(value), MAX_RETRY_COUNT)
+    return default

@@ -59,8 +59,12 @@ class SimulatorConfig:
     #: out of order (receivers must never move a status backwards).
     callback_disorder: bool = False
     #: Extra attempts for a status callback that fails (connection error or non-2xx);
-    #: Twilio itself does not retry by default, hence 0.
+    #: Twilio itself does not retry by default, hence 0. A StatusCallback URL's own `#rc=N`
+    #: (Twilio's connection override, at most 5) takes precedence for its messages.
     callback_retries: int = 0
+    #: Share of status callbacks never delivered (lost on the way, every retry included), so
+    #: a receiver's fallback to polling can be tested and measured.
+    callback_drop_share: float = 0.0
 
     def __post_init__(self) -> None:
         # Accept any iterable (a list from the CLI) while keeping the value hashable.
@@ -75,6 +79,8 @@ class SimulatorConfig:
             raise ValueError("sender_mps must be > 0 (or None for unlimited)")
         if self.sender_queue_s < 0 or self.callback_retries < 0:
             raise ValueError("sender_queue_s and callback_retries must be >= 0")
+        if not 0 <= self.callback_drop_share <= 1:
+            raise ValueError("callback_drop_share must be between 0 and 1")
 
     def _check_faults(self) -> None:
         """Reject fault settings that cannot mean anything, at startup rather than mid-run."""

@@ -112,6 +112,7 @@ class Stats:
     callbacks_sent: int = 0
     callbacks_failed: int = 0
     callbacks_retried: int = 0
+    callbacks_dropped: int = 0
 
 
 class InvalidPageToken(ValueError):
@@ -315,4 +316,5 @@ class SimulatorState:
             "callbacks_sent": s.callbacks_sent,
             "callbacks_failed": s.callbacks_failed,
             "callbacks_retried": s.callbacks_retried,
+            "callbacks_dropped": s.callbacks_dropped,
         }

@@ -7,7 +7,9 @@ concern, each in its own module:
   connections (their tokens encrypted), touchpoints, opt-outs;
 - `store.runs` (runs.py): runs, their creation without conflicts, and their leases;
 - `store.deliveries` (deliveries.py): a run's deliveries, the per-message hot paths;
-- `store.accounts` (accounts.py): who signs in to the pages, and their API tokens.
+- `store.accounts` (accounts.py): who signs in to the pages, and their API tokens;
+- `store.callbacks` (callbacks.py): Twilio status callbacks applied to deliveries, once
+  each and forward only.
 
 database.py opens the database and knows the dialects; migrations/ brings its schema up to
 date when it opens; schema.py and rows.py describe the tables and map rows to models.
@@ -25,6 +27,7 @@ check-then-write race between processes either.
 from __future__ import annotations
 
 from smslink.store.accounts import Accounts
+from smslink.store.callbacks import Applied, CallbackStore
 from smslink.store.catalogue import Catalogue
 from smslink.store.database import Database
 from smslink.store.deliveries import DeliveryStore
@@ -44,6 +47,8 @@ from smslink.store.secrets import SecretBox
 __all__ = [
     "Accounts",
     "AlreadyExists",
+    "Applied",
+    "CallbackStore",
     "Catalogue",
     "DeliveryStore",
     "InUse",
@@ -83,6 +88,7 @@ class Store:
         self.runs = RunStore(db)
         self.deliveries = DeliveryStore(db)
         self.accounts = Accounts(db)
+        self.callbacks = CallbackStore(db)
         self._secret_box = secret_box
 
     def derived_key(self, purpose: str) -> bytes:

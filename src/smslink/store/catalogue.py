@@ -149,6 +149,7 @@ class Catalogue:
             "region": c.region,
             "max_segments_per_second": c.max_segments_per_second,
             "request_timeout_s": c.request_timeout_s,
+            "callback_base_url": c.callback_base_url,
         }
 
     def _to_connection(self, r: Row[Any]) -> Connection:
@@ -166,6 +167,7 @@ class Catalogue:
             region=r.region,
             max_segments_per_second=r.max_segments_per_second,
             request_timeout_s=r.request_timeout_s,
+            callback_base_url=r.callback_base_url,
         )
 
     # -- touchpoints ------------------------------------------------------------------

@@ -19,7 +19,16 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, or_, select, update
 
 from smslink.domain.errors import say
-from smslink.domain.models import Delivery, Outgoing, Progress, RunTotals, Stage
+from smslink.domain.models import (
+    TWILIO_RANKS,
+    Delivery,
+    Outgoing,
+    Progress,
+    ResultStatus,
+    RunTotals,
+    Stage,
+    twilio_rank,
+)
 from smslink.store.database import Database
 from smslink.store.errors import NotFound
 from smslink.store.rows import STAGES, delivery_row, dumps, to_delivery
@@ -33,9 +42,22 @@ _D = deliveries.c
 #: status never changes, whatever order the send and track loops flush in. Written as
 #: driver SQL: these two statements run for every message, and SQLAlchemy's per-row
 #: parameter processing cost more than the database work (measured ~3x on SQLite).
+#:
+#: Status callbacks (store/callbacks.py) write the same rows from another process, so the
+#: stored Twilio status is kept when it is further on than the one written (a callback said
+#: `sent` while this process last read `sending`): a status never moves backwards, whichever
+#: of the two writers commits last. The rank is computed in SQL from the stored value, so
+#: the check and the write are one statement (a row lock on PostgreSQL, the write lock on
+#: SQLite) and no read-then-write gap exists for a callback to slip into.
+TWILIO_RANK_SQL = (
+    "CASE twilio_status "
+    + " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in TWILIO_RANKS.items())
+    + " ELSE -1 END"
+)
 _SAVE_PROGRESS_SQL = (
-    "UPDATE deliveries SET stage = {p}, status = {p}, twilio_status = {p}, message_sid = {p}, "
-    "error_code = {p}, error_message = {p}, polls = {p}, updated_at = {p} "
+    "UPDATE deliveries SET stage = {p}, status = {p}, "
+    f"twilio_status = CASE WHEN {TWILIO_RANK_SQL} > {{p}} THEN twilio_status ELSE {{p}} END, "
+    "message_sid = {p}, error_code = {p}, error_message = {p}, polls = {p}, updated_at = {p} "
     "WHERE run_id = {p} AND seq = {p} AND stage != 'done'"
 )
 _INSERT_DELIVERY_COLUMNS = (
@@ -136,6 +158,7 @@ class DeliveryStore:
             (
                 p.stage.value,
                 p.status.value if p.status is not None else None,
+                twilio_rank(p.twilio_status),
                 p.twilio_status,
                 p.message_sid,
                 p.error_code,
@@ -149,6 +172,24 @@ class DeliveryStore:
         ]
         with self._engine.begin() as conn:
             conn.exec_driver_sql(self._save_progress_sql, params)
+
+    def finished_among(
+        self, run_id: int, seqs: Collection[int], *, batch: int = 500
+    ) -> dict[int, ResultStatus]:
+        """Which of these deliveries are DONE already, with their result: those a status
+        callback finished while this process was tracking them. Asked `batch` at a time
+        over the (run_id, stage, seq) index, so a long list costs short queries."""
+        ordered = sorted(seqs)
+        found: dict[int, ResultStatus] = {}
+        for start in range(0, len(ordered), batch):
+            chunk = ordered[start : start + batch]
+            query = select(_D.seq, _D.status).where(
+                _D.run_id == run_id, _D.stage == Stage.DONE.value, _D.seq.in_(chunk)
+            )
+            with self._engine.connect() as conn:
+                for seq, status in conn.execute(query):
+                    found[seq] = ResultStatus(status)
+        return found
 
     def iter_deliveries(
         self,

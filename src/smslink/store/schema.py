@@ -35,8 +35,8 @@ from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 #: store/migrations/versions named after it (see the README there).
 #: 1: the first release. 2: connections.max_segments_per_second and .request_timeout_s, and
 #: the optouts table. 3: runs.stop_requested_at. 4: users, api_tokens, runs.origin.
-#: 5: optout_removals.
-SCHEMA_VERSION = 5
+#: 5: optout_removals. 6: connections.callback_base_url and callback_tokens.
+SCHEMA_VERSION = 6
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -103,6 +103,8 @@ connections = Table(
     Column("last_test_at", UTCDateTime),
     Column("last_test_ok", Boolean),
     Column("last_test_message", Text),
+    # Where Twilio posts status callbacks (version 6); NULL: polling only.
+    Column("callback_base_url", Text),
 )
 
 touchpoints = Table(
@@ -247,4 +249,15 @@ optout_removals = Table(
     Column("reason", Text),
     # The opt-outs page shows a phone's removals beside its search.
     Index("ix_optout_removals_phone", "phone"),
+)
+
+# Status callbacks already applied, by Twilio's `I-Twilio-Idempotency-Token` (version 6): a
+# callback Twilio retries (it could not tell that the first attempt arrived) is applied
+# once. Kept a day (Twilio's retries end within 15 seconds), then pruned.
+callback_tokens = Table(
+    "callback_tokens",
+    metadata,
+    Column("token", String(128), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_callback_tokens_received_at", "received_at"),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from smslink.web import api, pages
+from smslink.web import api, callbacks, inbound, pages
 from smslink.web.api import connections as api_connections
 from smslink.web.api import optouts as api_optouts
 from smslink.web.api import runs as api_runs
@@ -14,10 +14,12 @@ from smslink.web.pages import apidocs, auth, connections, optouts, runs, touchpo
 
 PAGES = (auth, connections, touchpoints, runs, optouts, users, apidocs)
 API = (api_connections, api_touchpoints, api_runs, api_optouts, api_users)
+#: What Twilio calls (signature-checked, outside /api and its OpenAPI document).
+TWILIO = (inbound, callbacks)
 
 
 def include_routes(app: FastAPI) -> None:
-    for module in (*PAGES, *API):
+    for module in (*PAGES, *API, *TWILIO):
         app.include_router(module.router)
 
 

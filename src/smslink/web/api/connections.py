@@ -65,6 +65,12 @@ class ConnectionOut(BaseModel):
     max_segments_per_second: float | None = Field(description="null: no cap.")
     request_timeout_s: float
     last_test: LastTestOut | None = Field(description="How the last Test ended, if any.")
+    callback_base_url: str | None = Field(
+        None, description="Where Twilio posts status callbacks; null: polling only."
+    )
+    status_callback_url: str | None = Field(
+        None, description="The StatusCallback each message gives Twilio, when callbacks are on."
+    )
 
     @classmethod
     def of(cls, view: ConnectionView) -> ConnectionOut:
@@ -84,6 +90,8 @@ class ConnectionOut(BaseModel):
             region=view.region,
             max_segments_per_second=view.max_segments_per_second,
             request_timeout_s=view.request_timeout_s,
+            callback_base_url=view.callback_base_url,
+            status_callback_url=view.status_callback_url,
             last_test=None
             if test is None
             else LastTestOut(at=test.at, ok=test.ok, message=test.message),
@@ -114,6 +122,13 @@ class ConnectionSettings(BaseModel):
     region: Text = Field(DEFAULT_REGION, max_length=8, description="ISO country, e.g. US.")
     max_segments_per_second: Number | None = Field(None, description="null or 0: no cap.")
     request_timeout_s: Number = DEFAULT_REQUEST_TIMEOUT_S
+    callback_base_url: Text | None = Field(
+        None,
+        max_length=2000,
+        description="This service's public https address: Twilio posts status callbacks to "
+        "<it>/twilio/status/<name>, and polling becomes the fallback. null or empty: polling "
+        "only. Not with an API key.",
+    )
 
 
 class ConnectionIn(ConnectionSettings):
@@ -201,6 +216,7 @@ def add_connection(request: Request, _: Admin, body: ConnectionIn) -> Connection
         region=body.region.strip() or DEFAULT_REGION,
         max_segments_per_second=body.max_segments_per_second,
         request_timeout_s=body.request_timeout_s,
+        callback_base_url=_optional(body.callback_base_url),
     )
     return ConnectionOut.of(smslink(request).connections.add(connection))
 
@@ -246,6 +262,7 @@ def replace_connection(
         region=body.region.strip() or DEFAULT_REGION,
         max_segments_per_second=body.max_segments_per_second or 0.0,  # 0: no cap
         request_timeout_s=body.request_timeout_s,
+        callback_base_url=(body.callback_base_url or "").strip(),
     )
     return ConnectionOut.of(smslink(request).connections.update(name, changes))
 

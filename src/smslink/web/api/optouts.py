@@ -33,9 +33,14 @@ class OptOutOut(BaseModel):
 
     sender: str
     phone: str = Field(description="E.164.")
-    created_at: datetime = Field(description="When Twilio first answered 21610 for them.")
+    created_at: datetime = Field(
+        description="First seen: Twilio's first 21610 answer, or the recipient's reply."
+    )
     run_id: int | None = Field(description="The run that learned it.")
-    source: str
+    source: str = Field(
+        description='"twilio": a 21610 answer during a run; "inbound STOP" (or another '
+        "opt-out keyword): the recipient's reply, through the incoming-message webhook."
+    )
     message: str | None = Field(description="Twilio's message.")
 
     @classmethod

@@ -9,13 +9,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from smslink.app import Smslink
 from smslink.domain.errors import InvalidInput, SmslinkError
 from smslink.domain.models import Role, User
-from smslink.web.forms import form, text
+from smslink.web.forms import form as form  # the pages read forms through here too
+from smslink.web.forms import text as text
 from smslink.web.i18n import _, error_message, translated
 from smslink.web.runner import RunExecutor
 from smslink.web.session import require, session_user
 from smslink.web.templating import render
-
-__all__ = ["form", "text"]  # the pages read their forms through here too
 
 
 def smslink(request: Request) -> Smslink:

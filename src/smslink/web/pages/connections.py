@@ -131,6 +131,18 @@ def fields() -> list[Field]:
             "number",
             "any",
         ),
+        Field(
+            "callback_base_url",
+            _("Status callback address"),
+            _(
+                "Optional: this service's public https address, e.g. https://sms.example.com. "
+                "Twilio then reports every status change to it at /twilio/status/ followed by "
+                "the connection's name, and polling only fills in for reports that do not "
+                "come. Not with an API key."
+            ),
+            "",
+            "url",
+        ),
     ]
 
 
@@ -273,6 +285,7 @@ def _values(view: ConnectionView) -> dict[str, str]:
         "region": view.region,
         "max_segments_per_second": "" if cap is None else f"{cap:g}",
         "request_timeout_s": f"{view.request_timeout_s:g}",
+        "callback_base_url": view.callback_base_url or "",
     }
 
 
@@ -331,6 +344,7 @@ def _connection(name: str, values: dict[str, str]) -> tuple[Connection, list[Pro
         region=values["region"].strip() or DEFAULT_REGION,
         max_segments_per_second=numbers.get("max_segments_per_second"),
         request_timeout_s=numbers.get("request_timeout_s", DEFAULT_REQUEST_TIMEOUT_S),
+        callback_base_url=values["callback_base_url"].strip() or None,
     )
     return connection, problems
 
@@ -353,6 +367,7 @@ def _changes(values: dict[str, str]) -> tuple[ConnectionChanges, list[Problem]]:
         region=values["region"].strip(),
         max_segments_per_second=numbers.get("max_segments_per_second", 0.0),
         request_timeout_s=numbers.get("request_timeout_s"),
+        callback_base_url=values["callback_base_url"].strip(),
     )
     return changes, problems
 

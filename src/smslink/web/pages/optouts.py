@@ -2,8 +2,10 @@
 
 `/optouts` searches the recipients who replied STOP, by phone (in any format, read like the
 command line reads it) and by sender, and shows the latest removals: who removed which
-opt-out, when and why. `/optouts/remove` asks for the reason before an opt-out goes; the
-removal is kept in the store with the user's name.
+opt-out, when and why. Each opt-out says where it came from: Twilio's 21610 during a run,
+or the recipient's own reply (STOP) through the incoming-message webhook. `/optouts/remove`
+asks for the reason before an opt-out goes; the removal is kept in the store with the
+user's name.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fastapi.responses import Response
 
 from smslink.app.optouts import MAX_REASON_CHARS, OptOutSearch
 from smslink.domain.errors import InvalidInput
+from smslink.domain.keywords import inbound_keyword
 from smslink.domain.models import User
 from smslink.web.i18n import _
 from smslink.web.pages.common import field_errors, form, redirect, signed_in, smslink, text
@@ -56,6 +59,7 @@ def list_page(request: Request, phone: str = "", sender: str = "") -> Response:
         removals=removals,
         searched=bool(phone.strip() or sender.strip()),
         removed=request.query_params.get("removed", ""),
+        replied=inbound_keyword,
     )
 
 
@@ -124,4 +128,5 @@ def _remove_form(
         reason=reason,
         errors=errors,
         max_reason=MAX_REASON_CHARS,
+        replied=inbound_keyword,
     )

@@ -1,0 +1,149 @@
+"""Twilio status callbacks, received by the web service and applied to deliveries.
+
+Twilio POSTs each status change of a message created with a `StatusCallback` (see
+`domain/callbacks.py` for the URL and its retry fragment). What a callback may do here:
+
+- nothing at all unless `X-Twilio-Signature` proves that Twilio sent it: the signature is
+  an HMAC of the URL and the form under the connection's auth token. API-key connections
+  cannot have callbacks (their rules refuse a callback base URL): Twilio signs with the
+  account's auth token, which such a connection does not hold, so a callback to one is
+  refused like a forgery and its messages are polled.
+- once only, by its `I-Twilio-Idempotency-Token` (kept a day, then pruned);
+- forward only: the store applies it in one conditional statement that never moves a
+  status backwards and never touches a finished delivery (store/callbacks.py says how it
+  and the tracker's own writes cannot undo each other).
+
+A callback for a message no delivery holds (another tool's message on the same account, a
+run deleted since) is accepted and ignored: refusing it would only make Twilio retry it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from smslink.domain.callbacks import RETRY_FRAGMENT, signed_url_candidates, status_update
+from smslink.domain.models import Connection
+from smslink.store import NotFound, Store
+from smslink.twilio.signature import is_valid_signature
+
+#: How long an idempotency token is remembered: Twilio's retries end within its 15-second
+#: total time budget, so a day is generous.
+TOKEN_TTL = timedelta(days=1)
+#: How often (seconds, per process) old tokens are pruned.
+PRUNE_EVERY_S = 3600.0
+#: How long a connection read for a callback is used before it is read again (a changed
+#: token or callback base URL takes effect within this).
+CONNECTION_TTL_S = 5.0
+#: The longest token kept (the column's width); a longer one is not Twilio's.
+MAX_TOKEN_CHARS = 128
+
+
+class CallbackOutcome(StrEnum):
+    """What the receiver answers: refused (403) or accepted (2xx, whatever it changed)."""
+
+    REFUSED = "refused"  # no connection of that name, or no valid signature: nothing changed
+    APPLIED = "applied"
+    STALE = "stale"
+    UNKNOWN = "unknown"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"  # signed, but not a status update smslink can read
+
+    @property
+    def accepted(self) -> bool:
+        return self is not CallbackOutcome.REFUSED
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCallback:
+    """One callback request as the web face received it."""
+
+    connection: str
+    form: list[tuple[str, str]]  # every form field in order, repeated names included
+    signature: str | None
+    idempotency_token: str | None = None
+    #: The URL as this server saw it (behind a proxy, not what Twilio called): checked
+    #: besides the one smslink gave Twilio, so a renamed host or a changed callback base
+    #: URL does not lock out callbacks of messages sent before.
+    request_url: str | None = None
+
+
+class Callbacks:
+    """Receives the status callbacks of every connection of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._next_prune = 0.0
+        # Twilio posts a run's callbacks by the thousand: the connection (a read and a
+        # decryption) is kept a few seconds, and this process writes one callback at a
+        # time. Threads racing for SQLite's one write lock would mostly sleep in its busy
+        # handler; queued on this lock they commit back to back.
+        self._connections: dict[str, tuple[float, Connection | None]] = {}
+        self._write = threading.Lock()
+
+    def receive(self, callback: StatusCallback) -> CallbackOutcome:
+        """Check, de-duplicate and apply one callback; never raises for a bad request."""
+        connection = self._connection(callback.connection)
+        if connection is None:
+            return CallbackOutcome.REFUSED
+        if connection.api_key_sid or not callback.signature or not connection.auth_token:
+            return CallbackOutcome.REFUSED
+        params: dict[str, list[str]] = {}
+        for name, value in callback.form:
+            params.setdefault(name, []).append(value)
+        urls = _candidates(connection.callback_base_url, connection.name, callback.request_url)
+        if not any(
+            is_valid_signature(connection.auth_token, url, params, callback.signature)
+            for url in urls
+        ):
+            return CallbackOutcome.REFUSED
+        update = status_update({name: values[0] for name, values in params.items()})
+        if update is None:
+            return CallbackOutcome.IGNORED
+        token = callback.idempotency_token
+        if token is not None and not 0 < len(token) <= MAX_TOKEN_CHARS:
+            token = None  # not Twilio's: applying twice is harmless anyway (forward only)
+        with self._write:
+            now = datetime.now(UTC)
+            applied = self._store.callbacks.apply_status_by_sid(
+                update, received_at=now, token=token
+            )
+            self._prune(now)
+        return CallbackOutcome(applied.value)
+
+    def _connection(self, name: str) -> Connection | None:
+        """The named connection (None: there is none), read again after CONNECTION_TTL_S."""
+        cached = self._connections.get(name)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            connection: Connection | None = self._store.catalogue.get_connection(name)
+        except NotFound:
+            connection = None
+        if len(self._connections) > 1000:
+            self._connections.clear()
+        self._connections[name] = (time.monotonic() + CONNECTION_TTL_S, connection)
+        return connection
+
+    def _prune(self, now: datetime) -> None:
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            self._store.callbacks.prune_tokens(now - TOKEN_TTL)
+
+
+def _candidates(base_url: str | None, name: str, request_url: str | None) -> list[str]:
+    """Every URL the signature may be over, each once: the StatusCallback smslink gives
+    Twilio (with and without its fragment), and the URL this server saw."""
+    found: list[str] = []
+    options: Iterable[str] = signed_url_candidates(base_url, name) if base_url else ()
+    if request_url:
+        bare = request_url.partition("#")[0]
+        options = [*options, bare, f"{bare}#{RETRY_FRAGMENT}"]
+    for url in options:
+        if url not in found:
+            found.append(url)
+    return found

@@ -1,0 +1,168 @@
+"""Status callbacks applied in the store: forward only, once per idempotency token, and
+never undone by the tracker's own writes (nor undoing them), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from smslink.domain.callbacks import StatusUpdate
+from smslink.domain.models import Progress, ResultStatus, Stage
+from smslink.store import Applied, Store
+from tests.store.records import NOW, connection, deliveries, new_run
+
+
+def _tracking(store: Store, n: int = 3) -> int:
+    """A run with `n` deliveries Twilio accepted (sids SM0, SM1, ...), being tracked."""
+    store.catalogue.add_connection(connection())
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(n)), ["mobile"])
+    store.deliveries.claim_pending(run_id, n, NOW)
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, i, Stage.TRACKING, twilio_status="queued", message_sid=f"SM{i}")
+            for i in range(n)
+        ]
+    )
+    return run_id
+
+
+def _row(store: Store, run_id: int, seq: int):
+    [row] = [d for d in store.deliveries.iter_deliveries(run_id) if d.seq == seq]
+    return row
+
+
+def test_a_final_status_finishes_the_delivery_as_polling_would(store: Store):
+    run_id = _tracking(store)
+    update = StatusUpdate("SM0", "undelivered", 30003)
+
+    assert store.callbacks.apply_status_by_sid(update, received_at=NOW) is Applied.APPLIED
+
+    row = _row(store, run_id, 0)
+    assert (row.stage, row.status, row.twilio_status) == (
+        Stage.DONE,
+        ResultStatus.UNDELIVERED,
+        "undelivered",
+    )
+    assert (row.error_code, row.error_message) == (30003, "Unreachable destination handset")
+    assert store.deliveries.finished_among(run_id, [0, 1, 2]) == {0: ResultStatus.UNDELIVERED}
+
+
+def test_an_intermediate_status_moves_forward_and_keeps_tracking(store: Store):
+    run_id = _tracking(store)
+    assert store.callbacks.apply_status_by_sid(StatusUpdate("SM1", "sent"), received_at=NOW) == (
+        Applied.APPLIED
+    )
+    row = _row(store, run_id, 1)
+    assert (row.stage, row.status, row.twilio_status) == (Stage.TRACKING, None, "sent")
+
+
+def test_a_late_sent_after_delivered_changes_nothing(store: Store):
+    run_id = _tracking(store)
+    store.callbacks.apply_status_by_sid(StatusUpdate("SM0", "delivered"), received_at=NOW)
+    later = NOW + timedelta(seconds=5)
+
+    assert store.callbacks.apply_status_by_sid(StatusUpdate("SM0", "sent"), received_at=later) is (
+        Applied.STALE
+    )
+    row = _row(store, run_id, 0)
+    assert (row.status, row.twilio_status, row.updated_at) == (
+        ResultStatus.DELIVERED,
+        "delivered",
+        NOW,
+    )
+
+
+def test_a_second_failed_keeps_the_first_error_code(store: Store):
+    run_id = _tracking(store)
+    store.callbacks.apply_status_by_sid(StatusUpdate("SM2", "failed", 30005), received_at=NOW)
+    again = StatusUpdate("SM2", "failed", 30008)
+
+    assert store.callbacks.apply_status_by_sid(again, received_at=NOW) is Applied.STALE
+    assert _row(store, run_id, 2).error_code == 30005
+
+
+def test_a_replayed_token_is_applied_once(store: Store):
+    run_id = _tracking(store)
+    sent = StatusUpdate("SM0", "sent")
+    assert store.callbacks.apply_status_by_sid(sent, received_at=NOW, token="t-1") is (
+        Applied.APPLIED
+    )
+    # The same token again, even carrying news, is the same callback retried: ignored.
+    delivered = StatusUpdate("SM0", "delivered")
+    assert store.callbacks.apply_status_by_sid(delivered, received_at=NOW, token="t-1") is (
+        Applied.DUPLICATE
+    )
+    assert _row(store, run_id, 0).twilio_status == "sent"
+
+
+def test_an_unknown_sid_or_status_changes_nothing(store: Store):
+    run_id = _tracking(store)
+    before = list(store.deliveries.iter_deliveries(run_id))
+
+    assert store.callbacks.apply_status_by_sid(
+        StatusUpdate("SMnope", "delivered"), received_at=NOW
+    ) is (Applied.UNKNOWN)
+    assert store.callbacks.apply_status_by_sid(
+        StatusUpdate("SM0", "teleported"), received_at=NOW
+    ) is (Applied.STALE)
+    assert list(store.deliveries.iter_deliveries(run_id)) == before
+
+
+def test_the_tracker_never_overwrites_a_callback_and_a_callback_never_overwrites_it(
+    store: Store,
+):
+    """Both orders of the race between a poll's write and a callback."""
+    run_id = _tracking(store)
+    # 0: the callback finishes it, then the tracker writes what it read before (sending).
+    store.callbacks.apply_status_by_sid(StatusUpdate("SM0", "delivered"), received_at=NOW)
+    # 1: a callback says sent; the tracker's older read (sending) must not move it back.
+    store.callbacks.apply_status_by_sid(StatusUpdate("SM1", "sent"), received_at=NOW)
+    # 2: the tracker finishes it first (failed); a callback then says delivered.
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, 0, Stage.TRACKING, twilio_status="sending", message_sid="SM0"),
+            Progress(
+                run_id, 1, Stage.TRACKING, twilio_status="sending", message_sid="SM1", polls=1
+            ),
+            Progress(
+                run_id,
+                2,
+                Stage.DONE,
+                ResultStatus.FAILED,
+                "failed",
+                "SM2",
+                30006,
+                "Landline or unreachable carrier",
+                polls=2,
+            ),
+        ]
+    )
+    assert store.callbacks.apply_status_by_sid(
+        StatusUpdate("SM2", "delivered"), received_at=NOW
+    ) is (Applied.STALE)
+
+    rows = {d.seq: d for d in store.deliveries.iter_deliveries(run_id)}
+    assert (rows[0].stage, rows[0].status, rows[0].twilio_status) == (
+        Stage.DONE,
+        ResultStatus.DELIVERED,
+        "delivered",
+    )
+    assert (rows[1].stage, rows[1].twilio_status, rows[1].polls) == (Stage.TRACKING, "sent", 1)
+    assert (rows[2].status, rows[2].error_code) == (ResultStatus.FAILED, 30006)
+
+
+def test_old_tokens_are_pruned(store: Store):
+    _tracking(store)
+    store.callbacks.apply_status_by_sid(StatusUpdate("SM0", "sent"), received_at=NOW, token="a")
+    later = NOW + timedelta(days=2)
+    store.callbacks.apply_status_by_sid(StatusUpdate("SM1", "sent"), received_at=later, token="b")
+
+    assert store.callbacks.prune_tokens(NOW + timedelta(days=1)) == 1
+    # "a" is forgotten: the same token is news again; "b" is still remembered.
+    sent = StatusUpdate("SM0", "delivered")
+    assert store.callbacks.apply_status_by_sid(sent, received_at=later, token="a") is (
+        Applied.APPLIED
+    )
+    assert store.callbacks.apply_status_by_sid(sent, received_at=later, token="b") is (
+        Applied.DUPLICATE
+    )
