@@ -26,7 +26,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from smslink.domain.models import Connection, Delivery, OptOut, RunSnapshot, Touchpoint
+from smslink.domain.models import (
+    Connection,
+    Delivery,
+    OptOut,
+    Progress,
+    RunSnapshot,
+    Stage,
+    Touchpoint,
+)
 from smslink.store import SchemaTooNew, Store, open_store
 from smslink.store.database import Database
 from smslink.store.migrations import HEAD, VERSION_TABLE, runner
@@ -86,6 +94,7 @@ def _v2_database(url: str, key: bytes) -> int:
             conn.exec_driver_sql("DROP TABLE users")
             conn.exec_driver_sql("DROP TABLE optout_removals")  # version 5
             conn.exec_driver_sql("DROP TABLE callback_tokens")  # version 6
+            conn.exec_driver_sql("DROP TABLE events")  # version 7
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
         assert not inspect(engine).has_table(VERSION_TABLE)
         assert "stop_requested_at" not in _columns(engine, "runs")
@@ -156,8 +165,8 @@ def _differences(url: str) -> list[object]:
         engine.dispose()
 
 
-def test_schema_version_is_6():
-    assert SCHEMA_VERSION == 6  # bumping it needs a migration and a test here
+def test_schema_version_is_7():
+    assert SCHEMA_VERSION == 7  # bumping it needs a migration and a test here
 
 
 def test_a_version_1_database_upgrades_in_place_and_keeps_its_data(url: str, key: bytes):
@@ -533,5 +542,35 @@ def test_a_version_5_database_gains_callbacks_off_and_keeps_its_connections(url:
             "https://sms.example.com"
         )
         assert store.callbacks.prune_tokens(datetime.now(UTC)) == 0
+    assert (_revisions(url), _version(url)) == ([HEAD], str(SCHEMA_VERSION))
+    assert _differences(url) == []
+
+
+def test_a_version_6_database_gains_events_and_its_deliveries_go_on(url: str, key: bytes):
+    """Revision 0007 on a filled version 6 database: its deliveries stay, their history
+    starts empty, and the next change of one is its first event."""
+    run_id = _filled_database(url, key)
+    db = Database(url)
+    try:
+        with db.engine.begin() as conn:
+            command.downgrade(runner.config(conn), "0006")
+    finally:
+        db.dispose()
+    assert (_revisions(url), _version(url)) == (["0006"], "6")
+
+    with open_store(url, secret_box=SecretBox(key)) as store:
+        [d] = store.deliveries.iter_deliveries(run_id)
+        assert d.row["name"] == "Zoë" and store.events.after(0, 10) == []
+        store.deliveries.claim_pending(run_id, 1, datetime.now(UTC))
+        store.deliveries.save_progress(
+            [Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid="SM1")]
+        )
+        [event] = store.events.after(0, 10)
+        assert (event.run_id, event.seq, event.twilio_status, event.status) == (
+            run_id,
+            0,
+            "queued",
+            None,
+        )
     assert (_revisions(url), _version(url)) == ([HEAD], str(SCHEMA_VERSION))
     assert _differences(url) == []

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from smslink.app.callbacks import Callbacks
 from smslink.app.config import Config
 from smslink.app.connections import Connections
+from smslink.app.events import Events
 from smslink.app.optouts import OptOuts
 from smslink.app.runs import Runs
 from smslink.app.touchpoints import Touchpoints
@@ -50,7 +51,8 @@ class DatabaseUnavailable(StorageFailed):
 
 class Smslink:
     """smslink over one store: `.connections`, `.touchpoints`, `.runs`, `.optouts`,
-    `.users`, and `.callbacks` (Twilio's status callbacks)."""
+    `.users`, `.callbacks` (Twilio's status callbacks) and `.events` (deliveries across
+    runs and their status events)."""
 
     def __init__(self, store: Store, *, timings: Timings | None = None) -> None:
         self._store = store
@@ -60,6 +62,7 @@ class Smslink:
         self.optouts = OptOuts(store)
         self.users = Users(store)
         self.callbacks = Callbacks(store)
+        self.events = Events(store)
 
     @classmethod
     def open(cls, config: Config) -> Smslink:

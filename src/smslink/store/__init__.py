@@ -9,7 +9,9 @@ concern, each in its own module:
 - `store.deliveries` (deliveries.py): a run's deliveries, the per-message hot paths;
 - `store.accounts` (accounts.py): who signs in to the pages, and their API tokens;
 - `store.callbacks` (callbacks.py): Twilio status callbacks applied to deliveries, once
-  each and forward only.
+  each and forward only;
+- `store.events` (events.py): every status change of a delivery, written by the two
+  above in the transaction of the change, read back in order.
 
 database.py opens the database and knows the dialects; migrations/ brings its schema up to
 date when it opens; schema.py and rows.py describe the tables and map rows to models.
@@ -39,6 +41,7 @@ from smslink.store.errors import (
     SchemaTooNew,
     StoreError,
 )
+from smslink.store.events import EventStore
 from smslink.store.location import database_url
 from smslink.store.migrations import ensure_schema
 from smslink.store.runs import RunStore
@@ -51,6 +54,7 @@ __all__ = [
     "CallbackStore",
     "Catalogue",
     "DeliveryStore",
+    "EventStore",
     "InUse",
     "NotFound",
     "RunConflict",
@@ -89,6 +93,7 @@ class Store:
         self.deliveries = DeliveryStore(db)
         self.accounts = Accounts(db)
         self.callbacks = CallbackStore(db)
+        self.events = EventStore(db)
         self._secret_box = secret_box
 
     def derived_key(self, purpose: str) -> bytes:

@@ -19,6 +19,11 @@ On PostgreSQL two UPDATEs of one row queue on its row lock and the second re-che
 WHERE against the row the first committed (READ COMMITTED); SQLite runs one writer at a
 time. Either way the more final state wins, whoever writes last.
 
+A callback that changed its delivery writes the event of that change in the same
+transaction (store/events.py), from the row as the UPDATE left it (RETURNING); one that
+changed nothing writes none. So the final event of a delivery finished by a callback is
+written once, and never by the tracker too: its write skips the DONE row.
+
 The `I-Twilio-Idempotency-Token` of an applied callback is kept in the same transaction
 as the update, so a callback Twilio delivers twice (a retry after an answer it did not
 see) is applied once, and a failed update leaves no token behind to block its retry.
@@ -42,6 +47,7 @@ from smslink.domain.models import (
     twilio_rank,
 )
 from smslink.store.database import Database
+from smslink.store.events import EventWriter
 from smslink.store.schema import callback_tokens, deliveries
 
 _D = deliveries.c
@@ -49,6 +55,13 @@ _RANK = case(
     *((_D.twilio_status == status, literal(rank)) for status, rank in TWILIO_RANKS.items()),
     else_=literal(-1),
 )
+
+
+#: What a callback's event is written from: the row as its UPDATE left it.
+_CHANGED = (
+    _D.run_id, _D.seq, _D.stage, _D.status, _D.twilio_status, _D.error_code, _D.error_message,
+    _D.segments, _D.message_sid,
+)  # fmt: skip
 
 
 class Applied(StrEnum):
@@ -66,6 +79,8 @@ class CallbackStore:
     def __init__(self, db: Database) -> None:
         self._engine = db.engine
         self._insert = pg_insert if db.postgres else sqlite_insert
+        self._bind_time = db.bind_time
+        self._events = EventWriter(db)
 
     def apply_status_by_sid(
         self, update_: StatusUpdate, *, received_at: datetime, token: str | None = None
@@ -91,6 +106,7 @@ class CallbackStore:
                 rank > _RANK,
             )
             .values(**values)
+            .returning(*_CHANGED)
         )
         with self._engine.begin() as conn:
             if token is not None:
@@ -103,7 +119,26 @@ class CallbackStore:
                 ).first()
                 if taken is None:
                     return Applied.DUPLICATE
-            if conn.execute(statement).rowcount:
+            changed = conn.execute(statement).all()
+            if changed:
+                at = self._bind_time(received_at)
+                self._events.write(
+                    conn,
+                    [
+                        (
+                            r.run_id,
+                            r.seq,
+                            at,
+                            r.status if r.stage == Stage.DONE.value else None,
+                            r.twilio_status,
+                            r.error_code,
+                            r.error_message,
+                            r.segments,
+                            r.message_sid,
+                        )
+                        for r in sorted(changed, key=lambda r: (r.run_id, r.seq))
+                    ],
+                )
                 return Applied.APPLIED
             held = conn.execute(select(exists().where(_D.message_sid == update_.sid))).scalar()
         return Applied.STALE if held else Applied.UNKNOWN

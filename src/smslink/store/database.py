@@ -64,6 +64,18 @@ class Database:
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    def commit_in_order(self, conn: Connection, name: str) -> None:
+        """Make the transactions that call this with `name` commit in the order they call
+        it, until `conn`'s transaction ends: what the events table needs so that a reader
+        that has seen id N never later finds a smaller id committed (a gap it skipped).
+
+        PostgreSQL: the advisory lock of `hold_write_lock`, taken late (just before the
+        rows whose order matters), so only the end of the transaction is serialised.
+        SQLite: nothing to do, it runs one writer at a time.
+        """
+        if self.postgres:
+            conn.execute(text(_PG_LOCK), {"name": name})
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -8,15 +8,30 @@ than the database's, and reads that page by key instead of holding a cursor open
 
 The guarantees live here too: a delivery is claimed (committed as POSTING) before its POST,
 so the store always knows which messages may have reached Twilio; and a DONE row is never
-overwritten, so a final status never changes.
+overwritten, so a final status never changes. Each status change is reported by an event
+written in the same transaction (store/events.py): a delivery stored already final, and
+each row whose Twilio status or final result a progress write changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from smslink.domain.errors import say
 from smslink.domain.models import (
@@ -31,11 +46,13 @@ from smslink.domain.models import (
 )
 from smslink.store.database import Database
 from smslink.store.errors import NotFound
+from smslink.store.events import EventRow, EventWriter
 from smslink.store.rows import STAGES, delivery_row, dumps, to_delivery
 from smslink.store.schema import deliveries, runs
 
 _PENDING = Stage.PENDING.value
 _POSTING = Stage.POSTING.value
+_DONE = Stage.DONE.value
 _D = deliveries.c
 
 #: One delivery's progress written by (run_id, seq); DONE rows are left alone so a final
@@ -70,6 +87,8 @@ _INSERT_DELIVERY_SQL = (
     f"VALUES ({', '.join(['{p}'] * len(_INSERT_DELIVERY_COLUMNS))})"
 )
 
+_HELD_SQL = "SELECT seq, stage, twilio_status, segments FROM deliveries"
+
 #: Everything but the input row, which is often most of a delivery's bytes.
 _SLIM_COLUMNS = [c for c in deliveries.c if c.name != "row_json"]
 
@@ -84,8 +103,10 @@ class DeliveryStore:
         self._engine = db.engine
         self._postgres = db.postgres
         self._bind_time = db.bind_time
+        self._placeholder = db.placeholder
         self._save_progress_sql = _SAVE_PROGRESS_SQL.format(p=db.placeholder)
         self._insert_delivery_sql = _INSERT_DELIVERY_SQL.format(p=db.placeholder)
+        self._events = EventWriter(db)
 
     def add_deliveries(
         self, run_id: int, deliveries_: Sequence[Delivery], columns: list[str]
@@ -96,6 +117,23 @@ class DeliveryStore:
         new_total = max((d.seq for d in deliveries_), default=-1) + 1
         bind_time = self._bind_time
         rows = [delivery_row(run_id, d, bind_time) for d in deliveries_]
+        now = bind_time(datetime.now(UTC))
+        # A delivery stored already final (a bad phone, an opt-out) has its one event now.
+        finished: list[EventRow] = [
+            (
+                run_id,
+                d.seq,
+                bind_time(d.updated_at) if d.updated_at is not None else now,
+                d.status.value if d.status is not None else None,
+                d.twilio_status,
+                d.error_code,
+                d.error_message,
+                d.segments,
+                d.message_sid,
+            )
+            for d in deliveries_
+            if d.stage is Stage.DONE
+        ]
         with self._engine.begin() as conn:
             # The run row first: it checks the run exists and, on PostgreSQL, serialises
             # concurrent ingests of one run on its row lock.
@@ -111,6 +149,7 @@ class DeliveryStore:
                 raise NotFound(say("no run %(run)s", run=str(run_id)))
             if rows:
                 conn.exec_driver_sql(self._insert_delivery_sql, rows)
+            self._events.write(conn, finished)
 
     def claim_pending(self, run_id: int, limit: int, now: datetime) -> list[Outgoing]:
         """Move the lowest-seq PENDING deliveries to POSTING and commit before returning:
@@ -149,29 +188,94 @@ class DeliveryStore:
 
     def save_progress(self, updates: Sequence[Progress]) -> None:
         """Write each delivery's whole mutable state in one executemany; DONE rows are
-        skipped. A missing `updated_at` is stamped with the time of saving."""
+        skipped. A missing `updated_at` is stamped with the time of saving.
+
+        In the same transaction, one event for each row whose Twilio status or final
+        result this changes. The rows are read first, under the write (SQLite's write
+        lock, taken at once; PostgreSQL's row locks, FOR UPDATE), so what is compared is
+        what is overwritten: no status callback can commit in between.
+        """
         if not updates:
             return
         now = self._bind_time(datetime.now(UTC))
         bind_time = self._bind_time
-        params = [
-            (
-                p.stage.value,
-                p.status.value if p.status is not None else None,
-                twilio_rank(p.twilio_status),
-                p.twilio_status,
-                p.message_sid,
-                p.error_code,
-                p.error_message,
-                p.polls,
-                bind_time(p.updated_at) if p.updated_at is not None else now,
-                p.run_id,
-                p.seq,
-            )
-            for p in updates
-        ]
         with self._engine.begin() as conn:
-            conn.exec_driver_sql(self._save_progress_sql, params)
+            if not self._postgres:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            held = self._held(conn, updates)
+            params = []
+            changes: list[EventRow] = []
+            for p in updates:
+                key = (p.run_id, p.seq)
+                row = held.get(key)
+                if row is None or row[0] == _DONE:
+                    continue  # no such delivery, or final already: never written again
+                _, twilio_status, segments = row
+                at = bind_time(p.updated_at) if p.updated_at is not None else now
+                status = p.status.value if p.status is not None else None
+                params.append(
+                    (
+                        p.stage.value,
+                        status,
+                        twilio_rank(p.twilio_status),
+                        p.twilio_status,
+                        p.message_sid,
+                        p.error_code,
+                        p.error_message,
+                        p.polls,
+                        at,
+                        p.run_id,
+                        p.seq,
+                    )
+                )
+                # As the UPDATE's CASE does: a stored status further on than this one stays.
+                kept = twilio_status
+                if twilio_rank(twilio_status) <= twilio_rank(p.twilio_status):
+                    kept = p.twilio_status
+                final = p.stage is Stage.DONE
+                if final or kept != twilio_status:
+                    changes.append(
+                        (
+                            p.run_id,
+                            p.seq,
+                            at,
+                            status if final else None,
+                            kept,
+                            p.error_code,
+                            p.error_message,
+                            segments,
+                            p.message_sid,
+                        )
+                    )
+                held[key] = (p.stage.value, kept, segments)  # a later update of the batch
+            if params:
+                conn.exec_driver_sql(self._save_progress_sql, params)
+            self._events.write(conn, changes)
+
+    def _held(
+        self, conn: Connection, updates: Sequence[Progress], *, batch: int = 500
+    ) -> dict[tuple[int, int], tuple[str, str | None, int]]:
+        """(stage, twilio_status, segments) of the updated rows as stored, by (run, seq);
+        locked FOR UPDATE on PostgreSQL, in seq order (the tracker's and the callbacks'
+        writes lock rows one way only). Driver SQL, `batch` seqs a statement."""
+        by_run: dict[int, set[int]] = {}
+        for p in updates:
+            by_run.setdefault(p.run_id, set()).add(p.seq)
+        lock = " ORDER BY seq FOR UPDATE" if self._postgres else ""
+        found: dict[tuple[int, int], tuple[str, str | None, int]] = {}
+        for run_id, seqs in by_run.items():
+            ordered = sorted(seqs)
+            for start in range(0, len(ordered), batch):
+                chunk = ordered[start : start + batch]
+                if self._postgres:  # one array parameter: cheaper to bind than 500
+                    sql = f"{_HELD_SQL} WHERE run_id = %s AND seq = ANY(%s){lock}"
+                    params: tuple[object, ...] = (run_id, chunk)
+                else:
+                    sql = f"{_HELD_SQL} WHERE run_id = ? AND seq IN ({', '.join('?' * len(chunk))})"
+                    params = (run_id, *chunk)
+                for seq, stage, twilio_status, segments in conn.exec_driver_sql(sql, params):
+                    found[(run_id, seq)] = (stage, twilio_status, segments)
+        return found
 
     def finished_among(
         self, run_id: int, seqs: Collection[int], *, batch: int = 500
@@ -220,6 +324,40 @@ class DeliveryStore:
             if len(rows) < batch:
                 return
             last = rows[-1].seq
+
+    def one(self, run_id: int, seq: int) -> tuple[str, Delivery] | None:
+        """A delivery without its input row, with its run's touchpoint; None: none such."""
+        found = self.across(run_id=run_id, after=(run_id, seq - 1), limit=1)
+        return found[0] if found and found[0][1].seq == seq else None
+
+    def across(
+        self,
+        *,
+        run_id: int | None = None,
+        statuses: Collection[str] | None = None,
+        after: tuple[int, int] | None = None,
+        limit: int = 50,
+    ) -> list[tuple[str, Delivery]]:
+        """Deliveries of every run (or of `run_id`) in (run, seq) order without their
+        input rows, each with its run's touchpoint: those after `after` (a (run, seq)
+        key: keyset pagination), with a result in `statuses` (`UNFINISHED` as in `page`)."""
+        if statuses is not None and not statuses:
+            return []
+        query = select(*_SLIM_COLUMNS, runs.c.touchpoint).select_from(
+            deliveries.join(runs, runs.c.id == _D.run_id)
+        )
+        if run_id is not None:
+            query = query.where(*self._matching(run_id, statuses, None))
+        elif statuses is not None:
+            query = query.where(*self._matching(None, statuses, None))
+        if after is not None:
+            query = query.where(
+                or_(_D.run_id > after[0], and_(_D.run_id == after[0], _D.seq > after[1]))
+            )
+        query = query.order_by(_D.run_id, _D.seq).limit(max(0, limit))
+        with self._engine.connect() as conn:
+            rows: list[Any] = list(conn.execute(query).all())
+        return [(r.touchpoint, to_delivery(r, False)) for r in rows]
 
     def totals(self, run_id: int) -> RunTotals:
         """Counts by stage and by result status, from one GROUP BY."""
@@ -306,9 +444,9 @@ class DeliveryStore:
         return cast(func.strftime("%s", column), Integer)  # SQLite keeps UTC text
 
     def _matching(
-        self, run_id: int, statuses: Collection[str] | None, text: str | None
+        self, run_id: int | None, statuses: Collection[str] | None, text: str | None
     ) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = [_D.run_id == run_id]
+        where: list[ColumnElement[bool]] = [] if run_id is None else [_D.run_id == run_id]
         if statuses is not None:
             results = [s for s in statuses if s != UNFINISHED]
             either: list[ColumnElement[bool]] = []

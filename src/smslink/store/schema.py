@@ -35,8 +35,8 @@ from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 #: store/migrations/versions named after it (see the README there).
 #: 1: the first release. 2: connections.max_segments_per_second and .request_timeout_s, and
 #: the optouts table. 3: runs.stop_requested_at. 4: users, api_tokens, runs.origin.
-#: 5: optout_removals. 6: connections.callback_base_url and callback_tokens.
-SCHEMA_VERSION = 6
+#: 5: optout_removals. 6: connections.callback_base_url and callback_tokens. 7: events.
+SCHEMA_VERSION = 7
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -260,4 +260,28 @@ callback_tokens = Table(
     Column("token", String(128), primary_key=True),
     Column("received_at", UTCDateTime, nullable=False),
     Index("ix_callback_tokens_received_at", "received_at"),
+)
+
+# Every status change of a delivery (version 7), written in the same transaction as the
+# change itself (store/events.py): the history the events API streams. `id` is the global
+# order and a reader's cursor: AUTOINCREMENT on SQLite so an id is never handed out twice,
+# and on PostgreSQL events commit in id order (a lock around their insert). `status` is
+# the product's result on a delivery's one final event, NULL on the ones before. No
+# foreign key: the history is read on its own, and journeys will add deliveries of theirs.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("status", String(16)),
+    Column("twilio_status", String(32)),
+    Column("error_code", Integer),
+    Column("error_message", Text),
+    Column("segments", Integer, nullable=False),
+    Column("message_sid", String(64)),
+    # A delivery's own events, in order.
+    Index("ix_events_run_seq", "run_id", "seq"),
+    sqlite_autoincrement=True,
 )

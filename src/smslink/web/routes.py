@@ -6,6 +6,8 @@ from fastapi import FastAPI
 
 from smslink.web import api, callbacks, inbound, pages
 from smslink.web.api import connections as api_connections
+from smslink.web.api import deliveries as api_deliveries
+from smslink.web.api import events as api_events
 from smslink.web.api import optouts as api_optouts
 from smslink.web.api import runs as api_runs
 from smslink.web.api import touchpoints as api_touchpoints
@@ -13,7 +15,15 @@ from smslink.web.api import users as api_users
 from smslink.web.pages import apidocs, auth, connections, optouts, runs, touchpoints, users
 
 PAGES = (auth, connections, touchpoints, runs, optouts, users, apidocs)
-API = (api_connections, api_touchpoints, api_runs, api_optouts, api_users)
+API = (
+    api_connections,
+    api_touchpoints,
+    api_runs,
+    api_deliveries,
+    api_events,
+    api_optouts,
+    api_users,
+)
 #: What Twilio calls (signature-checked, outside /api and its OpenAPI document).
 TWILIO = (inbound, callbacks)
 

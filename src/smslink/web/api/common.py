@@ -7,6 +7,7 @@ validation into the one error shape, the `Error` model that documents that shape
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, Security
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from smslink.app import Smslink
 from smslink.domain.errors import InvalidInput, Problem
-from smslink.domain.models import Role, User
+from smslink.domain.models import Delivery, Role, User
 from smslink.web.session import bearer_user, check_csrf, require, session_user
 
 #: Methods that change nothing: a session may call them without a CSRF header.
@@ -188,3 +189,19 @@ def api_router(tag: str) -> APIRouter:
         responses=errors(401, 403, 422),
         dependencies=[Security(bearer)],
     )
+
+
+def delivery_fields(d: Delivery) -> dict[str, Any]:
+    """What every API answer says of a delivery, as its models name the fields."""
+    return {
+        "record": d.seq + 1,
+        "to": d.to,
+        "status": str(d.status) if d.status is not None else "unfinished",
+        "stage": str(d.stage),
+        "twilio_status": d.twilio_status,
+        "error_code": d.error_code,
+        "error_message": d.error_message,
+        "segments": d.segments,
+        "message_sid": d.message_sid,
+        "updated_at": d.updated_at.astimezone(UTC) if d.updated_at else None,
+    }

@@ -11,7 +11,7 @@ remedy is `send_again`, and is sent anyway with `again`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +21,15 @@ from pydantic import BaseModel, Field
 
 from smslink.app.runs import UPLOAD_SUFFIXES
 from smslink.domain.models import Delivery, Run
-from smslink.web.api.common import Id, PageNumber, api_router, errors, marketer, smslink
+from smslink.web.api.common import (
+    Id,
+    PageNumber,
+    api_router,
+    delivery_fields,
+    errors,
+    marketer,
+    smslink,
+)
 from smslink.web.errors import api_error
 from smslink.web.forms import text
 from smslink.web.progress import (
@@ -394,19 +402,7 @@ def run_out(run: Run, progress: dict[str, Any]) -> RunOut:
 
 
 def delivery_out(d: Delivery) -> DeliveryOut:
-    return DeliveryOut(
-        record=d.seq + 1,
-        to=d.to,
-        status=str(d.status) if d.status is not None else "unfinished",
-        stage=str(d.stage),
-        twilio_status=d.twilio_status,
-        error_code=d.error_code,
-        error_message=d.error_message,
-        message_sid=d.message_sid,
-        segments=d.segments,
-        updated_at=d.updated_at.astimezone(UTC) if d.updated_at else None,
-        row=d.row,
-    )
+    return DeliveryOut(**delivery_fields(d), row=d.row)
 
 
 def _runner(request: Request) -> RunExecutor:
