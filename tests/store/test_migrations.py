@@ -95,6 +95,7 @@ def _v2_database(url: str, key: bytes) -> int:
             conn.exec_driver_sql("DROP TABLE optout_removals")  # version 5
             conn.exec_driver_sql("DROP TABLE callback_tokens")  # version 6
             conn.exec_driver_sql("DROP TABLE events")  # version 7
+            conn.exec_driver_sql("DROP TABLE webhook_subscriptions")  # version 8
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
         assert not inspect(engine).has_table(VERSION_TABLE)
         assert "stop_requested_at" not in _columns(engine, "runs")
@@ -165,8 +166,8 @@ def _differences(url: str) -> list[object]:
         engine.dispose()
 
 
-def test_schema_version_is_7():
-    assert SCHEMA_VERSION == 7  # bumping it needs a migration and a test here
+def test_schema_version_is_8():
+    assert SCHEMA_VERSION == 8  # bumping it needs a migration and a test here
 
 
 def test_a_version_1_database_upgrades_in_place_and_keeps_its_data(url: str, key: bytes):
@@ -572,5 +573,48 @@ def test_a_version_6_database_gains_events_and_its_deliveries_go_on(url: str, ke
             "queued",
             None,
         )
+    assert (_revisions(url), _version(url)) == ([HEAD], str(SCHEMA_VERSION))
+    assert _differences(url) == []
+
+
+def test_a_version_7_database_gains_webhook_subscriptions_that_start_at_its_newest_event(
+    url: str, key: bytes
+):
+    """Revision 0008 on a filled version 7 database with events: no subscription yet, and a
+    new one's cursor is the newest event (it gets what happens from then on), its secret
+    kept encrypted."""
+    run_id = _filled_database(url, key)
+    with open_store(url, secret_box=SecretBox(key)) as store:
+        store.deliveries.claim_pending(run_id, 1, datetime.now(UTC))
+        store.deliveries.save_progress(
+            [Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid="SM1")]
+        )
+        [event] = store.events.after(0, 10)
+    db = Database(url)
+    try:
+        with db.engine.begin() as conn:
+            command.downgrade(runner.config(conn), "0007")
+    finally:
+        db.dispose()
+    assert (_revisions(url), _version(url)) == (["0007"], "7")
+
+    with open_store(url, secret_box=SecretBox(key)) as store:
+        assert store.webhooks.list() == []
+        added = store.webhooks.add(
+            url="https://hooks.example.com/sms",
+            touchpoint=None,
+            secret="whsec_c2VjcmV0",
+            created_by="ada",
+            now=datetime.now(UTC),
+        )
+        assert (added.last_event_id, added.attempts, added.enabled) == (event.id, 0, True)
+        assert store.webhooks.due(datetime.now(UTC)) == []
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT secret_encrypted FROM webhook_subscriptions")
+            assert "c2VjcmV0" not in stored.scalar_one()
+    finally:
+        engine.dispose()
     assert (_revisions(url), _version(url)) == ([HEAD], str(SCHEMA_VERSION))
     assert _differences(url) == []

@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 import uvicorn
 
-from smslink.app import Config, open_app
+from smslink.app import Config, WebhookTimings, open_app
 from smslink.domain.models import Role
 from smslink.engine import Timings
 from smslink.web.app import ServeOptions, create_app
@@ -84,11 +84,19 @@ class Site:
 
 @contextmanager
 def running_site(
-    home: Path, *, users: bool = True, timings: Timings | None = None
+    home: Path,
+    *,
+    users: bool = True,
+    timings: Timings | None = None,
+    webhook_timings: WebhookTimings | None = None,
 ) -> Iterator[Site]:
     """The service over a fresh store in `home` (SMSLINK_HOME must point there), with an
     administrator and a marketer unless `users` is False."""
-    config = Config(database_url=f"sqlite:///{home / 'smslink.db'}", timings=timings or Timings())
+    config = Config(
+        database_url=f"sqlite:///{home / 'smslink.db'}",
+        timings=timings or Timings(),
+        webhook_timings=webhook_timings or WebhookTimings(),
+    )
     if users:
         with open_app(config) as smslink:
             smslink.users.add(*ADMIN, Role.ADMIN)

@@ -65,9 +65,12 @@ class Administrator:
 
 
 def _kept_local(case: Any, base_url: str) -> None:
-    """A connection the case would store points at `base_url` (a closed local port)."""
+    """A connection or webhook subscription the case would store points at `base_url` (a
+    closed local port)."""
     if case.path.startswith("/api/connections") and isinstance(case.body, dict):
         case.body["base_url"] = base_url
+    if case.path.startswith("/api/webhooks") and isinstance(case.body, dict):
+        case.body["url"] = base_url
 
 
 def _described(error: BaseException) -> str:

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 from jinja2 import Environment
 
@@ -17,6 +17,8 @@ ROOT = Path(__file__).parents[2]
 WEB = ROOT / "src" / "smslink" / "web"
 TEMPLATES = WEB / "templates"
 CATALOGUE = WEB / "locale" / "de" / "LC_MESSAGES" / "messages.po"
+#: The layers below the web whose sentences (`say(...)`) reach the pages and the API.
+SAYING_LAYERS = ("domain", "app", "engine", "store")
 #: Words shown as they are in every language.
 UNTRANSLATED = {"smslink", "SID", "URL", "CSV", "API", "JSON", "SVG", "EN", "DE", "MG", "SK", "AC"}
 #: Attributes people read (or hear, with a screen reader).
@@ -101,13 +103,15 @@ def _messages() -> dict[str, str]:
     method_map = [
         ("src/smslink/web/templates/**.html", "jinja2"),
         ("src/smslink/web/**.py", "python"),
+        *((f"src/smslink/{layer}/**.py", "python") for layer in SAYING_LAYERS),
     ]
     options = {
         "src/smslink/web/templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}
     }
     found: dict[str, str] = {}
+    keywords = {**DEFAULT_KEYWORDS, "say": None}
     for filename, _line, message, _comments, _context in extract_from_dir(
-        str(ROOT), method_map, options_map=options
+        str(ROOT), method_map, options_map=options, keywords=keywords
     ):
         msgid = message if isinstance(message, str) else message[0]
         found.setdefault(msgid, filename)

@@ -22,6 +22,7 @@ from smslink.app.optouts import OptOuts
 from smslink.app.runs import Runs
 from smslink.app.touchpoints import Touchpoints
 from smslink.app.users import Users
+from smslink.app.webhooks import Webhooks, WebhookTimings
 from smslink.domain.errors import SmslinkError, StorageFailed, say
 from smslink.engine import LeaseLost, PreviewTotals, RunCounters, RunRequest, Timings
 from smslink.store import AlreadyExists, InUse, NotFound, RunConflict, Store, open_store
@@ -40,6 +41,8 @@ __all__ = [
     "RunCounters",
     "RunRequest",
     "Smslink",
+    "WebhookTimings",
+    "Webhooks",
     "open_app",
 ]
 
@@ -51,10 +54,16 @@ class DatabaseUnavailable(StorageFailed):
 
 class Smslink:
     """smslink over one store: `.connections`, `.touchpoints`, `.runs`, `.optouts`,
-    `.users`, `.callbacks` (Twilio's status callbacks) and `.events` (deliveries across
-    runs and their status events)."""
+    `.users`, `.callbacks` (Twilio's status callbacks), `.events` (deliveries across
+    runs and their status events) and `.webhooks` (where events are posted)."""
 
-    def __init__(self, store: Store, *, timings: Timings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        timings: Timings | None = None,
+        webhook_timings: WebhookTimings | None = None,
+    ) -> None:
         self._store = store
         self.connections = Connections(store)
         self.touchpoints = Touchpoints(store)
@@ -63,6 +72,7 @@ class Smslink:
         self.users = Users(store)
         self.callbacks = Callbacks(store)
         self.events = Events(store)
+        self.webhooks = Webhooks(store, webhook_timings)
 
     @classmethod
     def open(cls, config: Config) -> Smslink:
@@ -76,7 +86,7 @@ class Smslink:
             raise DatabaseUnavailable(
                 say("cannot open the database: %(reason)s", reason=_first_line(error))
             ) from error
-        return cls(store, timings=config.timings)
+        return cls(store, timings=config.timings, webhook_timings=config.webhook_timings)
 
     def close(self) -> None:
         self._store.close()
@@ -109,7 +119,7 @@ def open_app(config: Config | None = None) -> Iterator[Smslink]:
             say("cannot open the database: %(reason)s", reason=_first_line(error))
         ) from error
     try:
-        yield Smslink(store, timings=config.timings)
+        yield Smslink(store, timings=config.timings, webhook_timings=config.webhook_timings)
     except SQLAlchemyError as error:
         reason = _first_line(getattr(error, "orig", None) or error)
         raise StorageFailed(

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from smslink.app.webhooks import WebhookTimings
 from smslink.engine import Timings
 
 LEASE_TTL_ENV = "SMSLINK_LEASE_TTL_S"
@@ -26,6 +27,8 @@ class Config:
     #: the home (resolved by the store, which also checks the home is safe).
     database_url: str | None = None
     timings: Timings = field(default_factory=Timings)
+    #: How the web service's webhook dispatcher waits and retries.
+    webhook_timings: WebhookTimings = field(default_factory=WebhookTimings)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Config:

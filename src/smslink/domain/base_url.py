@@ -75,6 +75,23 @@ def check_callback_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def check_webhook_url(url: str) -> str:
+    """Where a webhook subscription's events are posted, normalised as `check_base_url`
+    does, or ValueError. The same shape rules; plain http only to this machine, since an
+    event carries message details and anyone on the way could read or change them."""
+    url, host, scheme = _checked_shape(url)
+    if scheme == "http" and not is_loopback_host(host):
+        raise ValueError(
+            say(
+                "the webhook URL %(url)s uses plain http to another machine, where anyone on "
+                "the way could read every event: use https:// (http is accepted only for "
+                "localhost, 127.0.0.0/8 and [::1])",
+                url=repr(url),
+            )
+        )
+    return url.rstrip("/")
+
+
 def _checked_shape(url: str) -> tuple[str, str, str]:
     """The URL stripped, its host and scheme, once every rule but the http one holds."""
     url = url.strip()

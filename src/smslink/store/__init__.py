@@ -11,7 +11,9 @@ concern, each in its own module:
 - `store.callbacks` (callbacks.py): Twilio status callbacks applied to deliveries, once
   each and forward only;
 - `store.events` (events.py): every status change of a delivery, written by the two
-  above in the transaction of the change, read back in order.
+  above in the transaction of the change, read back in order;
+- `store.webhooks` (webhooks.py): webhook subscriptions (their secrets encrypted) and each
+  one's cursor over the events.
 
 database.py opens the database and knows the dialects; migrations/ brings its schema up to
 date when it opens; schema.py and rows.py describe the tables and map rows to models.
@@ -46,6 +48,7 @@ from smslink.store.location import database_url
 from smslink.store.migrations import ensure_schema
 from smslink.store.runs import RunStore
 from smslink.store.secrets import SecretBox
+from smslink.store.webhooks import WebhookStore
 
 __all__ = [
     "Accounts",
@@ -62,6 +65,7 @@ __all__ = [
     "SchemaTooNew",
     "Store",
     "StoreError",
+    "WebhookStore",
     "open_store",
 ]
 
@@ -94,6 +98,7 @@ class Store:
         self.accounts = Accounts(db)
         self.callbacks = CallbackStore(db)
         self.events = EventStore(db)
+        self.webhooks = WebhookStore(db, secret_box)
         self._secret_box = secret_box
 
     def derived_key(self, purpose: str) -> bytes:

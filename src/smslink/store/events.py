@@ -80,13 +80,13 @@ class EventStore:
         """Up to `limit` events with ids above `event_id`, in id order."""
         query = _with_touchpoint().where(_E.id > event_id).order_by(_E.id).limit(max(0, limit))
         with self._engine.connect() as conn:
-            return [_event(r) for r in conn.execute(query)]
+            return [event_of(r) for r in conn.execute(query)]
 
     def of_delivery(self, run_id: int, seq: int) -> list[DeliveryEvent]:
         """One delivery's events, in order."""
         query = _with_touchpoint().where(_E.run_id == run_id, _E.seq == seq).order_by(_E.id)
         with self._engine.connect() as conn:
-            return [_event(r) for r in conn.execute(query)]
+            return [event_of(r) for r in conn.execute(query)]
 
     def last_id(self) -> int:
         """The newest event's id; 0 when there is none."""
@@ -100,7 +100,7 @@ def _with_touchpoint() -> Any:
     )
 
 
-def _event(r: Row[Any]) -> DeliveryEvent:
+def event_of(r: Row[Any]) -> DeliveryEvent:
     return DeliveryEvent(
         id=r.id,
         run_id=r.run_id,

@@ -36,7 +36,8 @@ from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 #: 1: the first release. 2: connections.max_segments_per_second and .request_timeout_s, and
 #: the optouts table. 3: runs.stop_requested_at. 4: users, api_tokens, runs.origin.
 #: 5: optout_removals. 6: connections.callback_base_url and callback_tokens. 7: events.
-SCHEMA_VERSION = 7
+#: 8: webhook_subscriptions.
+SCHEMA_VERSION = 8
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -283,5 +284,34 @@ events = Table(
     Column("message_sid", String(64)),
     # A delivery's own events, in order.
     Index("ix_events_run_seq", "run_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+# Where delivery events are posted (version 8): a URL, every touchpoint's events or one's
+# (`touchpoint` NULL: all), signed with a secret kept Fernet-encrypted like connections'
+# auth tokens. `last_event_id` is the cursor over events.id: every event up to it was
+# delivered (or is not this subscription's), so events go out in order, one at a time,
+# and a restart resumes after it. A failing subscription counts `attempts` since
+# `failing_since` and waits until `next_attempt_at`; after too long it is disabled
+# (`disabled_at`, `disabled_reason`) until an administrator enables it again. No foreign
+# key to touchpoints: a subscription outlives the touchpoint it names.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("touchpoint", String(200)),
+    # Fernet token of the `whsec_...` secret; never the plaintext.
+    Column("secret_encrypted", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # The user's name at the time; NULL: added without a user (the command line).
+    Column("created_by", String(200)),
+    Column("last_event_id", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("failing_since", UTCDateTime),
+    Column("disabled_at", UTCDateTime),
+    Column("disabled_reason", Text),
+    Column("last_error", Text),
     sqlite_autoincrement=True,
 )

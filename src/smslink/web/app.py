@@ -1,5 +1,5 @@
-"""The service: one FastAPI application with the pages, the REST API and the run executor,
-over the same application layer as the command line.
+"""The service: one FastAPI application with the pages, the REST API, the run executor and
+the webhook dispatcher, over the same application layer as the command line.
 
 Built by `create_app` from a `ServeOptions`; `smslink serve` runs it on uvicorn. Every
 request passes, in order: the security headers, the session cookie, the language. Pages
@@ -31,6 +31,7 @@ from smslink.web.pages.common import page_csrf_refused, page_forbidden, page_not
 from smslink.web.routes import include_routes
 from smslink.web.runner import RunExecutor
 from smslink.web.session import SESSION_HOURS, CsrfRefused, Forbidden, NotSignedIn, SignInBrake
+from smslink.web.webhooks import WebhookDispatcher
 
 log = logging.getLogger("smslink.web")
 
@@ -65,6 +66,7 @@ def create_app(options: ServeOptions) -> FastAPI:
     """The service over the configured store (opened here, closed when the app stops)."""
     smslink = Smslink.open(options.config)
     executor = RunExecutor(smslink)
+    dispatcher = WebhookDispatcher(smslink.webhooks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,9 +74,11 @@ def create_app(options: ServeOptions) -> FastAPI:
             resumed = executor.resume_interrupted()
             if resumed:
                 log.info("resumed runs %s", resumed)
+        dispatcher.start()
         try:
             yield
         finally:
+            await dispatcher.shutdown()
             await executor.shutdown()
             smslink.close()
 

@@ -12,6 +12,7 @@ from smslink.web.api import optouts as api_optouts
 from smslink.web.api import runs as api_runs
 from smslink.web.api import touchpoints as api_touchpoints
 from smslink.web.api import users as api_users
+from smslink.web.api import webhooks as api_webhooks
 from smslink.web.pages import apidocs, auth, connections, optouts, runs, touchpoints, users
 
 PAGES = (auth, connections, touchpoints, runs, optouts, users, apidocs)
@@ -23,6 +24,7 @@ API = (
     api_events,
     api_optouts,
     api_users,
+    api_webhooks,
 )
 #: What Twilio calls (signature-checked, outside /api and its OpenAPI document).
 TWILIO = (inbound, callbacks)

@@ -8,6 +8,7 @@ audience, from 1 (`"12-1"` is run 12's first record). Its events are those of
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -59,6 +60,11 @@ class EventOut(BaseModel):
             message_sid=e.message_sid,
             timestamp=e.created_at.astimezone(UTC),
         )
+
+
+def event_json(e: DeliveryEvent) -> str:
+    """An event as the stream's `data:` and a webhook's body carry it: compact JSON."""
+    return json.dumps(EventOut.of(e).model_dump(mode="json"), separators=(",", ":"))
 
 
 class DeliveryNowOut(BaseModel):

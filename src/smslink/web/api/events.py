@@ -21,7 +21,6 @@ reader with `?after=`. Ids are handed out in commit order, so nothing is skipped
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -33,7 +32,7 @@ from pydantic import BaseModel, Field
 from smslink.app import Smslink
 from smslink.app.events import MAX_PAGE
 from smslink.web.api.common import api_router, marketer, smslink
-from smslink.web.api.deliveries import EventOut
+from smslink.web.api.deliveries import EventOut, event_json
 
 router = api_router("events")
 
@@ -109,8 +108,7 @@ async def _stream(request: Request, app: Smslink, cursor: int) -> AsyncIterator[
     while True:
         found = await asyncio.to_thread(app.events.events_after, cursor, STREAM_BATCH)
         for event in found:
-            data = json.dumps(EventOut.of(event).model_dump(mode="json"), separators=(",", ":"))
-            yield f"id: {event.id}\nevent: delivery\ndata: {data}\n\n"
+            yield f"id: {event.id}\nevent: delivery\ndata: {event_json(event)}\n\n"
             cursor = event.id
         now = time.monotonic()
         if now - started > STREAM_LIFETIME_S or await request.is_disconnected():

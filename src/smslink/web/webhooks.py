@@ -1,0 +1,137 @@
+"""The webhook dispatcher: a task of the web service that posts delivery events to the
+subscribers (`smslink.app.webhooks`), in order, one at a time per subscription.
+
+Every `poll_s` it asks the store (off the event loop) which enabled subscriptions have
+events after their cursor and no retry to wait for: one cheap statement while nothing
+happens. Each such subscription gets a task of its own (a slow subscriber holds up no
+other) that posts its next events one by one, the body being the event exactly as the
+stream's `data:` (`event_json`), signed per Standard Webhooks. A 2xx answer moves the
+cursor on in the store before the next event is posted; any other answer, a timeout or a
+network error stops the task and schedules the retry (`Webhooks.failed`). Started and
+stopped with the service (`web/app.py`); what it had not posted yet is in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+
+import aiohttp
+
+from smslink.app import Webhooks
+from smslink.domain.events import DeliveryEvent
+from smslink.domain.webhooks import WebhookSubscription, signed_headers
+from smslink.web.api.deliveries import event_json
+
+log = logging.getLogger("smslink.web.webhooks")
+
+USER_AGENT = "smslink-webhooks"
+
+
+class WebhookDispatcher:
+    """Posts each subscription's events after its cursor, as long as the service runs."""
+
+    def __init__(self, webhooks: Webhooks) -> None:
+        self._webhooks = webhooks
+        self._timings = webhooks.timings
+        self._task: asyncio.Task[None] | None = None
+        self._busy: dict[int, asyncio.Task[None]] = {}
+
+    def start(self) -> None:
+        """Start dispatching on the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="smslink-webhooks")
+
+    async def shutdown(self) -> None:
+        """Stop: a POST under way is abandoned (its event is posted again after a restart,
+        since the cursor moves only after a 2xx)."""
+        tasks = [t for t in (self._task, *self._busy.values()) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self._timings.request_timeout_s)
+        async with aiohttp.ClientSession(
+            timeout=timeout, headers={"User-Agent": USER_AGENT}
+        ) as session:
+            while True:
+                try:
+                    due = await asyncio.to_thread(self._webhooks.due)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the database is away: try again at the next poll
+                    log.exception("webhook dispatcher cannot read the subscriptions")
+                    due = []
+                self._busy = {k: t for k, t in self._busy.items() if not t.done()}
+                for subscription, secret in due:
+                    if subscription.id not in self._busy:
+                        self._busy[subscription.id] = asyncio.create_task(
+                            self._serve(session, subscription, secret),
+                            name=f"smslink-webhook-{subscription.id}",
+                        )
+                await asyncio.sleep(self._timings.poll_s)
+
+    async def _serve(
+        self, session: aiohttp.ClientSession, subscription: WebhookSubscription, secret: str
+    ) -> None:
+        """Post `subscription`'s next events in order until there are none or one fails."""
+        current = subscription
+        try:
+            while True:
+                found, covered = await asyncio.to_thread(self._webhooks.next_events, current)
+                for event in found:
+                    error = await self._post(session, current.url, secret, event)
+                    if error is not None:
+                        await asyncio.to_thread(self._webhooks.failed, current, error)
+                        return
+                    await asyncio.to_thread(self._webhooks.delivered, current.id, event.id)
+                    current = _moved(current, event.id)
+                if covered > current.last_event_id:  # other touchpoints' events: none to post
+                    await asyncio.to_thread(self._webhooks.delivered, current.id, covered)
+                    current = _moved(current, covered)
+                if len(found) < self._timings.batch:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database failed: the next poll tries again
+            log.exception("webhook subscription %s", subscription.id)
+
+    async def _post(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        secret: str,
+        event: DeliveryEvent,
+    ) -> str | None:
+        """POST one event; None when the subscriber took it (2xx), else what went wrong."""
+        body = event_json(event)
+        headers = {
+            "Content-Type": "application/json",
+            **signed_headers(secret, str(event.id), int(time.time()), body),
+        }
+        try:
+            async with session.post(
+                url, data=body.encode(), headers=headers, allow_redirects=False
+            ) as answer:
+                await answer.read()
+                if 200 <= answer.status < 300:
+                    return None
+                return f"HTTP {answer.status}"
+        except TimeoutError:
+            return f"no answer within {self._timings.request_timeout_s:g} s"
+        except aiohttp.ClientError as e:
+            return f"{type(e).__name__}: {e}"[:500]
+
+
+def _moved(subscription: WebhookSubscription, cursor: int) -> WebhookSubscription:
+    """The subscription as the store has it after `delivered(cursor)`."""
+    return replace(
+        subscription,
+        last_event_id=cursor,
+        attempts=0,
+        next_attempt_at=None,
+        failing_since=None,
+        last_error=None,
+    )
