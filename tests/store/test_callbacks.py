@@ -166,3 +166,17 @@ def test_old_tokens_are_pruned(store: Store):
     assert store.callbacks.apply_status_by_sid(sent, received_at=later, token="b") is (
         Applied.DUPLICATE
     )
+
+
+def test_a_callback_of_one_connection_never_touches_another_connections_message(store: Store):
+    run_id = _tracking(store)  # a run of connection "main"
+    store.catalogue.add_connection(connection("other"))
+    update = StatusUpdate("SM0", "delivered")
+
+    assert store.callbacks.apply_status_by_sid(update, received_at=NOW, connection="other") is (
+        Applied.UNKNOWN
+    )
+    assert _row(store, run_id, 0).stage is Stage.TRACKING
+    assert store.callbacks.apply_status_by_sid(update, received_at=NOW, connection="main") is (
+        Applied.APPLIED
+    )

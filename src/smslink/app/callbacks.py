@@ -110,7 +110,7 @@ class Callbacks:
         with self._write:
             now = datetime.now(UTC)
             applied = self._store.callbacks.apply_status_by_sid(
-                update, received_at=now, token=token
+                update, received_at=now, token=token, connection=connection.name
             )
             self._prune(now)
         return CallbackOutcome(applied.value)

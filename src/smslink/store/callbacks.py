@@ -34,7 +34,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import case, delete, exists, literal, select, update
+from sqlalchemy import ColumnElement, case, delete, exists, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -48,7 +48,7 @@ from smslink.domain.models import (
 )
 from smslink.store.database import Database
 from smslink.store.events import EventWriter
-from smslink.store.schema import callback_tokens, deliveries
+from smslink.store.schema import callback_tokens, deliveries, runs
 
 _D = deliveries.c
 _RANK = case(
@@ -83,10 +83,17 @@ class CallbackStore:
         self._events = EventWriter(db)
 
     def apply_status_by_sid(
-        self, update_: StatusUpdate, *, received_at: datetime, token: str | None = None
+        self,
+        update_: StatusUpdate,
+        *,
+        received_at: datetime,
+        token: str | None = None,
+        connection: str | None = None,
     ) -> Applied:
         """Move the delivery holding `update_.sid` forward to its status, at most once per
-        `token`; a final status makes it DONE with the result polling would have given."""
+        `token`; a final status makes it DONE with the result polling would have given.
+        With `connection`, only a delivery of that connection's runs: a callback signed with
+        one connection's token never touches another connection's messages."""
         rank = twilio_rank(update_.status)
         if rank < 0:  # a status smslink does not know never wins over one it does
             return self._known(update_.sid)
@@ -104,6 +111,7 @@ class CallbackStore:
                 _D.message_sid == update_.sid,
                 _D.stage == Stage.TRACKING.value,
                 rank > _RANK,
+                *self._of_connection(connection),
             )
             .values(**values)
             .returning(*_CHANGED)
@@ -140,8 +148,19 @@ class CallbackStore:
                     ],
                 )
                 return Applied.APPLIED
-            held = conn.execute(select(exists().where(_D.message_sid == update_.sid))).scalar()
+            held = conn.execute(
+                select(
+                    exists().where(_D.message_sid == update_.sid, *self._of_connection(connection))
+                )
+            ).scalar()
         return Applied.STALE if held else Applied.UNKNOWN
+
+    @staticmethod
+    def _of_connection(connection: str | None) -> list[ColumnElement[bool]]:
+        """The condition "a delivery of `connection`'s runs" (none for None)."""
+        if connection is None:
+            return []
+        return [_D.run_id.in_(select(runs.c.id).where(runs.c.connection == connection))]
 
     def prune_tokens(self, before: datetime) -> int:
         """Forget the tokens of callbacks received before `before`; how many went."""
