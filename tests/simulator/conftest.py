@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
+from receiver import Receiver
 from simkit import FAST, Sim
 
 from smslink.simulator import SimulatorConfig, run_in_thread
@@ -32,3 +33,19 @@ def sim(start_sim: Callable[..., Sim]) -> Sim:
 def fast_sim(start_sim: Callable[..., Sim]) -> Sim:
     """A simulator whose messages are final within about 0.1 s."""
     return start_sim(FAST)
+
+
+@pytest.fixture
+def start_receiver() -> Iterator[Callable[..., Receiver]]:
+    """Factory: start a receiver (optionally failing its first answers); all stopped after."""
+    started: list[Receiver] = []
+
+    def start(answers: Iterable[int] = ()) -> Receiver:
+        receiver = Receiver(answers)
+        receiver.start()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()

@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 import requests
+from receiver import Receiver
 from simkit import ACCOUNT_SID, FROM, SERVICE_SID, TOKEN, Sim
-from test_sim_callbacks import Receiver
 from twilio.request_validator import RequestValidator
 
 from smslink.twilio import is_valid_signature
 
 RECIPIENT = "+14155550100"
-
-
-@pytest.fixture
-def start_receiver() -> Iterator[Callable[..., Receiver]]:
-    """Factory: a webhook receiver (answering `answers` first); all stopped after."""
-    started: list[Receiver] = []
-
-    def start(answers: Iterable[int] = ()) -> Receiver:
-        receiver = Receiver(answers)
-        receiver.start()
-        started.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in started:
-        receiver.stop()
 
 
 def inbound(sim: Sim, **asked: Any) -> tuple[int, dict[str, Any]]:
