@@ -96,6 +96,8 @@ def _v2_database(url: str, key: bytes) -> int:
             conn.exec_driver_sql("DROP TABLE callback_tokens")  # version 6
             conn.exec_driver_sql("DROP TABLE events")  # version 7
             conn.exec_driver_sql("DROP TABLE webhook_subscriptions")  # version 8
+            conn.exec_driver_sql("DROP TABLE intake_keys")  # version 9
+            conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN identity_json")
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
         assert not inspect(engine).has_table(VERSION_TABLE)
         assert "stop_requested_at" not in _columns(engine, "runs")
@@ -166,8 +168,8 @@ def _differences(url: str) -> list[object]:
         engine.dispose()
 
 
-def test_schema_version_is_8():
-    assert SCHEMA_VERSION == 8  # bumping it needs a migration and a test here
+def test_schema_version_is_9():
+    assert SCHEMA_VERSION == 9  # bumping it needs a migration and a test here
 
 
 def test_a_version_1_database_upgrades_in_place_and_keeps_its_data(url: str, key: bytes):

@@ -18,6 +18,7 @@ from smslink.app.callbacks import Callbacks
 from smslink.app.config import Config
 from smslink.app.connections import Connections
 from smslink.app.events import Events
+from smslink.app.journeys import Intake, Journeys
 from smslink.app.optouts import OptOuts
 from smslink.app.runs import Runs
 from smslink.app.touchpoints import Touchpoints
@@ -25,7 +26,15 @@ from smslink.app.users import Users
 from smslink.app.webhooks import Webhooks, WebhookTimings
 from smslink.domain.errors import SmslinkError, StorageFailed, say
 from smslink.engine import LeaseLost, PreviewTotals, RunCounters, RunRequest, Timings
-from smslink.store import AlreadyExists, InUse, NotFound, RunConflict, Store, open_store
+from smslink.store import (
+    AlreadyExists,
+    InUse,
+    KeyReused,
+    NotFound,
+    RunConflict,
+    Store,
+    open_store,
+)
 
 # What faces need of the layers below, named here so that a face imports the application
 # and the domain only (a contract in pyproject.toml keeps it so).
@@ -34,6 +43,8 @@ __all__ = [
     "Config",
     "DatabaseUnavailable",
     "InUse",
+    "Intake",
+    "KeyReused",
     "LeaseLost",
     "NotFound",
     "PreviewTotals",
@@ -55,7 +66,8 @@ class DatabaseUnavailable(StorageFailed):
 class Smslink:
     """smslink over one store: `.connections`, `.touchpoints`, `.runs`, `.optouts`,
     `.users`, `.callbacks` (Twilio's status callbacks), `.events` (deliveries across
-    runs and their status events) and `.webhooks` (where events are posted)."""
+    runs and their status events), `.webhooks` (where events are posted) and `.journeys`
+    (records handed over one at a time)."""
 
     def __init__(
         self,
@@ -73,6 +85,7 @@ class Smslink:
         self.callbacks = Callbacks(store)
         self.events = Events(store)
         self.webhooks = Webhooks(store, webhook_timings)
+        self.journeys = Journeys(store)
 
     @classmethod
     def open(cls, config: Config) -> Smslink:

@@ -15,6 +15,7 @@ written rule (`plan_again`, `start_again`; the rule is in `smslink.engine.again`
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import secrets
@@ -28,6 +29,7 @@ from smslink.audience.readers import CSV_SUFFIXES, JSONL_SUFFIXES, open_audience
 from smslink.domain.errors import InvalidInput, Problem, say
 from smslink.domain.models import Delivery, Run, RunState, RunTotals
 from smslink.engine import (
+    ConnectionPacing,
     ExportSummary,
     PreviewTotals,
     RunCounters,
@@ -135,6 +137,8 @@ class Runs:
         self._store = store
         self._timings = timings
         self._touchpoints = touchpoints
+        # Every run this application sends at once shares each connection's pacing.
+        self._pacing = ConnectionPacing()
         #: Where uploads go; None: `<home>/uploads` (SMSLINK_HOME), made on first use.
         self.uploads_folder: Path | None = None
 
@@ -159,13 +163,24 @@ class Runs:
         be used."""
         return start_run(self._store, request, timings=self._timings)
 
-    async def execute(self, run_id: int, counters: RunCounters) -> Run:
+    async def execute(
+        self, run_id: int, counters: RunCounters, arrivals: asyncio.Event | None = None
+    ) -> Run:
         """Read, send and track what the run still has to do, then write its results.
 
-        The same call finishes an interrupted or stopped run. Raises Halted (the run
-        stopped, resumable), Busy (another process holds it) or InvalidInput (its audience
-        file changed)."""
-        return await execute_run(self._store, run_id, counters, timings=self._timings)
+        The same call finishes an interrupted or stopped run. Runs executing at the same
+        time share each connection's request window and segment cap. A journey's run sends what
+        arrives until it is sealed; set `arrivals` when records were stored for it. Raises
+        Halted (the run stopped, resumable), Busy (another process holds it) or
+        InvalidInput (its audience file changed)."""
+        return await execute_run(
+            self._store,
+            run_id,
+            counters,
+            timings=self._timings,
+            arrivals=arrivals,
+            pacing=self._pacing,
+        )
 
     def stop(self, run_id: int) -> Run:
         """Ask the process sending the run to stop it, resumably, within about a second;

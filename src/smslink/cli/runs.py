@@ -13,7 +13,7 @@ from smslink.cli.common import console, print_fields, session
 from smslink.cli.execution import execute, interrupted
 from smslink.cli.render import command
 from smslink.cli.reports import print_summary, print_throttling, print_totals, status_key
-from smslink.domain.models import RunState
+from smslink.domain.models import Run, RunState
 
 app = typer.Typer(
     help="Runs: every send, its progress and results; resume after a stop.", rich_markup_mode=None
@@ -85,6 +85,12 @@ def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 
     console.print(table)
 
 
+def _results_place(run: Run) -> str:
+    if run.is_journey:
+        return "events (GET /api/events, webhooks); no file"
+    return run.output_path if run.state is RunState.COMPLETED else "(not written yet)"
+
+
 @app.command("show")
 def show(run_id: int) -> None:
     """Show a run: its state, counts by stage and by status, and where its results are."""
@@ -98,8 +104,8 @@ def show(run_id: int) -> None:
         ("state", str(run.state)),
         ("started", run.created_at.isoformat()),
         ("finished", run.finished_at.isoformat() if run.finished_at else ""),
-        ("input", run.input_path),
-        ("results", run.output_path if run.state is RunState.COMPLETED else "(not written yet)"),
+        ("input", "journey records (the API)" if run.is_journey else run.input_path),
+        ("results", _results_place(run)),
         ("records", f"{totals.total:,}"),
         (
             "stages",

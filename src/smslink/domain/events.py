@@ -6,7 +6,8 @@ in order, and its final status is one event, exactly once.
 
 A delivery's public id is `"<run>-<record>"`: the run's id and the record's number in
 the audience, counted from 1 (the store's `seq` plus one), e.g. `"12-1"` for the first
-record of run 12. Journeys will add their own deliveries with ids of their own form.
+record of run 12. A journey's records are those of its touchpoint's standing run, so
+their ids have the same form.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class DeliveryEvent:
     segments: int
     message_sid: str | None
     touchpoint: str | None = None  # the run's touchpoint, when read with it
+    #: The identity fields a journey gave with the record; None for a campaign's record.
+    identity: dict[str, str] | None = None
 
     @property
     def delivery_id(self) -> str:

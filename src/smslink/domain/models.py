@@ -226,6 +226,10 @@ class RunSnapshot:
         )
 
 
+#: `Run.origin` of a journey's standing run.
+JOURNEY = "journey"
+
+
 @dataclass(slots=True)
 class Run:
     """One send of a touchpoint to one audience."""
@@ -240,12 +244,19 @@ class Run:
     columns: list[str] = field(default_factory=list)  # the audience's header, in order
     total: int = 0  # records stored so far
     audience_complete: bool = False  # every record is stored; until then resume reads on
-    #: What started it: "cli", or "web" (the service resumes its own runs on restart).
+    #: What started it: "cli", "web" (the service resumes its own runs on restart), or
+    #: JOURNEY (a touchpoint's standing run, fed one record at a time by the journey API).
     origin: str = "cli"
     error: str | None = None  # why the run stopped, when it did
     finished_at: datetime | None = None
     #: Touchpoint, connection and audience as they were when the run started.
     snapshot: RunSnapshot = field(default_factory=lambda: RunSnapshot("", ""))
+
+    @property
+    def is_journey(self) -> bool:
+        """A journey's standing run: no audience file and no results file; records arrive
+        through the journey API until it is sealed (`audience_complete`)."""
+        return self.origin == JOURNEY
 
 
 @dataclass(slots=True)
@@ -267,6 +278,9 @@ class Delivery:
     polls: int = 0  # status reads spent on this message so far
     claimed_at: datetime | None = None  # when the POST attempt began (for reconciliation)
     updated_at: datetime | None = None  # last status change
+    #: The identity fields a journey gave with the record (its events carry them); None
+    #: for a campaign's record.
+    identity: dict[str, str] | None = None
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ these.
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import LeaseLost, RunHalted
 from smslink.engine.lease import RunBusy
+from smslink.engine.pacing import ConnectionPacing
 from smslink.engine.prepare import Recipe
 from smslink.engine.preview import PreviewTotals, dry_run, prepared, tally
 from smslink.engine.results import UNFINISHED, ExportSummary, export_results
@@ -27,6 +28,7 @@ from smslink.engine.timings import Timings
 
 __all__ = [
     "UNFINISHED",
+    "ConnectionPacing",
     "ExportSummary",
     "InputError",
     "LeaseLost",

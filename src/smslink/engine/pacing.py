@@ -30,6 +30,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from smslink.domain.models import Connection
+
 #: Where the window starts: small enough that a low server limit costs few 429s, and
 #: slow start reaches any higher limit within a handful of round trips.
 INITIAL_WINDOW = 8
@@ -155,3 +157,47 @@ class SegmentRate:
         self._next_free = start + max(1, segments) / self.per_second
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class ConnectionPacing:
+    """One adaptive window per Twilio account and one segment rate per sender, shared by
+    every run this process sends at once: a journey's trickle and a 100,000-record
+    campaign on the same connection take turns in one window (first come, first served),
+    so neither starves the other and together they stay under what the account allows,
+    as the account's limit counts them together.
+
+    An account is its base URL and Account SID (two connections of one account share its
+    limit); a sender is its From number or Messaging Service with its cap. The window's
+    ceiling is the first run's connection concurrency. Windows are tied to one event loop
+    (their waiters are its futures): on another loop (a command that runs a second
+    `asyncio.run`) the registry starts afresh.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._windows: dict[tuple[str, str], AdaptiveWindow] = {}
+        self._rates: dict[tuple[str, str, float], SegmentRate] = {}
+
+    def window(self, connection: Connection) -> AdaptiveWindow:
+        """The window of `connection`'s account (made on first use)."""
+        self._same_loop()
+        key = (connection.base_url, connection.account_sid)
+        if key not in self._windows:
+            self._windows[key] = AdaptiveWindow(connection.concurrency)
+        return self._windows[key]
+
+    def segment_rate(self, connection: Connection) -> SegmentRate | None:
+        """The segment rate of `connection`'s sender, or None when it has no cap."""
+        cap = connection.max_segments_per_second
+        if not cap:
+            return None
+        key = (connection.account_sid, connection.sender, cap)
+        if key not in self._rates:
+            self._rates[key] = SegmentRate(cap)
+        return self._rates[key]
+
+    def _same_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self._windows.clear()

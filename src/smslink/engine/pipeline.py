@@ -1,9 +1,11 @@
 """The work of one run: reading the audience, sending and tracking, side by side.
 
-Reading stores the audience a batch at a time and wakes the sender after each; the sender
-claims stored deliveries and posts them; the tracker polls what Twilio accepted until each
-is final. All three share one adaptive window of requests (the account's concurrency
-limit counts them all), one progress writer, and the run's lease.
+Reading stores the audience a batch at a time and wakes the sender after each (a
+journey's standing run has no audience: the journey API stores its records, and each
+arrival wakes the sender instead); the sender claims stored deliveries and posts them;
+the tracker polls what Twilio accepted until each is final. All three share one adaptive
+window of requests (the account's concurrency limit counts them all), one progress
+writer, and the run's lease.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
 from smslink.engine.ingest import read_audience
 from smslink.engine.optouts import OptOuts
-from smslink.engine.pacing import AdaptiveWindow
+from smslink.engine.pacing import AdaptiveWindow, ConnectionPacing
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import Reconciler, settle_posting
 from smslink.engine.send import Sender
@@ -39,13 +41,21 @@ async def send_and_track(
     clock: Callable[[], datetime],
     lease_held: Callable[[], bool],
     timings: Timings,
+    arrivals: asyncio.Event | None = None,
+    pacing: ConnectionPacing | None = None,
 ) -> None:
     """Read what is left of the audience, send what is not sent, track what is not final.
+
+    A journey's run instead sends what arrives until it is sealed; `arrivals` is set by
+    whoever stores its records (the store is also looked at every `intake_check_s`).
+    With `pacing`, the account's window and the sender's segment rate are shared with the
+    other runs sent on the same connection at the same time.
 
     Raises RunHalted when the run must stop (the sender's reason), LeaseLost when the run
     may have passed to another process.
     """
-    window = AdaptiveWindow(connection.concurrency)
+    pacing = pacing or ConnectionPacing()
+    window = pacing.window(connection)
     client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
     async with _reporting(window, counters), client, ProgressWriter(store) as writer:
         tracker = Tracker(
@@ -82,10 +92,16 @@ async def send_and_track(
             clock=clock,
             optouts=OptOuts(store, connection.sender, run_id=run.id, clock=clock),
             timings=timings,
+            segment_rate=pacing.segment_rate(connection),
         )
-        reading = asyncio.create_task(
-            _read_rest(store, run, counters, sender.work_added, timings.ingest_batch)
-        )
+        if run.is_journey:
+            reading = asyncio.create_task(
+                _follow_intake(store, run, counters, sender, arrivals, timings.intake_check_s)
+            )
+        else:
+            reading = asyncio.create_task(
+                _read_rest(store, run, counters, sender.work_added, timings.ingest_batch)
+            )
         reading.add_done_callback(lambda task: _after_reading(task, sender))
         sending_done = asyncio.Event()
         tracking = asyncio.create_task(tracker.run(sending_done))
@@ -139,11 +155,13 @@ async def _stop_when_asked(
 
 @asynccontextmanager
 async def _reporting(window: AdaptiveWindow, counters: RunCounters) -> AsyncIterator[None]:
-    """Hand what the window learned to the counters when the run ends, however it ends."""
+    """Hand what the window learned during the run to the counters when the run ends,
+    however it ends (a shared window counts other runs' 429s before and beside it)."""
+    throttled_before = window.throttled
     try:
         yield
     finally:
-        counters.throttled += window.throttled
+        counters.throttled += window.throttled - throttled_before
         counters.settled_concurrency = window.window
 
 
@@ -157,6 +175,37 @@ async def _read_rest(
     if not run.audience_complete:
         recipe = recipe_for(touchpoint_of(run), run.snapshot.region)
         await read_audience(store, run, recipe, counters, on_batch, batch_size=batch_size)
+
+
+async def _follow_intake(
+    store: Store,
+    run: Run,
+    counters: RunCounters,
+    sender: Sender,
+    arrivals: asyncio.Event | None,
+    every_s: float,
+) -> None:
+    """Wake the sender whenever records arrive (or every `every_s`, for records another
+    process stored), until the journey run is sealed: then sending ends once it has sent
+    what it holds. Keeps the counters up with what arrived, the records settled on
+    arrival (a bad phone, an opt-out) among them."""
+    arrivals = arrivals or asyncio.Event()
+    seen = run.total  # counted by the run's start
+    while True:
+        now = store.runs.get_run(run.id)
+        if now.total > seen:
+            for status, count in store.deliveries.settled_on_arrival(
+                run.id, seen, now.total
+            ).items():
+                counters.finished(status, count)
+            seen = counters.ingested = now.total
+            sender.work_added()
+        if now.audience_complete:
+            sender.audience_read()
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(arrivals.wait(), every_s)
+        arrivals.clear()
 
 
 def _after_reading(task: asyncio.Task[None], sender: Sender) -> None:

@@ -9,6 +9,7 @@ same code path. It ends `completed` (every delivery final, results written), `st
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from smslink.engine.counters import RunCounters
 from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.ingest import check_audience_unchanged
 from smslink.engine.lease import RunLease
+from smslink.engine.pacing import ConnectionPacing
 from smslink.engine.pipeline import send_and_track
 from smslink.engine.results import write_results
 from smslink.engine.timings import Timings
@@ -33,8 +35,14 @@ async def execute_run(
     *,
     timings: Timings | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    arrivals: asyncio.Event | None = None,
+    pacing: ConnectionPacing | None = None,
 ) -> Run:
     """Read, send and track everything the run still has to do, then write its results.
+
+    A journey's standing run sends what arrives (`arrivals` is set as records are stored)
+    until it is sealed, and has no results file: its results are its events. Runs given
+    the same `pacing` share each connection's request window and segment rate.
 
     Raises RunHalted (run STOPPED) when the connection is refused, Twilio cannot be asked,
     the audience cannot be read on or the results cannot be written; RunBusy when another
@@ -66,6 +74,8 @@ async def execute_run(
                 clock=clock,
                 lease_held=lease.held,
                 timings=timings,
+                arrivals=arrivals,
+                pacing=pacing,
             )
         except LeaseLost:
             raise  # the run's new owner keeps its state: write nothing
@@ -95,7 +105,8 @@ async def execute_run(
                 ),
             )
         try:
-            write_results(store, store.runs.get_run(run_id))
+            if not run.is_journey:
+                write_results(store, store.runs.get_run(run_id))
         except (AudienceError, OSError) as error:
             _stop(
                 store,

@@ -64,6 +64,7 @@ class Sender:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         optouts: OptOuts | None = None,
         timings: Timings | None = None,
+        segment_rate: SegmentRate | None = None,
     ) -> None:
         self._timings = timings or Timings()
         self._store = store
@@ -94,8 +95,9 @@ class Sender:
         self._claim_lock = asyncio.Lock()
         self._exhausted = False
         self._halt: RunHalted | None = None
+        # The sender's cap, shared with other runs from the same sender when given.
         cap = connection.max_segments_per_second
-        self._segment_rate = SegmentRate(cap) if cap else None
+        self._segment_rate = segment_rate or (SegmentRate(cap) if cap else None)
 
     async def run(self) -> None:
         """Send until nothing is PENDING; raises RunHalted on a configuration error."""

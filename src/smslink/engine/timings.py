@@ -42,6 +42,9 @@ class Timings:
     #: first batch, and a crash loses at most one uncommitted batch of reading (not of
     #: sending: every delivery is stored before its POST).
     ingest_batch: int = 250
+    #: How often a journey's run looks in the store for records it was not woken for (an
+    #: arrival stored by another process) and whether it was sealed.
+    intake_check_s: float = 1.0
     #: How a run's Twilio client retries what is safe to retry (429, connect failures,
     #: 5xx to a GET): bounded exponential backoff with full jitter.
     retry: RetryPolicy = field(default_factory=RetryPolicy)

@@ -13,7 +13,9 @@ concern, each in its own module:
 - `store.events` (events.py): every status change of a delivery, written by the two
   above in the transaction of the change, read back in order;
 - `store.webhooks` (webhooks.py): webhook subscriptions (their secrets encrypted) and each
-  one's cursor over the events.
+  one's cursor over the events;
+- `store.intake` (intake.py): journeys' standing runs, records appended to them, and the
+  keys that make a repeated request harmless.
 
 database.py opens the database and knows the dialects; migrations/ brings its schema up to
 date when it opens; schema.py and rows.py describe the tables and map rows to models.
@@ -38,12 +40,15 @@ from smslink.store.deliveries import DeliveryStore
 from smslink.store.errors import (
     AlreadyExists,
     InUse,
+    KeyReused,
     NotFound,
     RunConflict,
+    RunSealed,
     SchemaTooNew,
     StoreError,
 )
 from smslink.store.events import EventStore
+from smslink.store.intake import Incoming, IntakeStore
 from smslink.store.location import database_url
 from smslink.store.migrations import ensure_schema
 from smslink.store.runs import RunStore
@@ -59,8 +64,12 @@ __all__ = [
     "DeliveryStore",
     "EventStore",
     "InUse",
+    "Incoming",
+    "IntakeStore",
+    "KeyReused",
     "NotFound",
     "RunConflict",
+    "RunSealed",
     "RunStore",
     "SchemaTooNew",
     "Store",
@@ -99,6 +108,7 @@ class Store:
         self.callbacks = CallbackStore(db)
         self.events = EventStore(db)
         self.webhooks = WebhookStore(db, secret_box)
+        self.intake = IntakeStore(db, self.deliveries)
         self._secret_box = secret_box
 
     def derived_key(self, purpose: str) -> bytes:

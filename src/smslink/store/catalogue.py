@@ -12,6 +12,7 @@ check-then-write race between processes.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -268,6 +269,19 @@ class Catalogue:
                 select(optouts).where(optouts.c.sender == sender, optouts.c.phone == phone)
             ).first()
         return None if row is None else to_optout(row)
+
+    def optouts_among(self, sender: str, phones: Collection[str]) -> dict[str, OptOut]:
+        """The opt-outs from `sender` of those of `phones` who opted out, by phone: one
+        query for a journey's batch, however many opt-outs the sender has."""
+        if not phones:
+            return {}
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(optouts).where(
+                    optouts.c.sender == sender, optouts.c.phone.in_(sorted(set(phones)))
+                )
+            ).all()
+        return {r.phone: to_optout(r) for r in rows}
 
     def load_optouts(self, sender: str) -> dict[str, OptOut]:
         """Every opt-out from `sender`, by phone: loaded once when a run starts, so checking

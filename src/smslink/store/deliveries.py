@@ -80,7 +80,7 @@ _SAVE_PROGRESS_SQL = (
 _INSERT_DELIVERY_COLUMNS = (
     "run_id", "seq", "row_json", "to_number", "body", "segments", "stage", "status",
     "twilio_status", "message_sid", "error_code", "error_message", "polls", "claimed_at",
-    "updated_at",
+    "updated_at", "identity_json",
 )  # fmt: skip
 _INSERT_DELIVERY_SQL = (
     f"INSERT INTO deliveries ({', '.join(_INSERT_DELIVERY_COLUMNS)}) "
@@ -115,10 +115,28 @@ class DeliveryStore:
         after a crash `total` is exactly the number of stored deliveries and a resumed
         ingest skips that many input records. The total never moves backwards."""
         new_total = max((d.seq for d in deliveries_), default=-1) + 1
+        with self._engine.begin() as conn:
+            # The run row first: it checks the run exists and, on PostgreSQL, serialises
+            # concurrent ingests of one run on its row lock.
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    total=case((runs.c.total > new_total, runs.c.total), else_=new_total),
+                    columns_json=dumps(columns),
+                )
+            )
+            if result.rowcount == 0:
+                raise NotFound(say("no run %(run)s", run=str(run_id)))
+            self.insert_in(conn, run_id, deliveries_)
+
+    def insert_in(self, conn: Connection, run_id: int, deliveries_: Sequence[Delivery]) -> None:
+        """Insert deliveries inside the caller's transaction (which holds the run's row),
+        with the one event of each delivery stored already final (a bad phone, an
+        opt-out)."""
         bind_time = self._bind_time
         rows = [delivery_row(run_id, d, bind_time) for d in deliveries_]
         now = bind_time(datetime.now(UTC))
-        # A delivery stored already final (a bad phone, an opt-out) has its one event now.
         finished: list[EventRow] = [
             (
                 run_id,
@@ -134,22 +152,28 @@ class DeliveryStore:
             for d in deliveries_
             if d.stage is Stage.DONE
         ]
-        with self._engine.begin() as conn:
-            # The run row first: it checks the run exists and, on PostgreSQL, serialises
-            # concurrent ingests of one run on its row lock.
-            result = conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(
-                    total=case((runs.c.total > new_total, runs.c.total), else_=new_total),
-                    columns_json=dumps(columns),
-                )
+        if rows:
+            conn.exec_driver_sql(self._insert_delivery_sql, rows)
+        self._events.write(conn, finished)
+
+    def settled_on_arrival(
+        self, run_id: int, from_seq: int, to_seq: int
+    ) -> dict[ResultStatus, int]:
+        """Results of the deliveries `from_seq` <= seq < `to_seq` that were stored already
+        final (never claimed: a bad phone, an opt-out), counted by result."""
+        query = (
+            select(_D.status, func.count())
+            .where(
+                _D.run_id == run_id,
+                _D.stage == _DONE,
+                _D.seq >= from_seq,
+                _D.seq < to_seq,
+                _D.claimed_at.is_(None),
             )
-            if result.rowcount == 0:
-                raise NotFound(say("no run %(run)s", run=str(run_id)))
-            if rows:
-                conn.exec_driver_sql(self._insert_delivery_sql, rows)
-            self._events.write(conn, finished)
+            .group_by(_D.status)
+        )
+        with self._engine.connect() as conn:
+            return {ResultStatus(r[0]): int(r[1]) for r in conn.execute(query) if r[0]}
 
     def claim_pending(self, run_id: int, limit: int, now: datetime) -> list[Outgoing]:
         """Move the lowest-seq PENDING deliveries to POSTING and commit before returning:

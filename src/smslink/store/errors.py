@@ -7,7 +7,7 @@ conflict is the caller's input to change, a database from a newer smslink is con
 
 from __future__ import annotations
 
-from smslink.domain.errors import ConfigurationRefused, InvalidInput, SmslinkError
+from smslink.domain.errors import Busy, ConfigurationRefused, InvalidInput, SmslinkError
 from smslink.domain.models import Run
 
 
@@ -40,3 +40,13 @@ class RunConflict(StoreError, InvalidInput):
         super().__init__(f"run {run.id} conflicts ({reason})")
         self.run = run
         self.reason = reason
+
+
+class KeyReused(StoreError, InvalidInput):
+    """A journey's Idempotency-Key came before with other records: a retry must repeat the
+    request exactly, and new records need a new key."""
+
+
+class RunSealed(StoreError, Busy):
+    """A journey's standing run takes no more records (its touchpoint or connection was
+    edited): the caller opens the current one and tries again."""

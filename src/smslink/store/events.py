@@ -18,14 +18,15 @@ only if its change was committed, and:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, and_, func, select
 
 from smslink.domain.events import DeliveryEvent
 from smslink.store.database import Database
-from smslink.store.schema import events, runs
+from smslink.store.schema import deliveries, events, runs
 
 _E = events.c
 _COLUMNS = (
@@ -78,13 +79,15 @@ class EventStore:
 
     def after(self, event_id: int, limit: int) -> list[DeliveryEvent]:
         """Up to `limit` events with ids above `event_id`, in id order."""
-        query = _with_touchpoint().where(_E.id > event_id).order_by(_E.id).limit(max(0, limit))
+        query = (
+            events_with_touchpoint().where(_E.id > event_id).order_by(_E.id).limit(max(0, limit))
+        )
         with self._engine.connect() as conn:
             return [event_of(r) for r in conn.execute(query)]
 
     def of_delivery(self, run_id: int, seq: int) -> list[DeliveryEvent]:
         """One delivery's events, in order."""
-        query = _with_touchpoint().where(_E.run_id == run_id, _E.seq == seq).order_by(_E.id)
+        query = events_with_touchpoint().where(_E.run_id == run_id, _E.seq == seq).order_by(_E.id)
         with self._engine.connect() as conn:
             return [event_of(r) for r in conn.execute(query)]
 
@@ -94,9 +97,13 @@ class EventStore:
             return int(conn.execute(select(func.coalesce(func.max(_E.id), 0))).scalar_one())
 
 
-def _with_touchpoint() -> Any:
-    return select(events, runs.c.touchpoint).select_from(
-        events.outerjoin(runs, runs.c.id == _E.run_id)
+def events_with_touchpoint() -> Any:
+    """Events with their run's touchpoint and their delivery's identity (a journey's)."""
+    return select(events, runs.c.touchpoint, deliveries.c.identity_json).select_from(
+        events.outerjoin(runs, runs.c.id == _E.run_id).outerjoin(
+            deliveries,
+            and_(deliveries.c.run_id == _E.run_id, deliveries.c.seq == _E.seq),
+        )
     )
 
 
@@ -113,4 +120,5 @@ def event_of(r: Row[Any]) -> DeliveryEvent:
         segments=r.segments,
         message_sid=r.message_sid,
         touchpoint=r.touchpoint,
+        identity=json.loads(r.identity_json) if r.identity_json is not None else None,
     )

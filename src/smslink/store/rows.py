@@ -65,6 +65,7 @@ def delivery_row(
         d.polls,
         bind_time(d.claimed_at) if d.claimed_at is not None else None,
         bind_time(d.updated_at) if d.updated_at is not None else None,
+        dumps(d.identity) if d.identity is not None else None,
     )
 
 
@@ -85,6 +86,7 @@ def to_delivery(r: Row[Any], with_row: bool) -> Delivery:
         polls=r.polls,
         claimed_at=r.claimed_at,
         updated_at=r.updated_at,
+        identity=json.loads(r.identity_json) if r.identity_json is not None else None,
     )
 
 

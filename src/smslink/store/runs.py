@@ -17,7 +17,7 @@ from sqlalchemy import Connection as DBConnection
 from sqlalchemy import insert, or_, select, update
 
 from smslink.domain.errors import say
-from smslink.domain.models import Run, RunSnapshot, RunState
+from smslink.domain.models import JOURNEY, Run, RunSnapshot, RunState
 from smslink.store.database import Database
 from smslink.store.errors import NotFound, RunConflict
 from smslink.store.rows import dumps, to_run
@@ -135,8 +135,11 @@ class RunStore:
     def runs_to_resume(self, origin: str) -> list[Run]:
         """Runs of `origin` that were being sent when their process went away (sending or
         interrupted): what a restarted service picks up again. Stopped runs stay stopped:
-        someone or something decided they should wait."""
+        someone or something decided they should wait. A journey's standing run is also
+        picked up when it was created but not started yet (its records are stored)."""
         unfinished = [RunState.SENDING.value, RunState.INTERRUPTED.value]
+        if origin == JOURNEY:
+            unfinished.append(RunState.CREATED.value)
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(runs)

@@ -36,8 +36,8 @@ from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 #: 1: the first release. 2: connections.max_segments_per_second and .request_timeout_s, and
 #: the optouts table. 3: runs.stop_requested_at. 4: users, api_tokens, runs.origin.
 #: 5: optout_removals. 6: connections.callback_base_url and callback_tokens. 7: events.
-#: 8: webhook_subscriptions.
-SCHEMA_VERSION = 8
+#: 8: webhook_subscriptions. 9: deliveries.identity_json and intake_keys (journeys).
+SCHEMA_VERSION = 9
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -152,7 +152,9 @@ runs = Table(
     # `runs stop`): the process working on it sees it within a second and stops resumably.
     Column("stop_requested_at", UTCDateTime),
     # What started it: "cli" (a command, resumed by a person), "web" (the service, which
-    # resumes its own runs when it restarts), later "journey". Version 4.
+    # resumes its own runs when it restarts), "journey" (a touchpoint's standing run that
+    # the journey API appends records to; `audience_complete` set when it takes no more).
+    # Version 4.
     Column("origin", String(16), nullable=False, server_default=text("'cli'")),
 )
 
@@ -175,6 +177,9 @@ deliveries = Table(
     Column("polls", Integer, nullable=False),
     Column("claimed_at", UTCDateTime),
     Column("updated_at", UTCDateTime),
+    # The identity fields a journey gave with the record (version 9), which its events
+    # carry back; NULL for a campaign's records (their results file carries the row).
+    Column("identity_json", Text),
     # claim_pending and iter_deliveries(stages=...) walk one stage of one run in seq order.
     Index("ix_deliveries_run_stage_seq", "run_id", "stage", "seq"),
     # status callbacks arrive with only the sid.
@@ -314,4 +319,21 @@ webhook_subscriptions = Table(
     Column("disabled_reason", Text),
     Column("last_error", Text),
     sqlite_autoincrement=True,
+)
+
+# What the journey API was already asked (version 9), so that a repeated request (a
+# journey's retry after a timeout) answers what the first one did and sends nothing again.
+# `key` is "request:<Idempotency-Key header>" (the whole request's answer) or
+# "identity:<SHA-256 of the record's identity>" (one record's). `request_sha256` tells a
+# key reused with another body. Remembered for `INTAKE_KEY_HOURS` (engine/intake.py), then
+# pruned. No foreign key: the answer names deliveries by their public ids.
+intake_keys = Table(
+    "intake_keys",
+    metadata,
+    Column("touchpoint", String(200), primary_key=True),
+    Column("key", String(300), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("request_sha256", String(64)),
+    Column("answer_json", Text, nullable=False),
+    Index("ix_intake_keys_created_at", "created_at"),
 )

@@ -21,7 +21,7 @@ from smslink.domain.events import DeliveryEvent
 from smslink.domain.webhooks import WebhookSubscription
 from smslink.store.database import Database
 from smslink.store.errors import NotFound
-from smslink.store.events import event_of
+from smslink.store.events import event_of, events_with_touchpoint
 from smslink.store.schema import events, runs, webhook_subscriptions
 from smslink.store.secrets import SecretBox
 
@@ -128,12 +128,7 @@ class WebhookStore:
         order, and how far they cover: the last one's id when `limit` were found, else the
         newest event's id read before them (every event up to it was looked at: those not
         returned are not this subscription's, so its cursor may move past them)."""
-        query = (
-            select(events, runs.c.touchpoint)
-            .select_from(events.outerjoin(runs, runs.c.id == _E.run_id))
-            .order_by(_E.id)
-            .limit(max(1, limit))
-        )
+        query = events_with_touchpoint().order_by(_E.id).limit(max(1, limit))
         with self._engine.connect() as conn:
             newest = int(conn.execute(select(func.coalesce(func.max(_E.id), 0))).scalar_one())
             where = and_(_E.id > after, _E.id <= newest)

@@ -8,6 +8,7 @@ from smslink.web import api, callbacks, inbound, pages
 from smslink.web.api import connections as api_connections
 from smslink.web.api import deliveries as api_deliveries
 from smslink.web.api import events as api_events
+from smslink.web.api import journeys as api_journeys
 from smslink.web.api import optouts as api_optouts
 from smslink.web.api import runs as api_runs
 from smslink.web.api import touchpoints as api_touchpoints
@@ -25,6 +26,7 @@ API = (
     api_optouts,
     api_users,
     api_webhooks,
+    api_journeys,
 )
 #: What Twilio calls (signature-checked, outside /api and its OpenAPI document).
 TWILIO = (inbound, callbacks)

@@ -2,8 +2,10 @@
 
 A run does not belong to the browser that started it: it goes on when the page is closed,
 and when the service stops mid-run the run is `interrupted` and picked up again when the
-service starts (runs whose origin is "web"). Each running run has live counters the run
-page reads once a second; a finished one leaves its final counts in the store.
+service starts (runs whose origin is "web", and journeys' standing runs). A journey's run
+is started by the first records that arrive for it, and woken by each arrival after.
+Each running run has live counters the run page reads once a second; a finished one
+leaves its final counts in the store.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 from smslink.app import RunCounters, Smslink
 from smslink.domain.errors import SmslinkError
+from smslink.domain.models import JOURNEY, Run, RunState
 
 log = logging.getLogger("smslink.web")
 
@@ -27,6 +30,8 @@ class Running:
 
     task: asyncio.Task[None]
     counters: RunCounters = field(default_factory=RunCounters)
+    #: Set when records arrive for a journey's run.
+    arrivals: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class RunExecutor:
@@ -41,10 +46,20 @@ class RunExecutor:
         if run_id in self._running and not self._running[run_id].task.done():
             return
         counters = RunCounters()
+        arrivals = asyncio.Event()
         task = asyncio.get_running_loop().create_task(
-            self._execute(run_id, counters), name=f"smslink-run-{run_id}"
+            self._execute(run_id, counters, arrivals), name=f"smslink-run-{run_id}"
         )
-        self._running[run_id] = Running(task, counters)
+        self._running[run_id] = Running(task, counters, arrivals)
+
+    def arrived(self, run: Run) -> None:
+        """Records were stored for journey run `run`: wake its sender, or start it (unless
+        someone stopped it: its records wait until it is resumed)."""
+        running = self._running.get(run.id)
+        if running is not None and not running.task.done():
+            running.arrivals.set()
+        elif run.state is not RunState.STOPPED:
+            self.start(run.id)
 
     def counters(self, run_id: int) -> RunCounters | None:
         """The live counters of a run this service is executing, else None."""
@@ -55,8 +70,11 @@ class RunExecutor:
         return self.counters(run_id) is not None
 
     def resume_interrupted(self) -> list[int]:
-        """Start again every web run that was being sent when the service last stopped."""
-        resumed = [run.id for run in self._smslink.runs.to_resume(ORIGIN)]
+        """Start again every web run that was being sent when the service last stopped,
+        and every journey's standing run."""
+        resumed = [
+            run.id for origin in (ORIGIN, JOURNEY) for run in self._smslink.runs.to_resume(origin)
+        ]
         for run_id in resumed:
             self.start(run_id)
         return resumed
@@ -68,9 +86,9 @@ class RunExecutor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _execute(self, run_id: int, counters: RunCounters) -> None:
+    async def _execute(self, run_id: int, counters: RunCounters, arrivals: asyncio.Event) -> None:
         try:
-            await self._smslink.runs.execute(run_id, counters)
+            await self._smslink.runs.execute(run_id, counters, arrivals)
         except SmslinkError as error:  # stopped, halted, busy: the run's state says so
             log.info("run %s ended without completing: %s", run_id, error)
         except asyncio.CancelledError:

@@ -34,6 +34,10 @@ class EventOut(BaseModel):
     delivery_id: str = Field(description='"<run>-<record>"')
     touchpoint: str | None
     run: int
+    identity: dict[str, str] | None = Field(
+        description="The identity fields a journey gave with the record; null for a "
+        "campaign's record (its results file carries the audience's row)."
+    )
     status: str | None = Field(
         description="The final result (delivered, undelivered, failed, sent, error) on the "
         "delivery's one final event; null before."
@@ -52,6 +56,7 @@ class EventOut(BaseModel):
             delivery_id=e.delivery_id,
             touchpoint=e.touchpoint,
             run=e.run_id,
+            identity=e.identity,
             status=e.status,
             twilio_status=e.twilio_status,
             error_code=e.error_code,
@@ -72,6 +77,10 @@ class DeliveryNowOut(BaseModel):
     run: int
     touchpoint: str
     record: int = Field(description="The record's number in the audience, from 1.")
+    identity: dict[str, str] | None = Field(
+        description="The identity fields a journey gave with the record; null for a "
+        "campaign's record."
+    )
     to: str | None = Field(description="The phone number in E.164, when it validated.")
     status: str = Field(description="delivered, sent, undelivered, failed, error or unfinished")
     stage: str = Field(description="pending, posting, tracking or done")
@@ -126,5 +135,9 @@ def list_deliveries(
 def now_out(found: DeliveryNow) -> DeliveryNowOut:
     d = found.delivery
     return DeliveryNowOut(
-        id=found.id, run=d.run_id, touchpoint=found.touchpoint, **delivery_fields(d)
+        id=found.id,
+        run=d.run_id,
+        touchpoint=found.touchpoint,
+        identity=d.identity,
+        **delivery_fields(d),
     )
