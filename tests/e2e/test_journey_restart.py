@@ -107,7 +107,13 @@ class Stream:
                 url, service = self.url, self.service
             try:
                 answer = requests.post(url + URL, headers=self.auth, json=record(i), timeout=10)
-            except (requests.ConnectionError, requests.Timeout):
+            # Refused, reset, timed out, or cut off mid-answer by the kill: no answer, so
+            # the journey sends the same record again.
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ):
                 assert time.monotonic() < deadline, f"record {i} was never answered"
                 retried = True
                 time.sleep(0.1)

@@ -29,8 +29,9 @@ from smslink.store import NotFound, Store
 class WebhookTimings:
     """How the dispatcher waits and retries (tests pass short ones)."""
 
-    #: How often the dispatcher asks the store for subscriptions with work.
-    poll_s: float = 0.5
+    #: How often the dispatcher asks the store for subscriptions with work (one read): an
+    #: event waits at most this long before its POST starts.
+    poll_s: float = 0.1
     #: How long one POST may take before it counts as failed.
     request_timeout_s: float = 10.0
     #: The first retry waits up to this; each further one twice as long...

@@ -250,6 +250,12 @@ async def get_messages(request: web.Request) -> web.Response:
     return web.json_response({"messages": items})
 
 
+async def get_timeline(request: web.Request) -> web.Response:
+    """GET /_timeline: each message's creation, status and callback times (no auth, never
+    faulted), for benchmarks (SimulatorState.timeline_json)."""
+    return web.json_response(request.app[STATE_KEY].timeline_json())
+
+
 async def post_reset(request: web.Request) -> web.Response:
     """POST /_reset: forget all messages and counters (no auth)."""
     request.app[STATE_KEY].reset()
@@ -276,6 +282,7 @@ def create_app(
     app.router.add_get(f"{accounts}.json", fetch_account, name="account.fetch")
     app.router.add_get("/_stats", get_stats)
     app.router.add_get("/_messages", get_messages)
+    app.router.add_get("/_timeline", get_timeline)
     app.router.add_post("/_reset", post_reset)
     app.router.add_post("/_inbound", inbound_handler(state.config.auth_token))
     return app

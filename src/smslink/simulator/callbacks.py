@@ -203,11 +203,15 @@ class CallbackDispatcher:
             if attempt:
                 self._state.stats.callbacks_retried += 1
                 await asyncio.sleep(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (attempt - 1)))
+            started = self._state.clock()
             try:
                 async with session.post(target, data=params, headers=headers) as response:
                     await response.read()
                     if 200 <= response.status < 300:
                         self._state.stats.callbacks_sent += 1
+                        self._state.callback_times.setdefault(params["MessageSid"], []).append(
+                            (params["MessageStatus"], started, self._state.clock())
+                        )
                         return
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 continue  # unreachable, reset, timed out or not a usable URL: a failure

@@ -133,6 +133,9 @@ class SimulatorState:
         self.reset_hooks: list[Callable[[], None]] = []
         #: Per (account, sender): when its queue next has capacity (epoch seconds).
         self._sender_free: dict[tuple[str, str], float] = {}
+        #: Per message sid: (status, POST started, 2xx answer) of each status callback the
+        #: receiver took, epoch seconds; for benchmarks (GET /_timeline).
+        self.callback_times: dict[str, list[tuple[str, float, float]]] = {}
 
     def reset(self) -> None:
         """Forget every account, message and counter."""
@@ -141,6 +144,7 @@ class SimulatorState:
         self.stats = Stats()
         self._seq = 0
         self._sender_free.clear()
+        self.callback_times.clear()
         for hook in self.reset_hooks:
             hook()
 
@@ -293,6 +297,28 @@ class SimulatorState:
                 return found, True
             found.append(msg)
         return found, False
+
+    def timeline_json(self) -> dict[str, object]:
+        """GET /_timeline: when each message was created and reached its status as of now
+        (epoch seconds; `final` tells whether that status is final) and the callbacks the
+        receiver took, in creation order. For benchmarks timing a client against the
+        simulator's own clock."""
+        now = self.clock()
+        items = []
+        for msg in sorted(self.messages.values(), key=_seq_of):
+            snap = self.snapshot(msg, now)
+            items.append(
+                {
+                    "sid": msg.sid,
+                    "to": msg.to,
+                    "created": msg.created,
+                    "status": snap.status,
+                    "status_at": snap.updated_at,
+                    "final": snap.final,
+                    "callbacks": [list(c) for c in self.callback_times.get(msg.sid, ())],
+                }
+            )
+        return {"now": now, "messages": items}
 
     def stats_json(self) -> dict[str, object]:
         """The counters as GET /_stats shows them."""

@@ -65,17 +65,24 @@ class IntakeStore:
         and a new one is created. One transaction under the run-creation lock, so two
         first requests at once share one run."""
         settings_json = dumps(snapshot.to_json())
+        open_runs = (
+            select(runs)
+            .where(
+                runs.c.touchpoint == touchpoint,
+                runs.c.origin == JOURNEY,
+                runs.c.audience_complete.is_(False),
+            )
+            .order_by(runs.c.id.desc())
+        )
+        # Nearly always the run is there: found by a read, without the write lock (were
+        # it sealed meanwhile, `append` says so and the caller asks again).
+        with self._engine.connect() as conn:
+            for row in conn.execute(open_runs).all():
+                if row.settings_json == settings_json and row.connection == connection:
+                    return to_run(row)
         with self._engine.begin() as conn:
             self._db.hold_write_lock(conn, _RUN_CREATION_LOCK)
-            found = conn.execute(
-                select(runs)
-                .where(
-                    runs.c.touchpoint == touchpoint,
-                    runs.c.origin == JOURNEY,
-                    runs.c.audience_complete.is_(False),
-                )
-                .order_by(runs.c.id.desc())
-            ).all()
+            found = conn.execute(open_runs).all()
             for row in found:
                 if row.settings_json == settings_json and row.connection == connection:
                     return to_run(row)

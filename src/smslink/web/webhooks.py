@@ -38,6 +38,10 @@ class WebhookDispatcher:
         self._timings = webhooks.timings
         self._task: asyncio.Task[None] | None = None
         self._busy: dict[int, asyncio.Task[None]] = {}
+        #: Each subscription's cursor as this dispatcher last moved it: a `due` read that
+        #: started before a POST loop moved the cursor holds the old one, and must not
+        #: make the next loop post those events again.
+        self._cursors: dict[int, int] = {}
 
     def start(self) -> None:
         """Start dispatching on the running event loop."""
@@ -78,19 +82,31 @@ class WebhookDispatcher:
     ) -> None:
         """Post `subscription`'s next events in order until there are none or one fails."""
         current = subscription
+        moved = self._cursors.get(subscription.id, 0)
+        if moved > current.last_event_id:
+            current = _moved(current, moved)
         try:
             while True:
                 found, covered = await asyncio.to_thread(self._webhooks.next_events, current)
+                posted = current.last_event_id
                 for event in found:
                     error = await self._post(session, current.url, secret, event)
                     if error is not None:
+                        if posted > current.last_event_id:
+                            await asyncio.to_thread(self._webhooks.delivered, current.id, posted)
+                            current = _moved(current, posted)
+                            self._cursors[current.id] = posted
                         await asyncio.to_thread(self._webhooks.failed, current, error)
                         return
-                    await asyncio.to_thread(self._webhooks.delivered, current.id, event.id)
-                    current = _moved(current, event.id)
-                if covered > current.last_event_id:  # other touchpoints' events: none to post
+                    posted = event.id
+                # The cursor moves once per batch, not per event: one write instead of up to
+                # `batch`. A restart in between posts the batch's delivered events again,
+                # which subscribers drop by `webhook-id` (at least once, as documented).
+                covered = max(covered, posted)
+                if covered > current.last_event_id:
                     await asyncio.to_thread(self._webhooks.delivered, current.id, covered)
                     current = _moved(current, covered)
+                    self._cursors[current.id] = covered
                 if len(found) < self._timings.batch:
                     return
         except asyncio.CancelledError:
