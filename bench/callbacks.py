@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from send_throughput import (
     account_sid,
     audience,
     base_env,
+    free_port,
     run_child,
 )
 
@@ -61,12 +61,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--mps", type=float, default=None, help="the connections' --max-segments-per-second"
     )
     return parser.parse_args(argv)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(url: str, timeout_s: float = 30.0) -> None:

@@ -57,7 +57,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -82,6 +81,7 @@ from send_throughput import (  # noqa: E402  (bench/ is not a package)
     Simulator,
     account_sid,
     base_env,
+    free_port,
     phone_numbers,
 )
 
@@ -292,12 +292,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="profile the service's event loop (CPU time, cProfile); pstats text to this file",
     )
     return parser.parse_args(argv)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json(url: str, timeout_s: float = 60.0) -> Any:

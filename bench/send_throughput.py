@@ -31,6 +31,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -340,6 +341,13 @@ def base_env(home: Path) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
     )
     return env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a service the bench starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def account_sid() -> str:

@@ -39,7 +39,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from send_throughput import (  # noqa: E402  (bench/ is not a package)
     account_sid,
     audience,
     base_env,
+    free_port,
 )
 
 CHROMIUM = "/usr/bin/chromium"
@@ -201,9 +201,7 @@ def cli_run(
 
 @contextlib.contextmanager
 def service(env: dict[str, str], work: Path) -> object:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = (work / "serve.log").open("w")
     proc = subprocess.Popen(
         [SMSLINK, "serve", "--port", str(port)],

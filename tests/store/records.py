@@ -6,7 +6,14 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
-from smslink.domain.models import Connection, Delivery, RunSnapshot, Touchpoint
+from smslink.domain.models import (
+    Connection,
+    Delivery,
+    Progress,
+    RunSnapshot,
+    Stage,
+    Touchpoint,
+)
 from smslink.store import Store
 
 TOKEN = "9d2c5e1f0a7b4c3d8e6f1a2b3c4d5e6f"
@@ -62,3 +69,18 @@ def deliveries(run_id: int, seqs: range, **overrides: object) -> list[Delivery]:
         )
         for i in seqs
     ]
+
+
+def tracking_run(store: Store, n: int = 3) -> int:
+    """A run with `n` deliveries Twilio accepted (sids SM0, SM1, ...), being tracked."""
+    store.catalogue.add_connection(connection())
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(n)), ["mobile"])
+    store.deliveries.claim_pending(run_id, n, NOW)
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, i, Stage.TRACKING, twilio_status="queued", message_sid=f"SM{i}")
+            for i in range(n)
+        ]
+    )
+    return run_id

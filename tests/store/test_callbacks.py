@@ -8,22 +8,7 @@ from datetime import timedelta
 from smslink.domain.callbacks import StatusUpdate
 from smslink.domain.models import Progress, ResultStatus, Stage
 from smslink.store import Applied, Store
-from tests.store.records import NOW, connection, deliveries, new_run
-
-
-def _tracking(store: Store, n: int = 3) -> int:
-    """A run with `n` deliveries Twilio accepted (sids SM0, SM1, ...), being tracked."""
-    store.catalogue.add_connection(connection())
-    run_id = new_run(store)
-    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(n)), ["mobile"])
-    store.deliveries.claim_pending(run_id, n, NOW)
-    store.deliveries.save_progress(
-        [
-            Progress(run_id, i, Stage.TRACKING, twilio_status="queued", message_sid=f"SM{i}")
-            for i in range(n)
-        ]
-    )
-    return run_id
+from tests.store.records import NOW, connection, tracking_run
 
 
 def _row(store: Store, run_id: int, seq: int):
@@ -32,7 +17,7 @@ def _row(store: Store, run_id: int, seq: int):
 
 
 def test_a_final_status_finishes_the_delivery_as_polling_would(store: Store):
-    run_id = _tracking(store)
+    run_id = tracking_run(store)
     update = StatusUpdate("SM0", "undelivered", 30003)
 
     assert store.callbacks.apply_status_by_sid(update, received_at=NOW) is Applied.APPLIED
@@ -47,8 +32,8 @@ def test_a_final_status_finishes_the_delivery_as_polling_would(store: Store):
     assert store.deliveries.finished_among(run_id, [0, 1, 2]) == {0: ResultStatus.UNDELIVERED}
 
 
-def test_an_intermediate_status_moves_forward_and_keeps_tracking(store: Store):
-    run_id = _tracking(store)
+def test_an_intermediate_status_moves_forward_and_keepstracking_run(store: Store):
+    run_id = tracking_run(store)
     assert store.callbacks.apply_status_by_sid(StatusUpdate("SM1", "sent"), received_at=NOW) == (
         Applied.APPLIED
     )
@@ -57,7 +42,7 @@ def test_an_intermediate_status_moves_forward_and_keeps_tracking(store: Store):
 
 
 def test_a_late_sent_after_delivered_changes_nothing(store: Store):
-    run_id = _tracking(store)
+    run_id = tracking_run(store)
     store.callbacks.apply_status_by_sid(StatusUpdate("SM0", "delivered"), received_at=NOW)
     later = NOW + timedelta(seconds=5)
 
@@ -73,7 +58,7 @@ def test_a_late_sent_after_delivered_changes_nothing(store: Store):
 
 
 def test_a_second_failed_keeps_the_first_error_code(store: Store):
-    run_id = _tracking(store)
+    run_id = tracking_run(store)
     store.callbacks.apply_status_by_sid(StatusUpdate("SM2", "failed", 30005), received_at=NOW)
     again = StatusUpdate("SM2", "failed", 30008)
 
@@ -82,7 +67,7 @@ def test_a_second_failed_keeps_the_first_error_code(store: Store):
 
 
 def test_a_replayed_token_is_applied_once(store: Store):
-    run_id = _tracking(store)
+    run_id = tracking_run(store)
     sent = StatusUpdate("SM0", "sent")
     assert store.callbacks.apply_status_by_sid(sent, received_at=NOW, token="t-1") is (
         Applied.APPLIED
@@ -96,7 +81,7 @@ def test_a_replayed_token_is_applied_once(store: Store):
 
 
 def test_an_unknown_sid_or_status_changes_nothing(store: Store):
-    run_id = _tracking(store)
+    run_id = tracking_run(store)
     before = list(store.deliveries.iter_deliveries(run_id))
 
     assert store.callbacks.apply_status_by_sid(
@@ -112,7 +97,7 @@ def test_the_tracker_never_overwrites_a_callback_and_a_callback_never_overwrites
     store: Store,
 ):
     """Both orders of the race between a poll's write and a callback."""
-    run_id = _tracking(store)
+    run_id = tracking_run(store)
     # 0: the callback finishes it, then the tracker writes what it read before (sending).
     store.callbacks.apply_status_by_sid(StatusUpdate("SM0", "delivered"), received_at=NOW)
     # 1: a callback says sent; the tracker's older read (sending) must not move it back.
@@ -152,7 +137,7 @@ def test_the_tracker_never_overwrites_a_callback_and_a_callback_never_overwrites
 
 
 def test_old_tokens_are_pruned(store: Store):
-    _tracking(store)
+    tracking_run(store)
     store.callbacks.apply_status_by_sid(StatusUpdate("SM0", "sent"), received_at=NOW, token="a")
     later = NOW + timedelta(days=2)
     store.callbacks.apply_status_by_sid(StatusUpdate("SM1", "sent"), received_at=later, token="b")
@@ -169,7 +154,7 @@ def test_old_tokens_are_pruned(store: Store):
 
 
 def test_a_callback_of_one_connection_never_touches_another_connections_message(store: Store):
-    run_id = _tracking(store)  # a run of connection "main"
+    run_id = tracking_run(store)  # a run of connection "main"
     store.catalogue.add_connection(connection("other"))
     update = StatusUpdate("SM0", "delivered")
 

@@ -13,22 +13,7 @@ from smslink.domain.callbacks import StatusUpdate
 from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
 from smslink.store import Applied, Store, open_store
 from smslink.store.secrets import SecretBox
-from tests.store.records import NOW, connection, deliveries, new_run
-
-
-def _tracking(store: Store, n: int = 3) -> int:
-    """A run with `n` deliveries Twilio accepted (sids SM0, SM1, ...), being tracked."""
-    store.catalogue.add_connection(connection())
-    run_id = new_run(store)
-    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(n)), ["mobile"])
-    store.deliveries.claim_pending(run_id, n, NOW)
-    store.deliveries.save_progress(
-        [
-            Progress(run_id, i, Stage.TRACKING, twilio_status="queued", message_sid=f"SM{i}")
-            for i in range(n)
-        ]
-    )
-    return run_id
+from tests.store.records import NOW, connection, deliveries, new_run, tracking_run
 
 
 def _history(store: Store, run_id: int, seq: int) -> list[tuple[str | None, str | None]]:
@@ -65,7 +50,7 @@ def test_a_delivery_stored_final_has_its_one_event(store: Store):
 
 
 def test_each_change_is_one_event_and_nothing_else_is(store: Store):
-    run_id = _tracking(store, 2)
+    run_id = tracking_run(store, 2)
     # queued again (no change), then sent, then delivered (final), then a late write.
     store.deliveries.save_progress(
         [Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid="SM0", polls=1)]
@@ -113,7 +98,7 @@ def test_two_updates_of_one_delivery_in_one_batch_are_two_events(store: Store):
 
 
 def test_the_final_event_is_written_once_with_the_tracker_first(store: Store):
-    run_id = _tracking(store)
+    run_id = tracking_run(store)
     store.deliveries.save_progress(
         [_done(run_id, 0, "failed", ResultStatus.FAILED, error_code=30006)]
     )
@@ -125,7 +110,7 @@ def test_the_final_event_is_written_once_with_the_tracker_first(store: Store):
 
 
 def test_the_final_event_is_written_once_with_the_callback_first(store: Store):
-    run_id = _tracking(store)
+    run_id = tracking_run(store)
     store.callbacks.apply_status_by_sid(StatusUpdate("SM0", "sent"), received_at=NOW)
     store.callbacks.apply_status_by_sid(StatusUpdate("SM0", "undelivered", 30003), received_at=NOW)
     # The tracker writes what it read before the callbacks: sending, then delivered.
@@ -150,7 +135,7 @@ def test_racing_tracker_and_callbacks_write_each_final_event_once(url: str, key:
     and the ids are in commit order (a reader after any id misses nothing)."""
     n = 60
     with open_store(url, secret_box=SecretBox(key)) as first:
-        run_id = _tracking(first, n)
+        run_id = tracking_run(first, n)
     stores = [open_store(url, secret_box=SecretBox(key)) for _ in range(2)]
     seen: list[int] = []
     try:
@@ -201,7 +186,7 @@ def test_racing_tracker_and_callbacks_write_each_final_event_once(url: str, key:
 
 @pytest.mark.parametrize("limit", [1, 2, 100])
 def test_events_page_after_a_cursor(store: Store, limit: int):
-    run_id = _tracking(store, 3)
+    run_id = tracking_run(store, 3)
     every = store.events.after(0, 100)
     assert [e.seq for e in every] == [0, 1, 2] and all(e.run_id == run_id for e in every)
     paged, last = [], 0

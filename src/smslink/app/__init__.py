@@ -29,7 +29,6 @@ from smslink.engine import LeaseLost, PreviewTotals, RunCounters, RunRequest, Ti
 from smslink.store import (
     AlreadyExists,
     InUse,
-    KeyReused,
     NotFound,
     RunConflict,
     Store,
@@ -44,7 +43,6 @@ __all__ = [
     "DatabaseUnavailable",
     "InUse",
     "Intake",
-    "KeyReused",
     "LeaseLost",
     "NotFound",
     "PreviewTotals",

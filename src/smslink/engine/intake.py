@@ -53,24 +53,6 @@ class Intake:
     answers: list[RecordAnswer]
     replayed: bool = False
 
-    @property
-    def stored(self) -> int:
-        """New deliveries this request stored (0 for a replay)."""
-        if self.replayed:
-            return 0
-        return sum(1 for a in self.answers if a.id is not None and not a.repeated)
-
-    @property
-    def finished(self) -> list[ResultStatus]:
-        """Results of the new deliveries stored already final (for live counters)."""
-        if self.replayed:
-            return []
-        return [
-            ResultStatus.ERROR
-            for a in self.answers
-            if a.status == ERROR and a.id is not None and not a.repeated
-        ]
-
 
 def accept_records(
     store: Store,

@@ -49,4 +49,4 @@ class KeyReused(StoreError, InvalidInput):
 
 class RunSealed(StoreError, Busy):
     """A journey's standing run takes no more records (its touchpoint or connection was
-    edited): the caller opens the current one and tries again."""
+    edited meanwhile): the caller opens the current one and tries again."""

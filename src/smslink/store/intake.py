@@ -18,8 +18,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from smslink.domain.errors import Problem, say
@@ -62,9 +63,16 @@ class IntakeStore:
     ) -> Run:
         """The touchpoint's open journey run with exactly this snapshot and connection; if
         the open one was made with other settings it is sealed (it finishes what it holds)
-        and a new one is created. One transaction under the run-creation lock, so two
-        first requests at once share one run."""
+        and a new one is created, under the run-creation lock, so two first requests at
+        once share one run."""
         settings_json = dumps(snapshot.to_json())
+
+        def same_settings(found: Sequence[Row[Any]]) -> Run | None:
+            for row in found:
+                if row.settings_json == settings_json and row.connection == connection:
+                    return to_run(row)
+            return None
+
         open_runs = (
             select(runs)
             .where(
@@ -77,15 +85,15 @@ class IntakeStore:
         # Nearly always the run is there: found by a read, without the write lock (were
         # it sealed meanwhile, `append` says so and the caller asks again).
         with self._engine.connect() as conn:
-            for row in conn.execute(open_runs).all():
-                if row.settings_json == settings_json and row.connection == connection:
-                    return to_run(row)
+            standing = same_settings(conn.execute(open_runs).all())
+        if standing is not None:
+            return standing
         with self._engine.begin() as conn:
             self._db.hold_write_lock(conn, _RUN_CREATION_LOCK)
             found = conn.execute(open_runs).all()
-            for row in found:
-                if row.settings_json == settings_json and row.connection == connection:
-                    return to_run(row)
+            standing = same_settings(found)
+            if standing is not None:
+                return standing
             if found:
                 conn.execute(
                     update(runs)
@@ -112,11 +120,6 @@ class IntakeStore:
             created = conn.execute(select(runs).where(runs.c.id == key[0])).one()
         return to_run(created)
 
-    def seal(self, run_id: int) -> None:
-        """Take no more records into the journey run: it finishes what it holds."""
-        with self._engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(audience_complete=True))
-
     def append(
         self,
         run_id: int,
@@ -134,18 +137,13 @@ class IntakeStore:
         touchpoint; a record whose identity key was seen before gets its first answer
         marked `repeated`, and is not stored again. Raises RunSealed, KeyReused, NotFound.
         """
-        for attempt in range(2):
-            try:
-                return self._append(
-                    run_id, touchpoint, items, request_key, request_sha256, now, remember_since
-                )
-            except IntegrityError:
-                # Another process stored the same key between our look-up and our insert
-                # (only possible across standing runs, e.g. one sealed meanwhile): asking
-                # again finds its answer.
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        args = (run_id, touchpoint, items, request_key, request_sha256, now, remember_since)
+        try:
+            return self._append(*args)
+        except IntegrityError:
+            # Another process stored the same key between our look-up and our insert (only
+            # possible across standing runs, one sealed meanwhile): asking again finds it.
+            return self._append(*args)
 
     def _append(
         self,

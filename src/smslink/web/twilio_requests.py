@@ -1,5 +1,6 @@
 """What the receivers of Twilio's webhooks (status callbacks, incoming messages) share: the
-body read no further than a bound, and the URL as Twilio signed it."""
+body read no further than a bound (the journey API reads its JSON the same way), and the
+URL as Twilio signed it."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ validation into the one error shape, the `Error` model that documents that shape
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, Security
@@ -189,6 +189,21 @@ def api_router(tag: str) -> APIRouter:
         responses=errors(401, 403, 422),
         dependencies=[Security(bearer)],
     )
+
+
+class DeliveryFieldsOut(BaseModel):
+    """What every API answer says of a delivery (`delivery_fields` fills it)."""
+
+    record: int = Field(description="The record's number in the audience, from 1.")
+    to: str | None = Field(description="The phone number in E.164, when it validated.")
+    status: str = Field(description="delivered, sent, undelivered, failed, error or unfinished")
+    stage: str = Field(description="pending, posting, tracking or done")
+    twilio_status: str | None
+    error_code: int | None
+    error_message: str | None
+    segments: int
+    message_sid: str | None
+    updated_at: datetime | None
 
 
 def delivery_fields(d: Delivery) -> dict[str, Any]:

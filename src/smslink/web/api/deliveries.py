@@ -17,7 +17,14 @@ from pydantic import BaseModel, Field
 
 from smslink.app.events import MAX_PAGE, DeliveryNow
 from smslink.domain.events import DeliveryEvent
-from smslink.web.api.common import api_router, delivery_fields, errors, marketer, smslink
+from smslink.web.api.common import (
+    DeliveryFieldsOut,
+    api_router,
+    delivery_fields,
+    errors,
+    marketer,
+    smslink,
+)
 
 router = api_router("deliveries")
 
@@ -72,24 +79,14 @@ def event_json(e: DeliveryEvent) -> str:
     return json.dumps(EventOut.of(e).model_dump(mode="json"), separators=(",", ":"))
 
 
-class DeliveryNowOut(BaseModel):
+class DeliveryNowOut(DeliveryFieldsOut):
     id: str = Field(description='"<run>-<record>"')
     run: int
     touchpoint: str
-    record: int = Field(description="The record's number in the audience, from 1.")
     identity: dict[str, str] | None = Field(
         description="The identity fields a journey gave with the record; null for a "
         "campaign's record."
     )
-    to: str | None = Field(description="The phone number in E.164, when it validated.")
-    status: str = Field(description="delivered, sent, undelivered, failed, error or unfinished")
-    stage: str = Field(description="pending, posting, tracking or done")
-    twilio_status: str | None
-    error_code: int | None
-    error_message: str | None
-    segments: int
-    message_sid: str | None
-    updated_at: datetime | None
 
 
 class DeliveryOut(DeliveryNowOut):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from smslink.app.runs import UPLOAD_SUFFIXES
 from smslink.domain.models import Delivery, Run
 from smslink.web.api.common import (
+    DeliveryFieldsOut,
     Id,
     PageNumber,
     api_router,
@@ -80,17 +81,7 @@ class RunOut(BaseModel):
     progress: ProgressOut
 
 
-class DeliveryOut(BaseModel):
-    record: int = Field(description="The record's number in the audience, from 1.")
-    to: str | None = Field(description="The phone number in E.164, when it validated.")
-    status: str = Field(description="delivered, sent, undelivered, failed, error or unfinished")
-    stage: str = Field(description="pending, posting, tracking or done")
-    twilio_status: str | None
-    error_code: int | None
-    error_message: str | None
-    message_sid: str | None
-    segments: int
-    updated_at: datetime | None
+class DeliveryOut(DeliveryFieldsOut):
     row: dict[str, str] = Field(description="The input record as read.")
 
 
