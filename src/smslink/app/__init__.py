@@ -24,6 +24,7 @@ from smslink.app.runs import Runs
 from smslink.app.touchpoints import Touchpoints
 from smslink.app.users import Users
 from smslink.app.webhooks import Webhooks, WebhookTimings
+from smslink.app.work import Work, WorkerSettings
 from smslink.domain.errors import SmslinkError, StorageFailed, say
 from smslink.engine import LeaseLost, PreviewTotals, RunCounters, RunRequest, Timings
 from smslink.store import (
@@ -52,6 +53,7 @@ __all__ = [
     "Smslink",
     "WebhookTimings",
     "Webhooks",
+    "WorkerSettings",
     "open_app",
 ]
 
@@ -65,7 +67,7 @@ class Smslink:
     """smslink over one store: `.connections`, `.touchpoints`, `.runs`, `.optouts`,
     `.users`, `.callbacks` (Twilio's status callbacks), `.events` (deliveries across
     runs and their status events), `.webhooks` (where events are posted) and `.journeys`
-    (records handed over one at a time)."""
+    (records handed over one at a time) and `.work` (runs sent by workers)."""
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class Smslink:
         *,
         timings: Timings | None = None,
         webhook_timings: WebhookTimings | None = None,
+        workers: bool = False,
     ) -> None:
         self._store = store
         self.connections = Connections(store)
@@ -84,6 +87,7 @@ class Smslink:
         self.events = Events(store)
         self.webhooks = Webhooks(store, webhook_timings)
         self.journeys = Journeys(store)
+        self.work = Work(store, timings or Timings(), enabled=workers)
 
     @classmethod
     def open(cls, config: Config) -> Smslink:
@@ -97,7 +101,12 @@ class Smslink:
             raise DatabaseUnavailable(
                 say("cannot open the database: %(reason)s", reason=_first_line(error))
             ) from error
-        return cls(store, timings=config.timings, webhook_timings=config.webhook_timings)
+        return cls(
+            store,
+            timings=config.timings,
+            webhook_timings=config.webhook_timings,
+            workers=config.workers,
+        )
 
     def close(self) -> None:
         self._store.close()
@@ -130,7 +139,12 @@ def open_app(config: Config | None = None) -> Iterator[Smslink]:
             say("cannot open the database: %(reason)s", reason=_first_line(error))
         ) from error
     try:
-        yield Smslink(store, timings=config.timings, webhook_timings=config.webhook_timings)
+        yield Smslink(
+            store,
+            timings=config.timings,
+            webhook_timings=config.webhook_timings,
+            workers=config.workers,
+        )
     except SQLAlchemyError as error:
         reason = _first_line(getattr(error, "orig", None) or error)
         raise StorageFailed(

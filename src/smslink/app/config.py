@@ -14,9 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from smslink.app.webhooks import WebhookTimings
+from smslink.domain.errors import ConfigurationRefused, say
 from smslink.engine import Timings
 
 LEASE_TTL_ENV = "SMSLINK_LEASE_TTL_S"
+#: "on": the service queues the runs it starts (pages, API, journeys) for `smslink worker`
+#: processes instead of sending them itself (the store must be on PostgreSQL).
+WORKERS_ENV = "SMSLINK_WORKERS"
+_ON, _OFF = ("1", "on", "true", "yes"), ("", "0", "off", "false", "no")
 #: Shorter leases than this would be renewed more often than a busy database answers.
 MIN_LEASE_TTL_S = 1.0
 
@@ -29,11 +34,32 @@ class Config:
     timings: Timings = field(default_factory=Timings)
     #: How the web service's webhook dispatcher waits and retries.
     webhook_timings: WebhookTimings = field(default_factory=WebhookTimings)
+    #: Runs started by the service go to workers (SMSLINK_WORKERS=on).
+    workers: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Config:
         env = os.environ if environ is None else environ
-        return cls(timings=Timings(lease_ttl_s=_lease_ttl_s(env.get(LEASE_TTL_ENV))))
+        return cls(
+            timings=Timings(lease_ttl_s=_lease_ttl_s(env.get(LEASE_TTL_ENV))),
+            workers=_switch(WORKERS_ENV, env.get(WORKERS_ENV)),
+        )
+
+
+def _switch(name: str, raw: str | None) -> bool:
+    """An on/off variable; anything else is refused, naming the variable and the fix."""
+    value = (raw or "").strip().lower()
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise ConfigurationRefused(
+        say(
+            "%(name)s must be on or off, not %(value)s",
+            name=name,
+            value=repr(raw[:40] if raw else raw),
+        )
+    )
 
 
 def _lease_ttl_s(raw: str | None) -> float:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from smslink import __version__
-from smslink.cli import connections, demo, optouts, runs, serve, simulator, touchpoints
+from smslink.cli import connections, demo, optouts, runs, serve, simulator, touchpoints, workers
 
 app = typer.Typer(
     name="smslink",
@@ -47,6 +47,8 @@ app.command("send")(runs.send)
 app.command("demo")(demo.demo)
 app.command("simulator")(simulator.simulator)
 app.command("serve")(serve.serve)
+app.command("worker")(workers.worker)
+app.command("workers")(workers.workers)
 app.add_typer(serve.users_app, name="user")
 
 

@@ -13,6 +13,7 @@ from smslink.cli.common import console, print_fields, session
 from smslink.cli.execution import execute, interrupted
 from smslink.cli.render import command
 from smslink.cli.reports import print_summary, print_throttling, print_totals, status_key
+from smslink.cli.workers import send_queued
 from smslink.domain.models import Run, RunState
 
 app = typer.Typer(
@@ -39,6 +40,13 @@ def send(
             help="Send although this touchpoint went to the same audience in the last 24 hours.",
         ),
     ] = False,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue",
+            help="Have the workers send it (the store on PostgreSQL); results are written here.",
+        ),
+    ] = False,
 ) -> None:
     """Send a touchpoint to every record of an audience and track each message."""
     if dry_run_:
@@ -56,7 +64,10 @@ def send(
             run_id = smslink.runs.start(request)  # reads the whole audience first
         except KeyboardInterrupt:
             interrupted(None)
-        run = execute(smslink, run_id, counters)
+        if queue:
+            run = send_queued(smslink, run_id, counters)
+        else:
+            run = execute(smslink, run_id, counters)
         print_summary(smslink.runs.show(run.id))
         print_throttling(counters, run.connection)
 
@@ -96,6 +107,7 @@ def show(run_id: int) -> None:
     """Show a run: its state, counts by stage and by status, and where its results are."""
     with session() as smslink:
         details = smslink.runs.show(run_id)
+        holders = smslink.work.holders(run_id)
     run, totals = details.run, details.totals
     rows = [
         ("run", str(run.id)),
@@ -121,6 +133,8 @@ def show(run_id: int) -> None:
     ]
     if run.error:
         rows.append(("stopped because", run.error))
+    if holders:
+        rows.append(("worked on by", _holders_line(holders)))
     print_fields(rows)
     if run.state is not RunState.COMPLETED:
         console.print(f"Finish it with: {command('runs', 'resume', str(run.id))}")
@@ -128,6 +142,22 @@ def show(run_id: int) -> None:
         "Its results as they stand: "
         + command("runs", "export", str(run.id), "--output", "FILE.csv")
     )
+
+
+def _holders_line(holders: dict[str, list[int | None]]) -> str:
+    """Each process working on the run (host and pid) with what it holds."""
+    described = []
+    for owner, held in holders.items():
+        host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        parts = [p for p in held if p is not None]
+        what = []
+        if None in held:
+            what.append("the run")
+        if parts:
+            what.append("part" + ("s " if len(parts) > 1 else " ") + ", ".join(map(str, parts)))
+        described.append(f"{host} pid {pid} ({' and '.join(what)})")
+    return "; ".join(described)
 
 
 @app.command("resume")

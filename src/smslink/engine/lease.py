@@ -50,7 +50,9 @@ def _machine_id() -> str:
     return f"{boot}-{namespace}"
 
 
-def _owner_id() -> str:
+def owner_id() -> str:
+    """A name for a lease holder: host, pid, where that pid means one process, and a
+    random tail (a pid is reused after the process is gone)."""
     return f"{socket.gethostname()}:{os.getpid()}:{_machine_id()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -76,12 +78,26 @@ def _dead_local_holder(holder: str | None) -> str | None:
 class RunLease:
     """`async with RunLease(store, run_id, ttl_s=...) as lease:` holds the run for this
     process; `lease.held()` says whether it surely still does. The lease lasts `ttl_s`
-    without renewal, is renewed every sixth of that, and is trusted for three quarters."""
+    without renewal, is renewed every sixth of that, and is trusted for three quarters.
 
-    def __init__(self, store: Store, run_id: int, *, ttl_s: float = 60.0) -> None:
+    With `part`, the lease is of that part of the run only (a worker sending it, see
+    domain/parts.py), on the same rules; `owner` names the process (one per worker) so
+    the holders of a run's parts can be told apart by process.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: int,
+        *,
+        ttl_s: float = 60.0,
+        part: int | None = None,
+        owner: str | None = None,
+    ) -> None:
         self._store = store
         self._run_id = run_id
-        self.owner = _owner_id()
+        self._part = part
+        self.owner = owner or owner_id()
         self._renewal: asyncio.Task[None] | None = None
         self._held_until = 0.0  # _clock() up to which no one else can hold it
         self._ttl = timedelta(seconds=ttl_s)
@@ -93,15 +109,21 @@ class RunLease:
 
     async def __aenter__(self) -> RunLease:
         now = datetime.now(UTC)
-        holder, expires = self._store.runs.run_lease(self._run_id)
+        runs, part = self._store.runs, self._part
+        if part is None:
+            holder, expires = runs.run_lease(self._run_id)
+        else:
+            holder, expires = runs.part_lease(self._run_id, part)
         started = _clock()
-        refused = self._store.runs.acquire_run(
-            self._run_id,
-            self.owner,
-            until=now + self._ttl,
-            now=now,
-            replacing=_dead_local_holder(holder),
-        )
+        until, replacing = now + self._ttl, _dead_local_holder(holder)
+        if part is None:
+            refused = runs.acquire_run(
+                self._run_id, self.owner, until=until, now=now, replacing=replacing
+            )
+        else:
+            refused = runs.acquire_part(
+                self._run_id, part, self.owner, until=until, now=now, replacing=replacing
+            )
         if refused is not None:
             host, _, rest = refused.partition(":")
             pid = rest.partition(":")[0]
@@ -135,16 +157,23 @@ class RunLease:
             self._renewal.cancel()
             with suppress(asyncio.CancelledError):
                 await self._renewal
-        self._store.runs.release_run(self._run_id, self.owner)
+        if self._part is None:
+            self._store.runs.release_run(self._run_id, self.owner)
+        else:
+            self._store.runs.release_part(self._run_id, self._part, self.owner)
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self._ttl.total_seconds() / 6)
             started = _clock()
             try:
-                renewed = self._store.runs.renew_run(
-                    self._run_id, self.owner, until=datetime.now(UTC) + self._ttl
-                )
+                until = datetime.now(UTC) + self._ttl
+                if self._part is None:
+                    renewed = self._store.runs.renew_run(self._run_id, self.owner, until=until)
+                else:
+                    renewed = self._store.runs.renew_part(
+                        self._run_id, self._part, self.owner, until=until
+                    )
             except Exception:  # database unreachable: held() lapses with the last renewal
                 continue
             if not renewed:  # another process holds it now

@@ -173,7 +173,10 @@ class ConnectionPacing:
     `asyncio.run`) the registry starts afresh.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, ceiling: int | None = None) -> None:
+        #: At most this many requests in flight per account from this process (a worker's
+        #: `--concurrency`), whatever the connection allows.
+        self._ceiling = ceiling
         self._loop: asyncio.AbstractEventLoop | None = None
         self._windows: dict[tuple[str, str], AdaptiveWindow] = {}
         self._rates: dict[tuple[str, str, float], SegmentRate] = {}
@@ -183,7 +186,10 @@ class ConnectionPacing:
         self._same_loop()
         key = (connection.base_url, connection.account_sid)
         if key not in self._windows:
-            self._windows[key] = AdaptiveWindow(connection.concurrency)
+            ceiling = connection.concurrency
+            if self._ceiling is not None:
+                ceiling = min(ceiling, self._ceiling)
+            self._windows[key] = AdaptiveWindow(ceiling)
         return self._windows[key]
 
     def segment_rate(self, connection: Connection) -> SegmentRate | None:

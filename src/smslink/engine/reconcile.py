@@ -25,7 +25,7 @@ from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.timings import Timings
-from smslink.engine.track import Tracker
+from smslink.engine.track import Acceptor
 from smslink.store import Store
 from smslink.twilio import ApiError, ErrorKind, Message, TwilioClient, TwilioError
 
@@ -127,11 +127,13 @@ async def settle_posting(
     run_id: int,
     *,
     writer: ProgressWriter,
-    tracker: Tracker,
+    tracker: Acceptor,
     counters: RunCounters,
     timings: Timings,
+    part: int | None = None,
 ) -> None:
-    """Settle a resumed run's deliveries whose POST may have reached Twilio before it stopped.
+    """Settle a resumed run's deliveries (of one `part`, when given) whose POST may have
+    reached Twilio before it stopped.
 
     Each is looked up: found -> tracked; proven absent -> PENDING (sent again); Twilio's
     own verdict on the look-up of that recipient -> `error` "outcome unknown". When Twilio
@@ -141,7 +143,7 @@ async def settle_posting(
     sender's claim batch, so they are settled before sending resumes.
     """
     posting = list(
-        store.deliveries.iter_deliveries(run_id, stages=(Stage.POSTING,), with_row=False)
+        store.deliveries.iter_deliveries(run_id, stages=(Stage.POSTING,), with_row=False, part=part)
     )
     if not posting:
         return

@@ -32,7 +32,7 @@ from smslink.engine.pacing import SegmentRate
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import Reconciler, is_verdict_on_record, outcome_unknown
 from smslink.engine.timings import Timings
-from smslink.engine.track import Tracker
+from smslink.engine.track import Acceptor
 from smslink.store import Store
 from smslink.twilio import (
     AnswerLost,
@@ -57,7 +57,7 @@ class Sender:
         connection: Connection,
         run_id: int,
         writer: ProgressWriter,
-        tracker: Tracker,
+        tracker: Acceptor,
         counters: RunCounters,
         reconciler: Reconciler,
         lease_held: Callable[[], bool] = lambda: True,
@@ -65,8 +65,10 @@ class Sender:
         optouts: OptOuts | None = None,
         timings: Timings | None = None,
         segment_rate: SegmentRate | None = None,
+        part: int | None = None,
     ) -> None:
         self._timings = timings or Timings()
+        self._part = part  # a worker sends one part of the run (domain/parts.py)
         self._store = store
         # The sender's opt-outs: skipped before their POST, and learned from 21610 answers.
         # None (a bare Sender in a benchmark) neither skips nor remembers anyone.
@@ -134,7 +136,10 @@ class Sender:
                     continue  # claim nothing the run's new owner should send
                 self._work_added.clear()
                 batch = self._store.deliveries.claim_pending(
-                    self._run_id, max(200, self._concurrency * 2), self._clock()
+                    self._run_id,
+                    max(200, self._concurrency * 2),
+                    self._clock(),
+                    part=self._part,
                 )
                 if batch:
                     self._claimed.extend(batch)

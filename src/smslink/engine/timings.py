@@ -45,6 +45,9 @@ class Timings:
     #: How often a journey's run looks in the store for records it was not woken for (an
     #: arrival stored by another process) and whether it was sealed.
     intake_check_s: float = 1.0
+    #: How often a run's tracking job, on workers, takes on the messages its parts' senders
+    #: handed over (TRACKING in the store) and looks whether every part is sent.
+    handoff_check_s: float = 1.0
     #: How a run's Twilio client retries what is safe to retry (429, connect failures,
     #: 5xx to a GET): bounded exponential backoff with full jitter.
     retry: RetryPolicy = field(default_factory=RetryPolicy)

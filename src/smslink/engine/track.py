@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from smslink.domain.models import (
     TWILIO_FINAL,
@@ -48,6 +49,13 @@ LIST_PAGE_SIZE = 1000
 #: Margin for clock skew between this machine and Twilio when deciding that a listing has
 #: gone back past the run's first message.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+class Acceptor(Protocol):
+    """Takes on a message Twilio accepted: the Tracker (which then polls it), or a
+    worker's hand-off to the run's tracking job (engine/parts.py)."""
+
+    def accept(self, seq: int, message: Message) -> None: ...
 
 
 @dataclass(slots=True)

@@ -54,6 +54,7 @@ from smslink.store.migrations import ensure_schema
 from smslink.store.runs import RunStore
 from smslink.store.secrets import SecretBox
 from smslink.store.webhooks import WebhookStore
+from smslink.store.workers import WorkerRow, WorkerStore
 
 __all__ = [
     "Accounts",
@@ -75,6 +76,8 @@ __all__ = [
     "Store",
     "StoreError",
     "WebhookStore",
+    "WorkerRow",
+    "WorkerStore",
     "open_store",
 ]
 
@@ -109,6 +112,7 @@ class Store:
         self.events = EventStore(db)
         self.webhooks = WebhookStore(db, secret_box)
         self.intake = IntakeStore(db, self.deliveries)
+        self.workers = WorkerStore(db)
         self._secret_box = secret_box
 
     def derived_key(self, purpose: str) -> bytes:

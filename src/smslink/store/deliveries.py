@@ -80,7 +80,7 @@ _SAVE_PROGRESS_SQL = (
 _INSERT_DELIVERY_COLUMNS = (
     "run_id", "seq", "row_json", "to_number", "body", "segments", "stage", "status",
     "twilio_status", "message_sid", "error_code", "error_message", "polls", "claimed_at",
-    "updated_at", "identity_json",
+    "updated_at", "identity_json", "part",
 )  # fmt: skip
 _INSERT_DELIVERY_SQL = (
     f"INSERT INTO deliveries ({', '.join(_INSERT_DELIVERY_COLUMNS)}) "
@@ -175,8 +175,11 @@ class DeliveryStore:
         with self._engine.connect() as conn:
             return {ResultStatus(r[0]): int(r[1]) for r in conn.execute(query) if r[0]}
 
-    def claim_pending(self, run_id: int, limit: int, now: datetime) -> list[Outgoing]:
-        """Move the lowest-seq PENDING deliveries to POSTING and commit before returning:
+    def claim_pending(
+        self, run_id: int, limit: int, now: datetime, *, part: int | None = None
+    ) -> list[Outgoing]:
+        """Move the lowest-seq PENDING deliveries (of one `part` when given) to POSTING and
+        commit before returning:
         this is the "written before its POST" of the design, so a crash after this point
         leaves them POSTING (to reconcile), never PENDING (which would be sent again).
 
@@ -188,7 +191,7 @@ class DeliveryStore:
         """
         pick = (
             select(_D.seq)
-            .where(_D.run_id == run_id, _D.stage == _PENDING)
+            .where(_D.run_id == run_id, _D.stage == _PENDING, *_in_part(part))
             .order_by(_D.seq)
             .limit(limit)
         )
@@ -326,6 +329,7 @@ class DeliveryStore:
         stages: Collection[Stage] | None = None,
         with_row: bool = True,
         batch: int = 1000,
+        part: int | None = None,
     ) -> Iterator[Delivery]:
         """Stream a run's deliveries in seq order, `batch` at a time by keyset pagination.
 
@@ -336,7 +340,7 @@ class DeliveryStore:
         if stages is not None and not stages:
             return
         columns = list(deliveries.c) if with_row else _SLIM_COLUMNS
-        base = select(*columns).where(_D.run_id == run_id)
+        base = select(*columns).where(_D.run_id == run_id, *_in_part(part))
         if stages is not None:
             base = base.where(_D.stage.in_([s.value for s in stages]))
         last = -1
@@ -348,6 +352,24 @@ class DeliveryStore:
             if len(rows) < batch:
                 return
             last = rows[-1].seq
+
+    def parts_to_send(self, run_id: int) -> list[int]:
+        """The parts of the run that hold deliveries not sent yet (PENDING) or whose POST
+        may have reached Twilio (POSTING): the parts workers still have to send."""
+        query = (
+            select(_D.part)
+            .where(_D.run_id == run_id, _D.stage.in_([_PENDING, _POSTING]))
+            .group_by(_D.part)
+            .order_by(_D.part)
+        )
+        with self._engine.connect() as conn:
+            return [int(part) for part in conn.execute(query).scalars()]
+
+    def unsent(self, run_id: int) -> int:
+        """Deliveries of the run not past their POST yet (PENDING or POSTING)."""
+        query = select(func.count()).where(_D.run_id == run_id, _D.stage.in_([_PENDING, _POSTING]))
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def one(self, run_id: int, seq: int) -> tuple[str, Delivery] | None:
         """A delivery without its input row, with its run's touchpoint; None: none such."""
@@ -489,3 +511,8 @@ class DeliveryStore:
             else:
                 where.append(or_(*(c.like(pattern, escape="\\") for c in columns)))
         return where
+
+
+def _in_part(part: int | None) -> list[ColumnElement[bool]]:
+    """The filter on a delivery's part: none when `part` is None (the whole run)."""
+    return [] if part is None else [_D.part == part]

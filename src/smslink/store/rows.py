@@ -20,6 +20,7 @@ from smslink.domain.models import (
     Stage,
     Touchpoint,
 )
+from smslink.domain.parts import part_of
 
 #: Enum members by stored value: a dict lookup is several times cheaper than calling the
 #: enum, which shows when streaming a 100,000-row run into a results file.
@@ -66,6 +67,7 @@ def delivery_row(
         bind_time(d.claimed_at) if d.claimed_at is not None else None,
         bind_time(d.updated_at) if d.updated_at is not None else None,
         dumps(d.identity) if d.identity is not None else None,
+        part_of(d.to),
     )
 
 

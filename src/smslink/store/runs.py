@@ -21,7 +21,7 @@ from smslink.domain.models import JOURNEY, Run, RunSnapshot, RunState
 from smslink.store.database import Database
 from smslink.store.errors import NotFound, RunConflict
 from smslink.store.rows import dumps, to_run
-from smslink.store.schema import runs
+from smslink.store.schema import run_parts, runs
 
 #: Serialises run creation (its conflict checks) per PostgreSQL schema.
 _RUN_CREATION_LOCK = "smslink:runs:"
@@ -269,3 +269,99 @@ class RunStore:
                 .where(runs.c.id == run_id, runs.c.lease_owner == owner)
                 .values(lease_owner=None, lease_expires=None)
             )
+
+    # -- part leases: one worker per part of a run ------------------------------------
+
+    def acquire_part(
+        self,
+        run_id: int,
+        part: int,
+        owner: str,
+        *,
+        until: datetime,
+        now: datetime,
+        replacing: str | None,
+    ) -> str | None:
+        """Take the lease of one part of the run for `owner`, on the rules of
+        `acquire_run`; None on success, else the holder."""
+        p = self._db.placeholder
+        free = or_(
+            run_parts.c.lease_owner.is_(None),
+            run_parts.c.lease_expires < now,
+            run_parts.c.lease_owner == owner,
+        )
+        if replacing is not None:
+            free = or_(free, run_parts.c.lease_owner == replacing)
+        with self._engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO run_parts (run_id, part) VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
+                (run_id, part),
+            )
+            result = conn.execute(
+                update(run_parts)
+                .where(run_parts.c.run_id == run_id, run_parts.c.part == part, free)
+                .values(lease_owner=owner, lease_expires=until)
+            )
+            if result.rowcount:
+                return None
+            holder = conn.execute(
+                select(run_parts.c.lease_owner).where(
+                    run_parts.c.run_id == run_id, run_parts.c.part == part
+                )
+            ).scalar()
+        return str(holder)
+
+    def part_lease(self, run_id: int, part: int) -> tuple[str | None, datetime | None]:
+        """The part's lease holder and expiry, (None, None) when free."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(run_parts.c.lease_owner, run_parts.c.lease_expires).where(
+                    run_parts.c.run_id == run_id, run_parts.c.part == part
+                )
+            ).first()
+        return (None, None) if row is None else (row.lease_owner, row.lease_expires)
+
+    def renew_part(self, run_id: int, part: int, owner: str, *, until: datetime) -> bool:
+        """Extend `owner`'s lease of the part; False when it no longer holds it."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(run_parts)
+                .where(
+                    run_parts.c.run_id == run_id,
+                    run_parts.c.part == part,
+                    run_parts.c.lease_owner == owner,
+                )
+                .values(lease_expires=until)
+            )
+        return bool(result.rowcount)
+
+    def release_part(self, run_id: int, part: int, owner: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(run_parts)
+                .where(
+                    run_parts.c.run_id == run_id,
+                    run_parts.c.part == part,
+                    run_parts.c.lease_owner == owner,
+                )
+                .values(lease_owner=None, lease_expires=None)
+            )
+
+    def holders(self, run_id: int, *, now: datetime) -> dict[str, list[int | None]]:
+        """Who works on the run now: each holder of an unexpired lease with the parts it
+        holds (None for the run's own lease: tracking, or the whole run in one process)."""
+        found: dict[str, list[int | None]] = {}
+        with self._engine.connect() as conn:
+            run_holder = conn.execute(
+                select(runs.c.lease_owner).where(runs.c.id == run_id, runs.c.lease_expires >= now)
+            ).scalar()
+            part_rows = conn.execute(
+                select(run_parts.c.lease_owner, run_parts.c.part)
+                .where(run_parts.c.run_id == run_id, run_parts.c.lease_expires >= now)
+                .order_by(run_parts.c.part)
+            ).all()
+        if run_holder:
+            found.setdefault(str(run_holder), []).append(None)
+        for owner, part in part_rows:
+            found.setdefault(str(owner), []).append(int(part))
+        return found

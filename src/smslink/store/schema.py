@@ -37,7 +37,8 @@ from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 #: the optouts table. 3: runs.stop_requested_at. 4: users, api_tokens, runs.origin.
 #: 5: optout_removals. 6: connections.callback_base_url and callback_tokens. 7: events.
 #: 8: webhook_subscriptions. 9: deliveries.identity_json and intake_keys (journeys).
-SCHEMA_VERSION = 9
+#: 10: deliveries.part, run_parts and workers (and procrastinate's tables on PostgreSQL).
+SCHEMA_VERSION = 10
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -180,8 +181,14 @@ deliveries = Table(
     # The identity fields a journey gave with the record (version 9), which its events
     # carry back; NULL for a campaign's records (their results file carries the row).
     Column("identity_json", Text),
+    # Which part of its run the delivery belongs to (version 10; domain/parts.py): workers
+    # send a run part by part, each part held by one worker at a time, and every record of
+    # one recipient is in the same part.
+    Column("part", Integer, nullable=False, server_default=text("0")),
     # claim_pending and iter_deliveries(stages=...) walk one stage of one run in seq order.
     Index("ix_deliveries_run_stage_seq", "run_id", "stage", "seq"),
+    # A worker claims and settles within its part.
+    Index("ix_deliveries_run_part_stage_seq", "run_id", "part", "stage", "seq"),
     # status callbacks arrive with only the sid.
     Index("ix_deliveries_message_sid", "message_sid"),
 )
@@ -336,4 +343,31 @@ intake_keys = Table(
     Column("request_sha256", String(64)),
     Column("answer_json", Text, nullable=False),
     Index("ix_intake_keys_created_at", "created_at"),
+)
+
+# Who is sending which part of a run (version 10): a part's lease, as the run's own lease
+# in `runs`, lets one worker at a time claim, post and settle that part's deliveries.
+run_parts = Table(
+    "run_parts",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("lease_owner", String(200)),
+    Column("lease_expires", UTCDateTime),
+)
+
+# Live workers (version 10): each writes its row every few seconds (what it sends, how
+# fast), so `smslink workers` can list them; a row not seen for a minute is a dead worker.
+workers = Table(
+    "workers",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("queues", Text, nullable=False),
+    Column("posted", Integer, nullable=False),
+    Column("rate", Float, nullable=False),
+    Column("runs_json", Text, nullable=False),
+    Index("ix_workers_seen_at", "seen_at"),
 )

@@ -1,4 +1,5 @@
-"""Runs started from the pages (or the API) execute inside the service, in the background.
+"""Runs started from the pages (or the API) execute inside the service, in the background,
+or, with workers (SMSLINK_WORKERS=on), are read into the store here and queued for them.
 
 A run does not belong to the browser that started it: it goes on when the page is closed,
 and when the service stops mid-run the run is `interrupted` and picked up again when the
@@ -40,21 +41,34 @@ class RunExecutor:
     def __init__(self, smslink: Smslink) -> None:
         self._smslink = smslink
         self._running: dict[int, Running] = {}
+        #: With workers (SMSLINK_WORKERS=on) runs are queued for them, not executed here.
+        self._workers = smslink.work.enabled
+        self._woken: set[int] = set()  # journey runs a worker was asked to send
 
     def start(self, run_id: int) -> None:
-        """Execute (or resume) run `run_id` in the background; a no-op if it is running."""
+        """Execute (or resume) run `run_id` in the background; a no-op if it is running.
+        With workers: read its audience here and queue it for them."""
         if run_id in self._running and not self._running[run_id].task.done():
+            return
+        if self._workers and self._smslink.runs.get(run_id).is_journey:
+            self._woken.discard(run_id)
+            self._wake_worker(run_id)
             return
         counters = RunCounters()
         arrivals = asyncio.Event()
+        work = self._enqueue if self._workers else self._execute
         task = asyncio.get_running_loop().create_task(
-            self._execute(run_id, counters, arrivals), name=f"smslink-run-{run_id}"
+            work(run_id, counters, arrivals), name=f"smslink-run-{run_id}"
         )
         self._running[run_id] = Running(task, counters, arrivals)
 
     def arrived(self, run: Run) -> None:
         """Records were stored for journey run `run`: wake its sender, or start it (unless
         someone stopped it: its records wait until it is resumed)."""
+        if self._workers:
+            if run.id not in self._woken and run.state is not RunState.STOPPED:
+                self._wake_worker(run.id)
+            return
         running = self._running.get(run.id)
         if running is not None and not running.task.done():
             running.arrivals.set()
@@ -85,6 +99,27 @@ class RunExecutor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _wake_worker(self, run_id: int) -> None:
+        """Make sure a worker sends journey run `run_id` (its job is queued once)."""
+        self._woken.add(run_id)
+        task = asyncio.get_running_loop().create_task(self._smslink.work.wake_journey(run_id))
+        task.add_done_callback(lambda done: self._woken_failed(done, run_id))
+
+    def _woken_failed(self, task: asyncio.Task[bool], run_id: int) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not queue journey run %s: %s", run_id, task.exception())
+            self._woken.discard(run_id)  # the next arrival tries again
+
+    async def _enqueue(self, run_id: int, counters: RunCounters, _: asyncio.Event) -> None:
+        try:
+            await self._smslink.work.enqueue(run_id, counters)
+        except SmslinkError as error:  # the audience changed or cannot be read on
+            log.info("run %s was not queued: %s", run_id, error)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run %s could not be queued", run_id)
 
     async def _execute(self, run_id: int, counters: RunCounters, arrivals: asyncio.Event) -> None:
         try:

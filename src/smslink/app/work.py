@@ -1,0 +1,140 @@
+"""Workers: runs sent by several processes on several machines, through a job queue.
+
+The embedded default (SQLite, `smslink send`, `smslink serve`) executes each run in the
+process that started it. A shared deployment (the store on PostgreSQL) can instead queue
+a run's work as jobs for `smslink worker` processes: procrastinate (smslink/jobs) hands
+each job to one worker, and the jobs are the engine's (engine/parts.py):
+
+- **a part** (`smslink.send_part`, per run and part): one worker at a time sends one
+  part of a run, under the part's lease; a run's parts go to all workers at once;
+- **tracking** (`smslink.track_run`, per run): one worker polls what the parts sent and
+  completes the run, so tracking costs the same however many workers send;
+- **a journey** (`smslink.journey`, per standing run): the whole run in one worker, as
+  in one process, sending what the journey API stores;
+- **stalled jobs** (`smslink.requeue_stalled`, every few seconds): jobs of a worker whose
+  heartbeat stopped (SIGKILL, a machine gone, a paused process) are queued again; the
+  lease of what they held decides when another worker may take it over, and what was
+  in flight is reconciled with Twilio before anything is sent again.
+
+The process that has the audience file reads it into the store before the jobs are
+queued; workers need the database and Twilio, never the file. Results files are written
+by the face that asked for them (`send --queue` waits and writes it; `runs export` any
+time; the web pages build it on download).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from smslink.domain.errors import ConfigurationRefused, say
+from smslink.engine import RunCounters, Timings
+from smslink.engine.parts import store_audience
+from smslink.store import Store, WorkerRow
+
+PART_JOB = "smslink.send_part"
+TRACK_JOB = "smslink.track_run"
+JOURNEY_JOB = "smslink.journey"
+STALLED_JOB = "smslink.requeue_stalled"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How a worker works; each default is explained where it matters."""
+
+    #: Requests to Twilio in flight at once from this worker, across all its jobs (the
+    #: connection's own concurrency still caps each account).
+    concurrency: int = 25
+    #: Jobs (parts of runs, tracking, journeys) the worker works on at once.
+    jobs: int = 8
+    #: Queues to take jobs from; None: every queue.
+    queues: tuple[str, ...] | None = None
+    #: How often the worker tells procrastinate it is alive, and writes its row.
+    heartbeat_s: float = 2.0
+    #: A worker silent this long is taken for dead: its jobs are queued again. With the
+    #: lease below it bounds how long a killed worker's records wait (about both added).
+    stalled_s: float = 10.0
+    #: How long what a worker holds (a part, a run's tracking) stays its own without
+    #: renewal: another worker takes it over after this (at once when the holder was a
+    #: process on the same machine that is gone).
+    lease_ttl_s: float = 20.0
+
+
+class Work:
+    """Queuing runs for workers, and being one (`smslink worker`)."""
+
+    def __init__(self, store: Store, timings: Timings, *, enabled: bool = False) -> None:
+        self._store = store
+        self._timings = timings
+        self._enabled = enabled
+
+    def available(self) -> bool:
+        """True when runs can go to workers: the store is on PostgreSQL."""
+        return self._store.url.startswith("postgresql")
+
+    @property
+    def enabled(self) -> bool:
+        """True when the service hands the runs it starts to workers (SMSLINK_WORKERS=on).
+        Raises ConfigurationRefused when that is asked of a store that cannot."""
+        if self._enabled and not self.available():
+            raise ConfigurationRefused(
+                say(
+                    "SMSLINK_WORKERS is on, but workers need the store on PostgreSQL: set "
+                    "SMSLINK_DATABASE_URL to the shared database, or turn SMSLINK_WORKERS off"
+                )
+            )
+        return self._enabled
+
+    async def enqueue(self, run_id: int, counters: RunCounters | None = None) -> list[int]:
+        """Read the rest of the run's audience into the store here, then queue its parts
+        and its tracking for the workers; the parts queued. A stopped or interrupted run
+        is resumed the same way."""
+        parts = await store_audience(
+            self._store, run_id, counters or RunCounters(), timings=self._timings
+        )
+        from smslink.jobs import JobQueue
+
+        async with JobQueue(self._store.url) as queue:
+            for part in parts:
+                await queue.defer(PART_JOB, lock=part_lock(run_id, part), run_id=run_id, part=part)
+            await queue.defer(TRACK_JOB, lock=f"track-{run_id}", run_id=run_id)
+        return parts
+
+    async def wake_journey(self, run_id: int) -> bool:
+        """Make sure a worker sends journey run `run_id` (queued at most once while it
+        waits); False when a job for it was already waiting."""
+        from smslink.jobs import JobQueue
+
+        async with JobQueue(self._store.url) as queue:
+            return await queue.defer(JOURNEY_JOB, lock=f"journey-{run_id}", run_id=run_id)
+
+    def live(self, *, within_s: float = 60.0) -> list[WorkerRow]:
+        """Workers seen in the last `within_s` seconds, with their runs and rates."""
+        since = datetime.now(UTC) - timedelta(seconds=within_s)
+        return self._store.workers.seen_since(since)
+
+    def holders(self, run_id: int) -> dict[str, list[int | None]]:
+        """Who works on the run now: each process with the parts it holds (None: the
+        run itself, i.e. its tracking or the whole run)."""
+        return self._store.runs.holders(run_id, now=datetime.now(UTC))
+
+    async def run_worker(
+        self,
+        settings: WorkerSettings,
+        *,
+        stop: asyncio.Event,
+        on_started: Callable[[str], None] | None = None,
+    ) -> None:
+        """Be a worker until `stop` is set: then take no more jobs, let the requests in
+        flight finish, give back what is left (queued again for other workers) and
+        return."""
+        from smslink.app.worker import Worker  # procrastinate: imported by workers only
+
+        worker = Worker(self._store, self._timings, settings)
+        await worker.run(stop, on_started)
+
+
+def part_lock(run_id: int, part: int) -> str:
+    return f"part-{run_id}-{part}"

@@ -1,0 +1,338 @@
+"""A run sent by workers: each part by one worker at a time, its tracking by one.
+
+In one process a run's sender hands each accepted message to the tracker in memory
+(engine/pipeline.py). Workers split that: a run's records are stored before its jobs are
+queued, each part (domain/parts.py) is sent by whichever worker takes its job, under the
+part's lease, and the messages Twilio accepted are handed over through the store (stage
+TRACKING). One tracking job per run, under the run's own lease, polls them all: the
+listing costs the same however many workers sent, and it ends the run when every part
+is sent and every message final.
+
+The rules of a run in one process hold per part: its POSTING deliveries are reconciled
+with Twilio before anything of the part is sent again, a lease that may have passed to
+another worker stops the sending before the next POST, and a halt (a connection Twilio
+refuses, Twilio unreachable) stops the whole run, resumably.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import UTC, datetime
+from enum import Enum
+
+from smslink.domain.connection_rules import stored_connection_problem
+from smslink.domain.errors import say
+from smslink.domain.models import (
+    TWILIO_FINAL,
+    Progress,
+    Run,
+    RunState,
+    Stage,
+    result_for_twilio_status,
+)
+from smslink.engine.counters import RunCounters
+from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
+from smslink.engine.ingest import check_audience_unchanged, read_audience
+from smslink.engine.lease import RunLease
+from smslink.engine.optouts import OptOuts
+from smslink.engine.pacing import ConnectionPacing
+from smslink.engine.pipeline import STOPPED_ON_REQUEST
+from smslink.engine.progress_writer import ProgressWriter
+from smslink.engine.reconcile import Reconciler, settle_posting
+from smslink.engine.send import Sender
+from smslink.engine.start import recipe_for, touchpoint_of
+from smslink.engine.timings import Timings
+from smslink.engine.track import Tracker
+from smslink.store import Store
+from smslink.twilio import Message, TwilioClient
+
+
+class PartOutcome(Enum):
+    """How a part's job ended."""
+
+    SENT = "sent"  # nothing of the part is left to send
+    STOPPED = "stopped"  # the run stopped (asked to, or halted): resuming queues it again
+    GIVEN_BACK = "given back"  # this worker is shutting down: another one sends the rest
+
+
+#: Why a worker stopped sending a part before it was done.
+SHUTTING_DOWN = say("the worker is shutting down; another worker sends the rest")
+
+
+class HandOff:
+    """Takes what Twilio accepted for a part: stored as TRACKING for the run's tracking
+    job (or DONE at once when Twilio already calls it final)."""
+
+    def __init__(self, run_id: int, writer: ProgressWriter, counters: RunCounters) -> None:
+        self._run_id = run_id
+        self._writer = writer
+        self._counters = counters
+
+    def accept(self, seq: int, message: Message) -> None:
+        final = message.status in TWILIO_FINAL
+        result = result_for_twilio_status(message.status) if final else None
+        self._writer.put(
+            Progress(
+                run_id=self._run_id,
+                seq=seq,
+                stage=Stage.DONE if final else Stage.TRACKING,
+                status=result,
+                twilio_status=message.status,
+                message_sid=message.sid,
+                error_code=message.error_code,
+                error_message=message.error_message,
+                updated_at=message.date_updated or datetime.now(UTC),
+            )
+        )
+        if result is not None:
+            self._counters.finished(result)
+
+
+async def store_audience(
+    store: Store, run_id: int, counters: RunCounters, *, timings: Timings
+) -> list[int]:
+    """Before a run's jobs are queued: read the rest of its audience into the store (in
+    the process that has the file: workers elsewhere do not) and mark it sending; the
+    parts that have something to send.
+
+    Raises InputError when the audience file changed since the run started, and
+    AudienceError when it cannot be read on; the run stays as it was.
+    """
+    run = store.runs.get_run(run_id)
+    if not run.audience_complete:
+        check_audience_unchanged(run)
+        recipe = recipe_for(touchpoint_of(run), run.snapshot.region)
+        await read_audience(
+            store, run, recipe, counters, lambda: None, batch_size=timings.ingest_batch
+        )
+    store.runs.clear_stop_request(run_id)
+    store.runs.update_run(run_id, state=RunState.SENDING, error=None)
+    return store.deliveries.parts_to_send(run_id)
+
+
+async def send_part(
+    store: Store,
+    run_id: int,
+    part: int,
+    counters: RunCounters,
+    *,
+    timings: Timings,
+    pacing: ConnectionPacing,
+    owner: str,
+    shutting_down: asyncio.Event,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> PartOutcome:
+    """Send what is left of one part of a run whose records are all stored.
+
+    Raises RunBusy when another worker holds the part (its job is tried again later),
+    LeaseLost when the part may have passed to another worker meanwhile.
+    """
+    if not _still_to_send(store, run_id):
+        return PartOutcome.STOPPED
+    async with RunLease(store, run_id, ttl_s=timings.lease_ttl_s, part=part, owner=owner) as lease:
+        run = store.runs.get_run(run_id)
+        if not _still_to_send(store, run_id):
+            return PartOutcome.STOPPED
+        connection = store.catalogue.get_connection(run.connection)
+        problem = stored_connection_problem(connection)
+        if problem:
+            stop_run(store, run_id, str(problem))
+            return PartOutcome.STOPPED
+        window = pacing.window(connection)
+        client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
+        async with client, ProgressWriter(store) as writer:
+            handoff = HandOff(run_id, writer, counters)
+            reconciler = Reconciler(client, _sids_of_part(store, run_id, part))
+            sender = Sender(
+                store=store,
+                client=client,
+                connection=connection,
+                run_id=run_id,
+                writer=writer,
+                tracker=handoff,
+                counters=counters,
+                reconciler=reconciler,
+                lease_held=lease.held,
+                clock=clock,
+                optouts=OptOuts(store, connection.sender, run_id=run_id, clock=clock),
+                timings=timings,
+                segment_rate=pacing.segment_rate(connection),
+                part=part,
+            )
+            sender.audience_read()  # every record was stored before the jobs were queued
+            watching = asyncio.create_task(
+                _halt_when_asked(store, run_id, timings.stop_check_s, sender, shutting_down)
+            )
+            try:
+                await settle_posting(
+                    store,
+                    reconciler,
+                    run_id,
+                    writer=writer,
+                    tracker=handoff,
+                    counters=counters,
+                    timings=timings,
+                    part=part,
+                )
+                await sender.run()
+            except LeaseLost:
+                raise
+            except RunHalted as halt:
+                writer.flush()
+                if not lease.held():
+                    raise lease_lost(run_id) from None
+                if shutting_down.is_set() and str(halt) == str(SHUTTING_DOWN):
+                    return PartOutcome.GIVEN_BACK
+                if str(halt) != str(STOPPED_ON_REQUEST):
+                    stop_run(store, run_id, str(halt))
+                return PartOutcome.STOPPED
+            finally:
+                watching.cancel()
+                with suppress(asyncio.CancelledError):
+                    await watching
+    return PartOutcome.SENT
+
+
+async def track_sent(
+    store: Store,
+    run_id: int,
+    counters: RunCounters,
+    *,
+    timings: Timings,
+    pacing: ConnectionPacing,
+    owner: str,
+    shutting_down: asyncio.Event,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Run:
+    """Track every message the run's parts hand over until all parts are sent and every
+    message is final, then mark the run completed; return it as it stands.
+
+    Returns early, the run unfinished, when the run is stopped or the worker shuts down
+    (its job is then queued again). Raises RunBusy when another process holds the run.
+    """
+    async with RunLease(store, run_id, ttl_s=timings.lease_ttl_s, owner=owner) as lease:
+        run = store.runs.get_run(run_id)
+        if run.state is RunState.COMPLETED:
+            return run
+        connection = store.catalogue.get_connection(run.connection)
+        window = pacing.window(connection)
+        client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
+        async with client, ProgressWriter(store) as writer:
+            tracker = Tracker(
+                client=client,
+                connection=connection,
+                run_id=run_id,
+                writer=writer,
+                counters=counters,
+                since=run.created_at,
+                lease_held=lease.held,
+                store=store,
+            )
+            sent = asyncio.Event()
+            tracking = asyncio.create_task(tracker.run(sent))
+            try:
+                ended = await _follow_parts(
+                    store, run, tracker, sent, tracking, timings, shutting_down
+                )
+            finally:
+                if not tracking.done():
+                    tracking.cancel()
+                with suppress(asyncio.CancelledError):
+                    await tracking
+        if not ended:
+            if lease.held() and store.runs.stop_requested(run_id):
+                _mark_stopped(store, run_id)
+            return store.runs.get_run(run_id)
+        if not lease.held():
+            raise lease_lost(run_id)
+        totals = store.deliveries.totals(run_id)
+        if totals.done == totals.total:
+            store.runs.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
+    return store.runs.get_run(run_id)
+
+
+async def _follow_parts(
+    store: Store,
+    run: Run,
+    tracker: Tracker,
+    sent: asyncio.Event,
+    tracking: asyncio.Task[None],
+    timings: Timings,
+    shutting_down: asyncio.Event,
+) -> bool:
+    """Take on the messages the parts hand over, until every part is sent (then wait
+    for tracking to end); False when the run was stopped or the worker shuts down."""
+    taken: set[int] = set()
+    while True:
+        if store.runs.stop_requested(run.id) or shutting_down.is_set():
+            return False
+        # Unsent first: once none is, every hand-over is in the store and read below.
+        unsent = store.deliveries.unsent(run.id) if not sent.is_set() else 0
+        for delivery in store.deliveries.iter_deliveries(
+            run.id, stages=(Stage.TRACKING,), with_row=False
+        ):
+            if delivery.seq not in taken and delivery.message_sid:
+                taken.add(delivery.seq)
+                tracker.resume(
+                    delivery.seq,
+                    delivery.message_sid,
+                    delivery.twilio_status or "queued",
+                    polls=delivery.polls,
+                    updated_at=delivery.updated_at,
+                )
+        if unsent == 0:
+            sent.set()
+        if tracking.done():
+            tracking.result()  # LeaseLost, or a bug: raised here
+            return True
+        with suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(tracking), timings.handoff_check_s)
+
+
+def stop_run(store: Store, run_id: int, reason: str) -> None:
+    """Stop the whole run (resumably) because one part cannot go on: the other parts
+    and the tracking job see the request within a second and stop too."""
+    store.runs.update_run(run_id, state=RunState.STOPPED, error=reason)
+    store.runs.request_stop(run_id, at=datetime.now(UTC))
+
+
+def _mark_stopped(store: Store, run_id: int) -> None:
+    """A stopped run keeps the reason a part gave; asked to stop, it says so."""
+    if store.runs.get_run(run_id).state is not RunState.STOPPED:
+        store.runs.update_run(run_id, state=RunState.STOPPED, error=str(STOPPED_ON_REQUEST))
+
+
+def _still_to_send(store: Store, run_id: int) -> bool:
+    """False when the run is completed or was asked to stop: its parts wait."""
+    run = store.runs.get_run(run_id)
+    return run.state is not RunState.COMPLETED and not store.runs.stop_requested(run_id)
+
+
+def _sids_of_part(store: Store, run_id: int, part: int) -> set[str]:
+    """Every sid the part owns already: a look-up for a lost answer never takes one of
+    them (the part holds every record of its recipients, domain/parts.py)."""
+    return {
+        delivery.message_sid
+        for delivery in store.deliveries.iter_deliveries(
+            run_id, stages=(Stage.TRACKING, Stage.DONE), with_row=False, part=part
+        )
+        if delivery.message_sid
+    }
+
+
+async def _halt_when_asked(
+    store: Store, run_id: int, every_s: float, sender: Sender, shutting_down: asyncio.Event
+) -> None:
+    """Halt the part's sender (requests in hand finish, the claimed rest is released)
+    when the run is asked to stop or the worker shuts down."""
+    while True:
+        if shutting_down.is_set():
+            sender.halt(str(SHUTTING_DOWN))
+            return
+        if store.runs.stop_requested(run_id):
+            sender.halt(str(STOPPED_ON_REQUEST))
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(shutting_down.wait(), every_s)
