@@ -14,9 +14,12 @@ Figures per round:
 * tracking calls per message: the simulator's list and fetch requests / records;
 * wall time of `send --queue`, and the CPU of the workers, the simulator and PostgreSQL.
 
-With `--kill`, a round of 4 workers where one is SIGKILLed once a third is sent, and
-one where one is SIGSTOPped (its leases must run out: what a machine that is gone
-costs): the time from the signal until each part it held is held by another worker.
+With `--kill`, a round of 4 workers where one is SIGKILLed once a third is sent (and
+reaped, as its supervisor would: another worker on the same machine sees its pid gone
+and takes its leases at once, once its jobs are queued again as stalled), and one where
+one is SIGSTOPped (its pid lives on, so its leases must run out: what a worker on a
+machine that is gone costs): the time from the signal until each part it held is held by
+another worker.
 
     python bench/workers_scale.py                        # 1, 2, 4 workers, 6,000 records
     python bench/workers_scale.py --records 2000 --workers 1 4
@@ -65,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=25, help="per worker")
     parser.add_argument("--pg", default=PG, help="PostgreSQL (libpq URL) for the schemas")
     parser.add_argument("--kill", action="store_true", help="time the take-over of a dead worker")
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/0",
+        help="shared pacing (SMSLINK_REDIS_URL); '' for each worker's own",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args(argv)
 
@@ -163,6 +171,8 @@ def one_round(args: argparse.Namespace, count: int, audience: Path, work: Path) 
         home = work / f"home-{count}-{uuid.uuid4().hex[:6]}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLINK_")}
         env.update(SMSLINK_HOME=str(home), SMSLINK_DATABASE_URL=url, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+        if args.redis:
+            env["SMSLINK_REDIS_URL"] = args.redis
         configure(env, sim.base_url)
         workers = start_workers(env, count, args.concurrency)
         try:
@@ -187,6 +197,7 @@ def one_round(args: argparse.Namespace, count: int, audience: Path, work: Path) 
         "send_rate": (n - 1) / (created[-1] - created[0]),
         "wall_s": wall,
         "tracking_calls_per_message": (stats["lists"] + stats["fetches"]) / n,
+        "tracking_calls_per_second": (stats["lists"] + stats["fetches"]) / wall,
         "lists": stats["lists"],
         "fetches": stats["fetches"],
         "workers_cpu_ms_per_message": 1000 * workers_cpu / n,
@@ -213,6 +224,8 @@ def take_over(args: argparse.Namespace, audience: Path, work: Path, how: str) ->
         home = work / f"home-{how}-{uuid.uuid4().hex[:6]}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLINK_")}
         env.update(SMSLINK_HOME=str(home), SMSLINK_DATABASE_URL=url, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+        if args.redis:
+            env["SMSLINK_REDIS_URL"] = args.redis
         configure(env, sim.base_url)
         workers = start_workers(env, 4, args.concurrency)
         sending = subprocess.Popen(
@@ -230,6 +243,8 @@ def take_over(args: argparse.Namespace, audience: Path, work: Path, how: str) ->
             ]  # fmt: skip
             signalled = time.monotonic()
             victim.send_signal(signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+            if how == "kill":
+                victim.wait()  # reaped, as its supervisor (systemd) would: its pid is gone
             moved: dict[int, float] = {}
             while len(moved) < len(held) and time.monotonic() - signalled < 180:
                 now = parts_held(args.pg, url)
@@ -273,14 +288,15 @@ def main(argv: list[str] | None = None) -> None:
             figures["rounds"].append(result)
             print(json.dumps(result))
         base = figures["rounds"][0]
-        print("\n| workers | msg/s | x first | wall s | tracking calls/msg | CPU ms/msg "
-              "(workers, simulator, PostgreSQL) |")  # fmt: skip
-        print("|---|---|---|---|---|---|")
+        print("\n| workers | msg/s | x first | wall s | tracking calls/msg | tracking calls/s "
+              "| CPU ms/msg (workers, simulator, PostgreSQL) |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
         for r in figures["rounds"]:
             print(
                 f"| {r['workers']} | {r['send_rate']:.1f} | "
                 f"{r['send_rate'] / base['send_rate']:.2f} | {r['wall_s']:.1f} | "
                 f"{r['tracking_calls_per_message']:.4f} | "
+                f"{r['tracking_calls_per_second']:.2f} | "
                 f"{r['workers_cpu_ms_per_message']:.2f}, "
                 f"{r['simulator_cpu_ms_per_message']:.2f}, "
                 f"{r['postgres_cpu_ms_per_message']:.2f} |"

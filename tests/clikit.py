@@ -41,6 +41,11 @@ class Simulator:
         with urllib.request.urlopen(f"{self.root}/_stats") as response:
             return json.load(response)
 
+    def timeline(self) -> dict:
+        """When each message was created and reached its status (GET /_timeline)."""
+        with urllib.request.urlopen(f"{self.root}/_timeline") as response:
+            return json.load(response)
+
     def messages(self) -> dict[str, dict]:
         """Every message the simulator created, by sid, with its status now."""
         with urllib.request.urlopen(f"{self.root}/_messages") as response:

@@ -73,3 +73,20 @@ def test_messages_say_how_to_undo_it_without_naming_a_command(store: Store):
         f"not sent: {PHONE} unsubscribed from messages from My Shop (replied STOP; Twilio "
         "error 21610)."
     )
+
+
+def test_an_optout_recorded_elsewhere_is_honoured_within_a_look(store: Store, monkeypatch):
+    """Another worker (or a STOP reply the service took) records an opt-out while this
+    run sends: the run skips that recipient from its next look on (every second)."""
+    monkeypatch.setattr("smslink.engine.optouts.LOOK_AGAIN_S", 0.0)
+    now = datetime.now(UTC)
+    ours = OptOuts(store, SENDER, run_id=1, clock=lambda: now)
+    assert ours.skip_reason(PHONE) is None
+
+    elsewhere = OptOuts(store, SENDER, run_id=2, clock=lambda: now)
+    elsewhere.record(PHONE, TWILIO_SAYS)
+    store.catalogue.add_optout(OptOut("MG" + "0" * 32, "+12125550102", now))  # another sender
+
+    assert ours.skip_reason(PHONE) is not None
+    assert "STOP" in (ours.skip_reason(PHONE) or "")
+    assert ours.skip_reason("+12125550102") is None

@@ -102,6 +102,7 @@ def _v2_database(url: str, key: bytes) -> int:
             conn.exec_driver_sql("DROP TABLE workers")
             conn.exec_driver_sql("DROP INDEX ix_deliveries_run_part_stage_seq")
             conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN part")
+            conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN queued")
             if engine.dialect.name == "postgresql":
                 conn.exec_driver_sql(_DROP_JOB_QUEUE.replace("%", "%%"))
             conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))

@@ -24,7 +24,7 @@ from smslink.app.runs import Runs
 from smslink.app.touchpoints import Touchpoints
 from smslink.app.users import Users
 from smslink.app.webhooks import Webhooks, WebhookTimings
-from smslink.app.work import Work, WorkerSettings
+from smslink.app.work import QUEUES, Work, WorkerSettings
 from smslink.domain.errors import SmslinkError, StorageFailed, say
 from smslink.engine import LeaseLost, PreviewTotals, RunCounters, RunRequest, Timings
 from smslink.store import (
@@ -39,6 +39,7 @@ from smslink.store import (
 # What faces need of the layers below, named here so that a face imports the application
 # and the domain only (a contract in pyproject.toml keeps it so).
 __all__ = [
+    "QUEUES",
     "AlreadyExists",
     "Config",
     "DatabaseUnavailable",
@@ -76,6 +77,7 @@ class Smslink:
         timings: Timings | None = None,
         webhook_timings: WebhookTimings | None = None,
         workers: bool = False,
+        pacing_url: str | None = None,
     ) -> None:
         self._store = store
         self.connections = Connections(store)
@@ -87,7 +89,7 @@ class Smslink:
         self.events = Events(store)
         self.webhooks = Webhooks(store, webhook_timings)
         self.journeys = Journeys(store)
-        self.work = Work(store, timings or Timings(), enabled=workers)
+        self.work = Work(store, timings or Timings(), enabled=workers, pacing_url=pacing_url)
 
     @classmethod
     def open(cls, config: Config) -> Smslink:
@@ -106,6 +108,7 @@ class Smslink:
             timings=config.timings,
             webhook_timings=config.webhook_timings,
             workers=config.workers,
+            pacing_url=config.pacing_url,
         )
 
     def close(self) -> None:
@@ -144,6 +147,7 @@ def open_app(config: Config | None = None) -> Iterator[Smslink]:
             timings=config.timings,
             webhook_timings=config.webhook_timings,
             workers=config.workers,
+            pacing_url=config.pacing_url,
         )
     except SQLAlchemyError as error:
         reason = _first_line(getattr(error, "orig", None) or error)

@@ -21,6 +21,9 @@ LEASE_TTL_ENV = "SMSLINK_LEASE_TTL_S"
 #: "on": the service queues the runs it starts (pages, API, journeys) for `smslink worker`
 #: processes instead of sending them itself (the store must be on PostgreSQL).
 WORKERS_ENV = "SMSLINK_WORKERS"
+#: Where workers keep the limits they share (an account's request window, a sender's
+#: segment cap): a Redis URL. Unset: each worker paces on its own (docs/deploy.md).
+PACING_URL_ENV = "SMSLINK_REDIS_URL"
 _ON, _OFF = ("1", "on", "true", "yes"), ("", "0", "off", "false", "no")
 #: Shorter leases than this would be renewed more often than a busy database answers.
 MIN_LEASE_TTL_S = 1.0
@@ -36,6 +39,8 @@ class Config:
     webhook_timings: WebhookTimings = field(default_factory=WebhookTimings)
     #: Runs started by the service go to workers (SMSLINK_WORKERS=on).
     workers: bool = False
+    #: The Redis that workers share their pacing through (SMSLINK_REDIS_URL).
+    pacing_url: str | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -43,6 +48,7 @@ class Config:
         return cls(
             timings=Timings(lease_ttl_s=_lease_ttl_s(env.get(LEASE_TTL_ENV))),
             workers=_switch(WORKERS_ENV, env.get(WORKERS_ENV)),
+            pacing_url=env.get(PACING_URL_ENV) or None,
         )
 
 

@@ -11,9 +11,9 @@ each job to one worker, and the jobs are the engine's (engine/parts.py):
   completes the run, so tracking costs the same however many workers send;
 - **a journey** (`smslink.journey`, per standing run): the whole run in one worker, as
   in one process, sending what the journey API stores;
-- **stalled jobs** (`smslink.requeue_stalled`, every few seconds): jobs of a worker whose
-  heartbeat stopped (SIGKILL, a machine gone, a paused process) are queued again; the
-  lease of what they held decides when another worker may take it over, and what was
+- **stalled jobs**: every worker looks, each heartbeat, for jobs of a worker whose
+  heartbeat stopped (SIGKILL, a machine gone, a paused process) and queues them again;
+  the lease of what they held decides when another worker may take it over, and what was
   in flight is reconciled with Twilio before anything is sent again.
 
 The process that has the audience file reads it into the store before the jobs are
@@ -28,16 +28,49 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from smslink.domain.errors import ConfigurationRefused, say
 from smslink.engine import RunCounters, Timings
 from smslink.engine.parts import store_audience
 from smslink.store import Store, WorkerRow
 
+if TYPE_CHECKING:  # procrastinate is imported where jobs are queued or run, not before
+    from smslink.jobs import JobQueue
+
 PART_JOB = "smslink.send_part"
 TRACK_JOB = "smslink.track_run"
 JOURNEY_JOB = "smslink.journey"
-STALLED_JOB = "smslink.requeue_stalled"
+
+
+@dataclass(frozen=True, slots=True)
+class JobKind:
+    """Where a kind of job is queued and how it is taken."""
+
+    #: The queue (`smslink worker --queue` picks queues: e.g. workers for journeys only).
+    queue: str
+    #: Waiting jobs of a higher priority are taken first: jobs that last as long as their
+    #: run (tracking, a journey) turn sending into results and events, and must not wait
+    #: behind a long run's parts.
+    priority: int
+
+
+JOBS = {
+    PART_JOB: JobKind("sending", 0),
+    TRACK_JOB: JobKind("tracking", 10),
+    JOURNEY_JOB: JobKind("journeys", 10),
+}
+#: The queues a worker takes jobs from when not told otherwise: all of them.
+QUEUES = tuple(sorted({kind.queue for kind in JOBS.values()}))
+
+
+async def queue_job(jobs: JobQueue, name: str, run_id: int, part: int | None = None) -> bool:
+    """Queue job `name` for run `run_id` (and `part`), unless the same job is waiting
+    already (False then); two of the same job never run at once."""
+    kind = JOBS[name]
+    lock = f"{name}:{run_id}" if part is None else f"{name}:{run_id}:{part}"
+    args: dict[str, int] = {"run_id": run_id} if part is None else {"run_id": run_id, "part": part}
+    return await jobs.defer(name, queue=kind.queue, lock=lock, priority=kind.priority, **args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +82,7 @@ class WorkerSettings:
     concurrency: int = 25
     #: Jobs (parts of runs, tracking, journeys) the worker works on at once.
     jobs: int = 8
-    #: Queues to take jobs from; None: every queue.
+    #: Queues to take jobs from (`QUEUES`: sending, tracking, journeys); None: every one.
     queues: tuple[str, ...] | None = None
     #: How often the worker tells procrastinate it is alive, and writes its row.
     heartbeat_s: float = 2.0
@@ -60,15 +93,32 @@ class WorkerSettings:
     #: renewal: another worker takes it over after this (at once when the holder was a
     #: process on the same machine that is gone).
     lease_ttl_s: float = 20.0
+    #: How often a worker makes sure every part and tracking of a queued run has a job
+    #: (see app/worker.py `_sweep`): what a lost job costs at most, about twice this.
+    sweep_s: float = 5.0
 
 
 class Work:
     """Queuing runs for workers, and being one (`smslink worker`)."""
 
-    def __init__(self, store: Store, timings: Timings, *, enabled: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        timings: Timings,
+        *,
+        enabled: bool = False,
+        pacing_url: str | None = None,
+    ) -> None:
         self._store = store
         self._timings = timings
         self._enabled = enabled
+        self._pacing_url = pacing_url
+
+    @property
+    def shares_pacing(self) -> bool:
+        """True when workers share each account's window and each sender's cap (Redis);
+        False: each worker paces on its own."""
+        return self._pacing_url is not None
 
     def available(self) -> bool:
         """True when runs can go to workers: the store is on PostgreSQL."""
@@ -96,10 +146,12 @@ class Work:
         )
         from smslink.jobs import JobQueue
 
-        async with JobQueue(self._store.url) as queue:
+        async with JobQueue(self._store.url) as jobs:
+            # Tracking first: a worker whose job slots are all taken by parts would
+            # otherwise start tracking only once most of the run is sent.
+            await queue_job(jobs, TRACK_JOB, run_id)
             for part in parts:
-                await queue.defer(PART_JOB, lock=part_lock(run_id, part), run_id=run_id, part=part)
-            await queue.defer(TRACK_JOB, lock=f"track-{run_id}", run_id=run_id)
+                await queue_job(jobs, PART_JOB, run_id, part)
         return parts
 
     async def wake_journey(self, run_id: int) -> bool:
@@ -107,8 +159,9 @@ class Work:
         waits); False when a job for it was already waiting."""
         from smslink.jobs import JobQueue
 
-        async with JobQueue(self._store.url) as queue:
-            return await queue.defer(JOURNEY_JOB, lock=f"journey-{run_id}", run_id=run_id)
+        self._store.runs.update_run(run_id, queued=True)
+        async with JobQueue(self._store.url) as jobs:
+            return await queue_job(jobs, JOURNEY_JOB, run_id)
 
     def live(self, *, within_s: float = 60.0) -> list[WorkerRow]:
         """Workers seen in the last `within_s` seconds, with their runs and rates."""
@@ -132,9 +185,5 @@ class Work:
         return."""
         from smslink.app.worker import Worker  # procrastinate: imported by workers only
 
-        worker = Worker(self._store, self._timings, settings)
+        worker = Worker(self._store, self._timings, settings, pacing_url=self._pacing_url)
         await worker.run(stop, on_started)
-
-
-def part_lock(run_id: int, part: int) -> str:
-    return f"part-{run_id}-{part}"

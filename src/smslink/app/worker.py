@@ -17,19 +17,20 @@ from datetime import UTC, datetime
 from smslink.app.work import (
     JOURNEY_JOB,
     PART_JOB,
-    STALLED_JOB,
     TRACK_JOB,
     WorkerSettings,
-    part_lock,
+    queue_job,
 )
 from smslink.domain.errors import Busy
 from smslink.domain.models import RunState
 from smslink.engine import LeaseLost, RunCounters, Timings
 from smslink.engine.errors import RunHalted
 from smslink.engine.lease import owner_id
-from smslink.engine.pacing import ConnectionPacing
+from smslink.engine.pacing import ConnectionPacing, Pacing
 from smslink.engine.parts import PartOutcome, send_part, track_sent
 from smslink.engine.run import execute_run
+from smslink.engine.send import SendingShare
+from smslink.engine.shared_pacing import SharedPacing
 from smslink.jobs import JobQueue, RetryLater
 from smslink.store import Store, WorkerRow
 
@@ -60,11 +61,19 @@ class _Tally:
 class Worker:
     """One worker process: its jobs, its heartbeat row, its shutdown."""
 
-    def __init__(self, store: Store, timings: Timings, settings: WorkerSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        timings: Timings,
+        settings: WorkerSettings,
+        *,
+        pacing_url: str | None = None,
+    ) -> None:
         self._store = store
         self._settings = settings
         self._timings = _worker_timings(timings, settings)
-        self._pacing = ConnectionPacing(ceiling=settings.concurrency)
+        self._pacing = _pacing(pacing_url, settings.concurrency)
+        self._sharing = SendingShare(settings.concurrency - 1)
         self.owner = owner_id()
         self._shutting_down = asyncio.Event()
         self._tally = _Tally()
@@ -76,11 +85,10 @@ class Worker:
         queue.task(PART_JOB, self._send_part)
         queue.task(TRACK_JOB, self._track_run)
         queue.task(JOURNEY_JOB, self._journey)
-        queue.periodic(
-            STALLED_JOB, self._requeue_stalled, every_s=max(1, int(self._settings.heartbeat_s))
-        )
         async with queue:
             beating = asyncio.create_task(self._beat())
+            watching = asyncio.create_task(self._requeue_stalled())
+            sweeping = asyncio.create_task(self._sweep())
             draining = asyncio.create_task(self._drain_on(stop))
             try:
                 await queue.work(
@@ -92,11 +100,13 @@ class Worker:
                     on_started=(lambda: on_started(self.owner)) if on_started else None,
                 )
             finally:
-                for task in (beating, draining):
+                for task in (beating, watching, sweeping, draining):
                     task.cancel()
                     with suppress(asyncio.CancelledError):
                         await task
                 self._store.workers.forget(self.owner)
+                if isinstance(self._pacing, SharedPacing):
+                    await self._pacing.aclose()  # gives back its slots in the window
 
     async def _drain_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -117,6 +127,7 @@ class Worker:
                     pacing=self._pacing,
                     owner=self.owner,
                     shutting_down=self._shutting_down,
+                    sharing=self._sharing,
                 )
             except Busy as busy:  # another worker holds the part: try again shortly
                 raise RetryLater(str(busy)) from None
@@ -124,9 +135,7 @@ class Worker:
                 log.warning("%s", lost)
                 return
         if outcome is PartOutcome.GIVEN_BACK:
-            await self._queue.defer(
-                PART_JOB, lock=part_lock(run_id, part), run_id=run_id, part=part
-            )
+            await queue_job(self._queue, PART_JOB, run_id, part)
 
     async def _track_run(self, run_id: int) -> None:
         counters = RunCounters()
@@ -147,7 +156,7 @@ class Worker:
                 log.warning("%s", lost)
                 return
         if run.state is RunState.SENDING and self._shutting_down.is_set():
-            await self._queue.defer(TRACK_JOB, lock=f"track-{run_id}", run_id=run_id)
+            await queue_job(self._queue, TRACK_JOB, run_id)
 
     async def _journey(self, run_id: int) -> None:
         counters = RunCounters()
@@ -168,7 +177,7 @@ class Worker:
                     execution.cancel()
                     with suppress(asyncio.CancelledError):
                         await execution
-                    await self._queue.defer(JOURNEY_JOB, lock=f"journey-{run_id}", run_id=run_id)
+                    await queue_job(self._queue, JOURNEY_JOB, run_id)
                     return
                 execution.result()
             except Busy as busy:
@@ -178,10 +187,64 @@ class Worker:
             finally:
                 shutting_down.cancel()
 
-    async def _requeue_stalled(self, timestamp: int) -> None:
-        again = await self._queue.requeue_stalled(stalled_s=self._settings.stalled_s)
-        if again:
-            log.warning("queued again the jobs of stalled workers: %s", again)
+    async def _requeue_stalled(self) -> None:
+        """Every heartbeat, queue again the jobs of workers that went silent. Not a job
+        itself: it must not wait for a free job slot behind the parts of a long run.
+        Every worker does it; a job another one queued first is left alone."""
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_s)
+            try:
+                again = await self._queue.requeue_stalled(stalled_s=self._settings.stalled_s)
+            except Exception:  # the database is away: the next beat tries again
+                log.exception("could not look for stalled jobs")
+                continue
+            if again:
+                log.warning("queued again the jobs of stalled workers: %s", again)
+
+    async def _sweep(self) -> None:
+        """Every few seconds, queue again any part or tracking of a run the workers are
+        sending that nobody holds and no job waits for.
+
+        The safety net under procrastinate: a worker that was paused past its leases and
+        wakes up finishes its job, and procrastinate then deletes that job although it
+        had been queued again for another worker (the same job row). Whatever the job
+        queue does, a queued run keeps a job for each part with records left to send,
+        and for its tracking. A part must stay orphaned for two sweeps in a row (not just
+        between two of its jobs); a job already waiting makes queuing it again a no-op.
+        """
+        orphaned: set[tuple[int, int | None]] = set()
+        while True:
+            await asyncio.sleep(self._settings.sweep_s)
+            try:
+                orphaned = await self._requeue_orphans(orphaned)
+            except Exception:  # the database is away: the next sweep tries again
+                log.exception("could not look for runs without jobs")
+
+    async def _requeue_orphans(
+        self, seen_before: set[tuple[int, int | None]]
+    ) -> set[tuple[int, int | None]]:
+        """Queue what was orphaned at the last sweep and still is; what is orphaned now."""
+        now: set[tuple[int, int | None]] = set()
+        store = self._store
+        for run in store.runs.queued_sending():
+            held = store.runs.holders(run.id, now=datetime.now(UTC))
+            parts_held = {p for parts in held.values() for p in parts}
+            if None not in parts_held:  # nobody tracks it (or sends the journey)
+                now.add((run.id, None))
+            if not run.is_journey:
+                now |= {
+                    (run.id, part)
+                    for part in store.deliveries.parts_to_send(run.id)
+                    if part not in parts_held
+                }
+        for run_id, part in sorted(now & seen_before, key=str):
+            job = PART_JOB if part is not None else self._standing_job(run_id)
+            if await queue_job(self._queue, job, run_id, part):
+                log.warning("queued again %s of run %s (part %s): no job had it", job, run_id, part)
+        return now
+
+    def _standing_job(self, run_id: int) -> str:
+        return JOURNEY_JOB if self._store.runs.get_run(run_id).is_journey else TRACK_JOB
 
     # -- bookkeeping ----------------------------------------------------------------
 
@@ -229,6 +292,16 @@ class _Working:
             self._tally.runs[self._run_id] = left
         else:
             del self._tally.runs[self._run_id]
+
+
+def _pacing(url: str | None, concurrency: int) -> Pacing:
+    """Shared by every worker through Redis at `url`; without one, this worker's own
+    (each worker then learns the account's limit, and keeps a sender's cap, by itself)."""
+    if url is None:
+        return ConnectionPacing(ceiling=concurrency)
+    from smslink.limits.redis import RedisPacingBackend
+
+    return SharedPacing(RedisPacingBackend(url), ceiling=concurrency)
 
 
 def _worker_timings(timings: Timings, settings: WorkerSettings) -> Timings:

@@ -13,7 +13,7 @@ from smslink.cli.common import console, print_fields, session
 from smslink.cli.execution import execute, interrupted
 from smslink.cli.render import command
 from smslink.cli.reports import print_summary, print_throttling, print_totals, status_key
-from smslink.cli.workers import send_queued
+from smslink.cli.workers import require_workers, send_queued
 from smslink.domain.models import Run, RunState
 
 app = typer.Typer(
@@ -60,6 +60,8 @@ def send(
     request = RunRequest(touchpoint, input_, output, encoding, overwrite=overwrite, again=again)
     counters = RunCounters()
     with session() as smslink:
+        if queue:
+            require_workers(smslink)  # before anything is stored
         try:
             run_id = smslink.runs.start(request)  # reads the whole audience first
         except KeyboardInterrupt:
@@ -168,10 +170,15 @@ def resume(
         typer.Option(help="Write the results here instead (.csv, .tsv or .jsonl)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help=_OVERWRITE_HELP)] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Have the workers finish it; results are written here.")
+    ] = False,
 ) -> None:
     """Finish a run after Ctrl-C, a crash or a fixed connection; never re-sends a message."""
     counters = RunCounters()
     with session() as smslink:
+        if queue:
+            require_workers(smslink)
         run = smslink.runs.show(run_id).run
         if output is not None:
             run = smslink.runs.redirect(run_id, output, overwrite=overwrite)
@@ -180,7 +187,10 @@ def resume(
                 smslink.runs.export(run_id, output, overwrite=overwrite)
             console.print(f"Run {run_id} is already complete; results: {run.output_path}")
             return
-        run = execute(smslink, run_id, counters)  # a changed audience file: InvalidInput
+        if queue:
+            run = send_queued(smslink, run_id, counters)
+        else:
+            run = execute(smslink, run_id, counters)  # a changed audience file: InvalidInput
         print_summary(smslink.runs.show(run.id))
         print_throttling(counters, run.connection)
 

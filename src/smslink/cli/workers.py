@@ -17,8 +17,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from smslink.app import RunCounters, Smslink, WorkerSettings
-from smslink.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, console, err_console, fail, session
+from smslink.app import QUEUES, RunCounters, Smslink, WorkerSettings
+from smslink.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    console,
+    err_console,
+    fail,
+    session,
+)
 from smslink.cli.progress import live_progress
 from smslink.cli.render import command
 from smslink.domain.models import ResultStatus, Run, RunState
@@ -41,7 +49,12 @@ def worker(
         int, typer.Option(min=1, max=100, help="Jobs (parts of runs, tracking) at once.")
     ] = DEFAULTS.jobs,
     queues: Annotated[
-        list[str] | None, typer.Option("--queue", help="Take jobs of this queue only (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            "--queues",
+            help="Take jobs of this queue only (repeatable): sending, tracking or journeys.",
+        ),
     ] = None,
     stalled_s: Annotated[
         float,
@@ -58,6 +71,12 @@ def worker(
 ) -> None:
     """Send runs queued in the shared database until stopped (Ctrl-C or SIGTERM: requests
     in flight finish, the rest goes to the other workers)."""
+    unknown = sorted(set(queues or ()) - set(QUEUES))
+    if unknown:
+        fail(
+            f"no queue named {', '.join(unknown)}: the queues are {', '.join(QUEUES)}",
+            EXIT_USAGE,
+        )
     settings = WorkerSettings(
         concurrency=concurrency,
         jobs=jobs,
@@ -67,8 +86,13 @@ def worker(
         lease_ttl_s=lease_s,
     )
     with session() as smslink:
-        if not smslink.work.available():
-            fail(NEEDS_POSTGRES, EXIT_FAILED)
+        require_workers(smslink)
+        if not smslink.work.shares_pacing:
+            err_console.print(
+                "SMSLINK_REDIS_URL is not set: this worker paces on its own, so several "
+                "workers together may exceed an account's concurrency and a sender's cap "
+                "(see docs/deploy.md, Shared limits)."
+            )
 
         async def main() -> None:
             stop = asyncio.Event()
@@ -106,11 +130,16 @@ def workers() -> None:
     console.print(table)
 
 
+def require_workers(smslink: Smslink) -> None:
+    """Exit with the fix when this store cannot have workers (SQLite)."""
+    if not smslink.work.available():
+        fail(NEEDS_POSTGRES, EXIT_FAILED)
+
+
 def send_queued(smslink: Smslink, run_id: int, counters: RunCounters) -> Run:
     """Queue the run for the workers (its audience is read here first), follow it until it
     is completed or stopped, then write its results file here."""
-    if not smslink.work.available():
-        fail(NEEDS_POSTGRES, EXIT_FAILED)
+    require_workers(smslink)
     try:
         with live_progress(counters, console):
             asyncio.run(smslink.work.enqueue(run_id, counters))

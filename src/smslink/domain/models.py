@@ -247,6 +247,9 @@ class Run:
     #: What started it: "cli", "web" (the service resumes its own runs on restart), or
     #: JOURNEY (a touchpoint's standing run, fed one record at a time by the journey API).
     origin: str = "cli"
+    #: Sent by workers (queued), not by the process that started it: workers make sure
+    #: every part and its tracking have a job while it is sending.
+    queued: bool = False
     error: str | None = None  # why the run stopped, when it did
     finished_at: datetime | None = None
     #: Touchpoint, connection and audience as they were when the run started.

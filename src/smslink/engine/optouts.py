@@ -11,18 +11,24 @@ which Twilio treats as one sender for STOP); the same phone stays reachable from
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from smslink.domain.models import OptOut
 from smslink.store import Store
 
 #: Twilio's "Attempt to send to unsubscribed recipient": the To replied STOP to this sender.
 OPTED_OUT = 21610
+#: How often a run looks in the store for opt-outs recorded elsewhere meanwhile.
+LOOK_AGAIN_S = 1.0
+#: How far apart the clocks of the machines recording opt-outs may be.
+CLOCK_MARGIN = timedelta(minutes=5)
 
 
 class OptOuts:
-    """One sender's opt-outs for the length of a run: loaded once, checked per delivery.
+    """One sender's opt-outs for the length of a run: loaded at its start, topped up every
+    second with those recorded since, checked per delivery.
 
     Checks are a dict lookup (a run may hold 100,000 deliveries; a query each would cost more
     than the POST they save). New opt-outs are written through to the store immediately,
@@ -41,6 +47,8 @@ class OptOuts:
         self._sender = sender
         self._run_id = run_id
         self._clock = clock
+        self._loaded_at = clock()
+        self._next_look = time.monotonic() + LOOK_AGAIN_S
         self._known: dict[str, OptOut] = store.catalogue.load_optouts(sender)
 
     @property
@@ -57,6 +65,8 @@ class OptOuts:
     def skip_reason(self, to: str) -> str | None:
         """The result message for a delivery that is not sent because `to` opted out, or
         None when `to` may be sent to."""
+        if time.monotonic() >= self._next_look:
+            self._look_again()
         optout = self._known.get(to)
         return None if optout is None else skipped_message(optout)
 
@@ -79,6 +89,16 @@ class OptOuts:
                 optout = self._store.catalogue.get_optout(self._sender, to) or optout
             self._known[to] = optout
         return refused_message(to, self._sender, message)
+
+    def _look_again(self) -> None:
+        """Take on the opt-outs recorded since the last look, by another worker or run, or
+        a STOP reply the service received: every sender honours them within a second or
+        so. Recorded times come from several machines' clocks, hence the margin."""
+        now = self._clock()
+        since = self._loaded_at - CLOCK_MARGIN
+        self._known.update(self._store.catalogue.load_optouts(self._sender, since=since))
+        self._loaded_at = now
+        self._next_look = time.monotonic() + LOOK_AGAIN_S
 
 
 def refused_message(to: str, sender: str, twilio_message: str | None) -> str:

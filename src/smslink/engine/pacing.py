@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from smslink.domain.models import Connection
 
@@ -157,6 +158,35 @@ class SegmentRate:
         self._next_free = start + max(1, segments) / self.per_second
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class Window(Protocol):
+    """A request window as a run uses it: the client's RequestGate, and what it learned.
+    AdaptiveWindow (one process) or SharedWindow (every worker, engine/shared_pacing.py)."""
+
+    throttled: int
+
+    @property
+    def window(self) -> int: ...
+
+    async def acquire(self) -> Any: ...
+
+    def release(self, ticket: Any, *, throttled: bool, answered: bool = True) -> None: ...
+
+
+class SegmentPacer(Protocol):
+    """A sender's segment cap: SegmentRate (one process) or SharedSegmentRate."""
+
+    async def take(self, segments: int) -> None: ...
+
+
+class Pacing(Protocol):
+    """Hands each run the window of its connection's account and its sender's segment
+    cap: ConnectionPacing within one process, SharedPacing across workers."""
+
+    def window(self, connection: Connection) -> Window: ...
+
+    def segment_rate(self, connection: Connection) -> SegmentPacer | None: ...
 
 
 class ConnectionPacing:

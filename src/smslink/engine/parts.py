@@ -37,11 +37,11 @@ from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.ingest import check_audience_unchanged, read_audience
 from smslink.engine.lease import RunLease
 from smslink.engine.optouts import OptOuts
-from smslink.engine.pacing import ConnectionPacing
+from smslink.engine.pacing import Pacing
 from smslink.engine.pipeline import STOPPED_ON_REQUEST
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import Reconciler, settle_posting
-from smslink.engine.send import Sender
+from smslink.engine.send import Sender, SendingShare
 from smslink.engine.start import recipe_for, touchpoint_of
 from smslink.engine.timings import Timings
 from smslink.engine.track import Tracker
@@ -108,7 +108,7 @@ async def store_audience(
             store, run, recipe, counters, lambda: None, batch_size=timings.ingest_batch
         )
     store.runs.clear_stop_request(run_id)
-    store.runs.update_run(run_id, state=RunState.SENDING, error=None)
+    store.runs.update_run(run_id, state=RunState.SENDING, error=None, queued=True)
     return store.deliveries.parts_to_send(run_id)
 
 
@@ -119,13 +119,15 @@ async def send_part(
     counters: RunCounters,
     *,
     timings: Timings,
-    pacing: ConnectionPacing,
+    pacing: Pacing,
     owner: str,
     shutting_down: asyncio.Event,
+    sharing: SendingShare | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PartOutcome:
     """Send what is left of one part of a run whose records are all stored.
 
+    The senders of one worker's parts `sharing` its requests leave one free for tracking.
     Raises RunBusy when another worker holds the part (its job is tried again later),
     LeaseLost when the part may have passed to another worker meanwhile.
     """
@@ -160,6 +162,7 @@ async def send_part(
                 timings=timings,
                 segment_rate=pacing.segment_rate(connection),
                 part=part,
+                sharing=sharing,
             )
             sender.audience_read()  # every record was stored before the jobs were queued
             watching = asyncio.create_task(
@@ -201,7 +204,7 @@ async def track_sent(
     counters: RunCounters,
     *,
     timings: Timings,
-    pacing: ConnectionPacing,
+    pacing: Pacing,
     owner: str,
     shutting_down: asyncio.Event,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),

@@ -21,7 +21,7 @@ from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
 from smslink.engine.ingest import read_audience
 from smslink.engine.optouts import OptOuts
-from smslink.engine.pacing import AdaptiveWindow, ConnectionPacing
+from smslink.engine.pacing import ConnectionPacing, Pacing, Window
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import Reconciler, settle_posting
 from smslink.engine.send import Sender
@@ -42,7 +42,7 @@ async def send_and_track(
     lease_held: Callable[[], bool],
     timings: Timings,
     arrivals: asyncio.Event | None = None,
-    pacing: ConnectionPacing | None = None,
+    pacing: Pacing | None = None,
 ) -> None:
     """Read what is left of the audience, send what is not sent, track what is not final.
 
@@ -154,7 +154,7 @@ async def _stop_when_asked(
 
 
 @asynccontextmanager
-async def _reporting(window: AdaptiveWindow, counters: RunCounters) -> AsyncIterator[None]:
+async def _reporting(window: Window, counters: RunCounters) -> AsyncIterator[None]:
     """Hand what the window learned during the run to the counters when the run ends,
     however it ends (a shared window counts other runs' 429s before and beside it)."""
     throttled_before = window.throttled

@@ -21,7 +21,7 @@ from smslink.engine.counters import RunCounters
 from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.ingest import check_audience_unchanged
 from smslink.engine.lease import RunLease
-from smslink.engine.pacing import ConnectionPacing
+from smslink.engine.pacing import Pacing
 from smslink.engine.pipeline import send_and_track
 from smslink.engine.results import write_results
 from smslink.engine.timings import Timings
@@ -36,7 +36,7 @@ async def execute_run(
     timings: Timings | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     arrivals: asyncio.Event | None = None,
-    pacing: ConnectionPacing | None = None,
+    pacing: Pacing | None = None,
 ) -> Run:
     """Read, send and track everything the run still has to do, then write its results.
 

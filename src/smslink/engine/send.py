@@ -20,6 +20,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from smslink.domain.callbacks import status_callback_url
@@ -28,7 +29,7 @@ from smslink.domain.models import Connection, Outgoing, Progress, ResultStatus, 
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted, lease_lost
 from smslink.engine.optouts import OPTED_OUT, OptOuts
-from smslink.engine.pacing import SegmentRate
+from smslink.engine.pacing import SegmentPacer, SegmentRate
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import Reconciler, is_verdict_on_record, outcome_unknown
 from smslink.engine.timings import Timings
@@ -44,6 +45,19 @@ from smslink.twilio import (
     TwilioError,
     Withheld,
 )
+
+
+@dataclass
+class SendingShare:
+    """What the senders of one worker process share: `requests` sends in flight at once
+    (the worker's concurrency less one, kept free for tracking), as `slots`."""
+
+    requests: int
+    slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.requests = max(1, self.requests)
+        self.slots = asyncio.Semaphore(self.requests)
 
 
 class Sender:
@@ -64,8 +78,9 @@ class Sender:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         optouts: OptOuts | None = None,
         timings: Timings | None = None,
-        segment_rate: SegmentRate | None = None,
+        segment_rate: SegmentPacer | None = None,
         part: int | None = None,
+        sharing: SendingShare | None = None,
     ) -> None:
         self._timings = timings or Timings()
         self._part = part  # a worker sends one part of the run (domain/parts.py)
@@ -93,6 +108,14 @@ class Sender:
         # a worker that frees a connection takes it straight back, so a sender using every
         # slot would starve polling until sending ended (and keep every message in memory).
         self._concurrency = max(1, connection.concurrency - 1)
+        self._claim_batch = max(200, self._concurrency * 2)
+        # A worker's senders (one per part it holds) share its requests: together they
+        # keep one free for tracking, and each claims only what it can post soon (what
+        # a killed worker had claimed is looked up at Twilio before anything is resent).
+        self._sharing = sharing
+        if sharing is not None:
+            self._concurrency = min(self._concurrency, sharing.requests)
+            self._claim_batch = self._concurrency * 2
         self._claimed: deque[Outgoing] = deque()
         self._claim_lock = asyncio.Lock()
         self._exhausted = False
@@ -121,7 +144,11 @@ class Sender:
             outgoing = await self._next()
             if outgoing is None:
                 return
-            await self._send(outgoing)
+            if self._sharing is None:
+                await self._send(outgoing)
+            else:
+                async with self._sharing.slots:
+                    await self._send(outgoing)
 
     async def _next(self) -> Outgoing | None:
         """The next claimed delivery; claims a batch when none is left, waiting for the
@@ -137,7 +164,7 @@ class Sender:
                 self._work_added.clear()
                 batch = self._store.deliveries.claim_pending(
                     self._run_id,
-                    max(200, self._concurrency * 2),
+                    self._claim_batch,
                     self._clock(),
                     part=self._part,
                 )

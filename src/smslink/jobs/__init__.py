@@ -23,9 +23,6 @@ from sqlalchemy import make_url
 
 __all__ = ["JobQueue", "LiveWorker", "RetryLater", "conninfo_of"]
 
-#: The queue every smslink job goes to unless a deployment splits them (`--queues`).
-DEFAULT_QUEUE = "smslink"
-
 
 class RetryLater(Exception):
     """Raised by a job that cannot do its work yet (another worker still holds what it
@@ -81,24 +78,19 @@ class JobQueue:
         after `retry_wait_s` whenever it raises `retry_on`, as often as it takes."""
         self.app.task(
             name=name,
-            queue=DEFAULT_QUEUE,
             retry=procrastinate.RetryStrategy(
                 max_attempts=1_000_000, wait=retry_wait_s, retry_exceptions={retry_on}
             ),
         )(func)
 
-    def periodic(self, name: str, func: Callable[..., Awaitable[None]], *, every_s: int) -> None:
-        """Register `func` as a job queued every `every_s` seconds by whichever worker is
-        up (procrastinate makes sure each moment is queued once)."""
-        task = self.app.task(name=name, queue=DEFAULT_QUEUE)(func)
-        self.app.periodic(cron=f"* * * * * */{every_s}", periodic_id=name)(task)
-
-    async def defer(self, name: str, *, lock: str, **args: Any) -> bool:
-        """Queue the job `name` with `args`, unless the same job (`lock`) is already
-        waiting; two jobs with one lock never run at the same time. False when it was
-        already waiting."""
+    async def defer(
+        self, name: str, *, queue: str, lock: str, priority: int = 0, **args: Any
+    ) -> bool:
+        """Queue the job `name` with `args` on `queue`, unless the same job (`lock`) is
+        already waiting; two jobs with one lock never run at the same time. Waiting jobs
+        of a higher `priority` are taken first. False when it was already waiting."""
         deferrer = self.app.configure_task(
-            name=name, queue=DEFAULT_QUEUE, lock=lock, queueing_lock=lock
+            name=name, queue=queue, lock=lock, queueing_lock=lock, priority=priority
         )
         try:
             await deferrer.defer_async(**args)

@@ -283,11 +283,15 @@ class Catalogue:
             ).all()
         return {r.phone: to_optout(r) for r in rows}
 
-    def load_optouts(self, sender: str) -> dict[str, OptOut]:
-        """Every opt-out from `sender`, by phone: loaded once when a run starts, so checking
-        a recipient costs a dict lookup rather than a query per message."""
+    def load_optouts(self, sender: str, *, since: datetime | None = None) -> dict[str, OptOut]:
+        """Every opt-out from `sender` (recorded at or after `since`, when given), by phone:
+        loaded when a run starts, so checking a recipient costs a dict lookup rather than a
+        query per message, and topped up with `since` while it runs."""
+        query = select(optouts).where(optouts.c.sender == sender)
+        if since is not None:
+            query = query.where(optouts.c.created_at >= since)
         with self._engine.connect() as conn:
-            rows = conn.execute(select(optouts).where(optouts.c.sender == sender)).all()
+            rows = conn.execute(query).all()
         return {r.phone: to_optout(r) for r in rows}
 
     def list_optouts(

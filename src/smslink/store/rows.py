@@ -118,6 +118,7 @@ def to_run(r: Row[Any]) -> Run:
         snapshot=RunSnapshot.from_json(json.loads(r.settings_json)),
         audience_complete=bool(r.audience_complete),
         origin=r.origin,
+        queued=bool(r.queued),
     )
 
 

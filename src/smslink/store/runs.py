@@ -148,6 +148,19 @@ class RunStore:
             ).all()
         return [to_run(r) for r in rows]
 
+    def queued_sending(self) -> list[Run]:
+        """Runs the workers are sending now: queued, sending (or a journey's run not
+        started yet), not asked to stop."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(runs).where(
+                    runs.c.queued.is_(True),
+                    runs.c.state.in_([RunState.SENDING.value, RunState.CREATED.value]),
+                    runs.c.stop_requested_at.is_(None),
+                )
+            ).all()
+        return [to_run(r) for r in rows]
+
     def list_runs(self, limit: int = 20) -> list[Run]:
         with self._engine.connect() as conn:
             rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).all()
@@ -164,6 +177,7 @@ class RunStore:
         audience_complete: bool | None = None,
         output_path: str | None = None,
         snapshot: RunSnapshot | None = None,
+        queued: bool | None = None,
     ) -> None:
         """Change only the fields given; `error=None` clears the error (hence the `...`
         default meaning "leave it")."""
@@ -182,6 +196,8 @@ class RunStore:
             values["finished_at"] = finished_at
         if audience_complete is not None:
             values["audience_complete"] = audience_complete
+        if queued is not None:
+            values["queued"] = queued
         if not values:
             self.get_run(run_id)  # still report a missing run
             return

@@ -157,6 +157,8 @@ runs = Table(
     # the journey API appends records to; `audience_complete` set when it takes no more).
     # Version 4.
     Column("origin", String(16), nullable=False, server_default=text("'cli'")),
+    # Sent by workers rather than by the process that started it (version 10).
+    Column("queued", Boolean, nullable=False, server_default=text("false")),
 )
 
 deliveries = Table(

@@ -1,5 +1,5 @@
-"""Schema version 10: workers (each delivery's part, part leases, live workers, and on
-PostgreSQL procrastinate's job tables).
+"""Schema version 10: workers (runs sent by workers, each delivery's part, part leases,
+live workers, and on PostgreSQL procrastinate's job tables).
 
 Revision ID: 0010
 Revises: 0009
@@ -23,6 +23,11 @@ SCHEMA_VERSION = 10
 def upgrade() -> None:
     # Deliveries stored before this version are all in part 0: a run resumed on workers
     # then goes out as one part, exactly as it would have in one process.
+    # Runs before this version were all sent by the process that started them.
+    op.add_column(
+        "runs",
+        sa.Column("queued", sa.Boolean(), nullable=False, server_default=sa.text("false")),
+    )
     op.add_column(
         "deliveries",
         sa.Column("part", sa.Integer(), nullable=False, server_default=sa.text("0")),
@@ -65,6 +70,9 @@ def downgrade() -> None:
     op.drop_index("ix_deliveries_run_part_stage_seq", table_name="deliveries")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("part")
+    # Not a batch: SQLite would copy `runs` and drop the old table, and the foreign key's
+    # cascade would take every delivery with it. Both databases drop a plain column.
+    op.get_bind().exec_driver_sql("ALTER TABLE runs DROP COLUMN queued")
     _set_schema_version(SCHEMA_VERSION - 1)
 
 
