@@ -365,7 +365,7 @@ def test_a_queued_run_stopped_on_request_is_finished_by_resume_queue(
     pg_cli.run("runs", "stop", "1")
     out, err = sending.communicate(timeout=60)
     assert sending.returncode == 1, f"{out}\n{err}"
-    assert "stopped on request" in err and "runs resume 1" in err
+    assert "stopped on request" in err and "runs resume 1 --queue" in err
     time.sleep(1.5)  # requests in flight land
     posted_when_stopped = simulator.stats()["posts"]
     time.sleep(2)

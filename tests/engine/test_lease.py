@@ -18,8 +18,10 @@ import pytest
 
 from smslink.domain.errors import Busy
 from smslink.domain.models import RunSnapshot
+from smslink.engine.counters import RunCounters
 from smslink.engine.lease import RunBusy, RunLease
-from smslink.store import Store
+from smslink.engine.run import execute_run
+from smslink.store import NotFound, Store
 
 
 def _run(store: Store) -> int:
@@ -179,3 +181,31 @@ def test_a_holder_that_may_be_alive_is_trusted_until_its_lease_runs_out(
     with pytest.raises(RunBusy, match=f"process {holder.split(':')[1]} on {holder.split(':')[0]}"):
         asyncio.run(scenario())
     assert store.runs.run_lease(run_id)[0] == holder
+
+
+def test_a_part_lease_is_one_holders_own_and_a_worker_still_holding_one_keeps_the_run(
+    store: Store,
+) -> None:
+    """Parts of a run have leases of their own, on the run's rules; a process resuming a
+    run the workers were sending is refused while a worker holds a part of it, and once
+    none does it takes the run back (no worker takes up a part of it again)."""
+    run_id = _run(store)
+    store.runs.update_run(run_id, queued=True)
+
+    async def scenario() -> None:
+        async with RunLease(store, run_id, part=3, ttl_s=30) as first:
+            with pytest.raises(RunBusy):
+                async with RunLease(store, run_id, part=3, ttl_s=30):
+                    pass
+            async with RunLease(store, run_id, part=4, ttl_s=30):  # another part: free
+                assert first.held()
+            holders = store.runs.holders(run_id, now=datetime.now(UTC))
+            assert holders == {first.owner: [3]}
+            with pytest.raises(RunBusy, match="being sent by workers"):
+                await execute_run(store, run_id, RunCounters())
+            assert store.runs.get_run(run_id).queued
+        with pytest.raises(NotFound):  # no connection "c": it stops there, taken back
+            await execute_run(store, run_id, RunCounters())
+        assert not store.runs.get_run(run_id).queued
+
+    asyncio.run(scenario())

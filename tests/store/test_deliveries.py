@@ -305,3 +305,33 @@ def test_final_over_time_counts_by_bucket_and_status(store: Store):
         (2, "failed", 1),  # 10
     ]
     assert late_start == [(0, "delivered", 4), (0, "failed", 4)]  # earlier ones in bucket 0
+
+
+def test_a_release_gives_back_only_its_own_claim(store: Store):
+    """A process that lost its lease (paused while another took its work over) releases
+    a delivery claimed again since: the release is refused, so the new claim's POST is
+    the only one. Releasing its own claim works, read back from the store or as claimed;
+    a delivery past its POST is never released."""
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(4)), ["mobile"])
+    stale = store.deliveries.claim_pending(run_id, 4, NOW)  # the paused process's claims
+    again = NOW + timedelta(seconds=30)
+    # The new holder settled 0 and 1 (proven absent) and claimed them again.
+    store.deliveries.save_progress(
+        [Progress(run_id, o.seq, Stage.PENDING, claimed_at=o.claimed_at) for o in stale[:2]]
+    )
+    assert [o.seq for o in store.deliveries.claim_pending(run_id, 2, again)] == [0, 1]
+    store.deliveries.save_progress([Progress(run_id, 2, Stage.TRACKING, message_sid="SM2")])
+
+    # The paused process wakes and releases all four of its claims.
+    store.deliveries.save_progress(
+        [Progress(run_id, o.seq, Stage.PENDING, claimed_at=o.claimed_at) for o in stale]
+    )
+    stages = {d.seq: d.stage for d in store.deliveries.iter_deliveries(run_id)}
+    assert stages == {0: Stage.POSTING, 1: Stage.POSTING, 2: Stage.TRACKING, 3: Stage.PENDING}
+    # Its own claim, as read back from the store (how a resumed run settles), releases.
+    [posting] = [d for d in store.deliveries.iter_deliveries(run_id) if d.seq == 0]
+    store.deliveries.save_progress(
+        [Progress(run_id, 0, Stage.PENDING, claimed_at=posting.claimed_at)]
+    )
+    assert {d.seq: d.stage for d in store.deliveries.iter_deliveries(run_id)}[0] is Stage.PENDING

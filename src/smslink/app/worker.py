@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from smslink.app.work import (
     JOURNEY_JOB,
@@ -35,6 +35,10 @@ from smslink.jobs import JobQueue, RetryLater
 from smslink.store import Store, WorkerRow
 
 log = logging.getLogger("smslink.worker")
+
+#: How long the row of a worker that died (no goodbye) stays in `workers`: `smslink
+#: workers` lists only those seen in the last minute; the rest is for looking back.
+DEAD_WORKER_ROWS = timedelta(days=1)
 
 
 @dataclass
@@ -125,7 +129,7 @@ class Worker:
                     counters,
                     timings=self._timings,
                     pacing=self._pacing,
-                    owner=self.owner,
+                    owner=owner_id(),  # a lease of this job's own, never shared
                     shutting_down=self._shutting_down,
                     sharing=self._sharing,
                 )
@@ -147,7 +151,7 @@ class Worker:
                     counters,
                     timings=self._timings,
                     pacing=self._pacing,
-                    owner=self.owner,
+                    owner=owner_id(),  # a lease of this job's own, never shared
                     shutting_down=self._shutting_down,
                 )
             except Busy as busy:
@@ -168,6 +172,7 @@ class Worker:
                     counters,
                     timings=self._timings,
                     pacing=self._pacing,
+                    by_worker=True,
                 )
             )
             shutting_down = asyncio.create_task(self._shutting_down.wait())
@@ -257,6 +262,7 @@ class Worker:
             posted = self._tally.all_posted()
             self._tally.beats.append((time.monotonic(), posted))
             try:
+                self._store.workers.forget_older_than(datetime.now(UTC) - DEAD_WORKER_ROWS)
                 self._store.workers.beat(
                     WorkerRow(
                         owner=self.owner,

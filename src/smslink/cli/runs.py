@@ -139,7 +139,8 @@ def show(run_id: int) -> None:
         rows.append(("worked on by", _holders_line(holders)))
     print_fields(rows)
     if run.state is not RunState.COMPLETED:
-        console.print(f"Finish it with: {command('runs', 'resume', str(run.id))}")
+        resume = ("runs", "resume", str(run.id)) + (("--queue",) if run.queued else ())
+        console.print(f"Finish it with: {command(*resume)}")
     console.print(
         "Its results as they stand: "
         + command("runs", "export", str(run.id), "--output", "FILE.csv")
@@ -148,11 +149,13 @@ def show(run_id: int) -> None:
 
 def _holders_line(holders: dict[str, list[int | None]]) -> str:
     """Each process working on the run (host and pid) with what it holds."""
-    described = []
-    for owner, held in holders.items():
+    by_process: dict[tuple[str, str], list[int | None]] = {}
+    for owner, held in holders.items():  # one owner per lease: a worker's jobs each have one
         host, _, rest = owner.partition(":")
-        pid = rest.partition(":")[0]
-        parts = [p for p in held if p is not None]
+        by_process.setdefault((host, rest.partition(":")[0]), []).extend(held)
+    described = []
+    for (host, pid), held in by_process.items():
+        parts = sorted(p for p in held if p is not None)
         what = []
         if None in held:
             what.append("the run")

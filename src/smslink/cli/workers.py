@@ -140,11 +140,20 @@ def send_queued(smslink: Smslink, run_id: int, counters: RunCounters) -> Run:
     """Queue the run for the workers (its audience is read here first), follow it until it
     is completed or stopped, then write its results file here."""
     require_workers(smslink)
+    resume = command("runs", "resume", str(run_id), "--queue")
+    queued = False
     try:
         with live_progress(counters, console):
             asyncio.run(smslink.work.enqueue(run_id, counters))
+            queued = True
             run = _follow(smslink, run_id, counters)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        if not queued:  # its audience was not all read: nothing goes on without this file
+            err_console.print(
+                f"Interrupted while reading the audience. Run {run_id} is saved; finish it "
+                f"with: {resume}"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         err_console.print(
             f"Run {run_id} goes on with the workers. Follow it with "
             + command("runs", "show", str(run_id))
@@ -153,10 +162,7 @@ def send_queued(smslink: Smslink, run_id: int, counters: RunCounters) -> Run:
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if run.state is RunState.STOPPED:
-        fail(
-            f"run {run_id} stopped: {run.error}. Then: " + command("runs", "resume", str(run_id)),
-            EXIT_FAILED,
-        )
+        fail(f"run {run_id} stopped: {run.error}. Then: {resume}", EXIT_FAILED)
     smslink.runs.export(run_id, Path(run.output_path), overwrite=True)
     return run
 

@@ -329,6 +329,11 @@ class Progress:
     error_message: str | None = None
     polls: int = 0
     updated_at: datetime | None = None
+    #: For a release back to PENDING: the claim it gives back. The store releases only a
+    #: delivery still POSTING under that very claim, so a process that lost its lease (it
+    #: was paused while another took its work over and claimed it again) cannot undo the
+    #: new claim and have it sent twice.
+    claimed_at: datetime | None = None
 
 
 @dataclass(slots=True)

@@ -94,22 +94,31 @@ async def store_audience(
     store: Store, run_id: int, counters: RunCounters, *, timings: Timings
 ) -> list[int]:
     """Before a run's jobs are queued: read the rest of its audience into the store (in
-    the process that has the file: workers elsewhere do not) and mark it sending; the
-    parts that have something to send.
+    the process that has the file: workers elsewhere do not) and mark it sending, by
+    workers; the parts that have something to send. Under the run's lease, so a process
+    still sending it refuses (RunBusy).
 
-    Raises InputError when the audience file changed since the run started, and
-    AudienceError when it cannot be read on; the run stays as it was.
+    Raises InputError when the audience file changed since the run started (the run
+    stays as it was), and AudienceError when it cannot be read on (the run is then
+    interrupted, as on Ctrl-C: resuming reads on from where it stopped).
     """
-    run = store.runs.get_run(run_id)
-    if not run.audience_complete:
-        check_audience_unchanged(run)
-        recipe = recipe_for(touchpoint_of(run), run.snapshot.region)
-        await read_audience(
-            store, run, recipe, counters, lambda: None, batch_size=timings.ingest_batch
-        )
-    store.runs.clear_stop_request(run_id)
-    store.runs.update_run(run_id, state=RunState.SENDING, error=None, queued=True)
-    return store.deliveries.parts_to_send(run_id)
+    async with RunLease(store, run_id, ttl_s=timings.lease_ttl_s):  # RunBusy: being sent
+        run = store.runs.get_run(run_id)
+        if run.state is RunState.COMPLETED:
+            return []
+        if not run.audience_complete:
+            check_audience_unchanged(run)
+            recipe = recipe_for(touchpoint_of(run), run.snapshot.region)
+            try:
+                await read_audience(
+                    store, run, recipe, counters, lambda: None, batch_size=timings.ingest_batch
+                )
+            except BaseException:  # Ctrl-C, a restart, a file that cannot be read on
+                store.runs.update_run(run_id, state=RunState.INTERRUPTED)
+                raise
+        store.runs.clear_stop_request(run_id)
+        store.runs.update_run(run_id, state=RunState.SENDING, error=None, queued=True)
+        return store.deliveries.parts_to_send(run_id)
 
 
 async def send_part(
@@ -135,8 +144,8 @@ async def send_part(
         return PartOutcome.STOPPED
     async with RunLease(store, run_id, ttl_s=timings.lease_ttl_s, part=part, owner=owner) as lease:
         run = store.runs.get_run(run_id)
-        if not _still_to_send(store, run_id):
-            return PartOutcome.STOPPED
+        if not run.queued or not _still_to_send(store, run_id):
+            return PartOutcome.STOPPED  # stopped, done, or a process took it back
         connection = store.catalogue.get_connection(run.connection)
         problem = stored_connection_problem(connection)
         if problem:
@@ -217,8 +226,8 @@ async def track_sent(
     """
     async with RunLease(store, run_id, ttl_s=timings.lease_ttl_s, owner=owner) as lease:
         run = store.runs.get_run(run_id)
-        if run.state is RunState.COMPLETED:
-            return run
+        if run.state is RunState.COMPLETED or not run.queued:
+            return run  # done, or a process took it back from the workers
         connection = store.catalogue.get_connection(run.connection)
         window = pacing.window(connection)
         client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
@@ -271,8 +280,11 @@ async def _follow_parts(
     while True:
         if store.runs.stop_requested(run.id) or shutting_down.is_set():
             return False
-        # Unsent first: once none is, every hand-over is in the store and read below.
+        # Unsent first: once none is (and every record is stored), every hand-over is in
+        # the store and read below.
         unsent = store.deliveries.unsent(run.id) if not sent.is_set() else 0
+        if not sent.is_set() and not store.runs.get_run(run.id).audience_complete:
+            unsent = max(unsent, 1)
         for delivery in store.deliveries.iter_deliveries(
             run.id, stages=(Stage.TRACKING,), with_row=False
         ):

@@ -184,7 +184,14 @@ async def settle_posting(
                 counters.finished(ResultStatus.ERROR)
                 return
         if found is None:
-            writer.put(Progress(run_id=run_id, seq=delivery.seq, stage=Stage.PENDING))
+            writer.put(
+                Progress(
+                    run_id=run_id,
+                    seq=delivery.seq,
+                    stage=Stage.PENDING,
+                    claimed_at=delivery.claimed_at,
+                )
+            )
             return
         tracker.accept(delivery.seq, found)
 

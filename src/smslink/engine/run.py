@@ -20,7 +20,7 @@ from smslink.domain.models import Run, RunState
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.ingest import check_audience_unchanged
-from smslink.engine.lease import RunLease
+from smslink.engine.lease import RunBusy, RunLease
 from smslink.engine.pacing import Pacing
 from smslink.engine.pipeline import send_and_track
 from smslink.engine.results import write_results
@@ -37,12 +37,15 @@ async def execute_run(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     arrivals: asyncio.Event | None = None,
     pacing: Pacing | None = None,
+    by_worker: bool = False,
 ) -> Run:
     """Read, send and track everything the run still has to do, then write its results.
 
     A journey's standing run sends what arrives (`arrivals` is set as records are stored)
     until it is sealed, and has no results file: its results are its events. Runs given
-    the same `pacing` share each connection's request window and segment rate.
+    the same `pacing` share each connection's request window and segment rate. A run the
+    workers were sending is taken back from them (refused while one still holds a part),
+    unless this is a worker sending a journey (`by_worker`).
 
     Raises RunHalted (run STOPPED) when the connection is refused, Twilio cannot be asked,
     the audience cannot be read on or the results cannot be written; RunBusy when another
@@ -56,6 +59,8 @@ async def execute_run(
         run = store.runs.get_run(run_id)  # as the previous holder left it
         if run.state is RunState.COMPLETED:
             return run
+        if run.queued and not by_worker:
+            _take_back_from_workers(store, run_id)
         connection = store.catalogue.get_connection(run.connection)
         problem = stored_connection_problem(connection)
         if problem:
@@ -123,6 +128,27 @@ async def execute_run(
             )
         store.runs.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
     return store.runs.get_run(run_id)
+
+
+def _take_back_from_workers(store: Store, run_id: int) -> None:
+    """A run the workers were sending is finished by this process from now on: refused
+    while a worker still holds a part of it (RunBusy), else no longer queued, so no
+    worker takes a part of it again (engine/parts.py checks, under each part's lease)."""
+    held = store.runs.holders(run_id, now=datetime.now(UTC))
+    working = sorted({owner for owner, parts in held.items() if any(p is not None for p in parts)})
+    if working:
+        host, _, rest = working[0].partition(":")
+        raise RunBusy(
+            say(
+                "run %(run)s is being sent by workers (process %(pid)s on %(host)s, and "
+                "%(more)s more): stop it first, or let the workers finish it",
+                run=str(run_id),
+                pid=rest.partition(":")[0],
+                host=host,
+                more=str(len(working) - 1),
+            )
+        )
+    store.runs.update_run(run_id, queued=False)
 
 
 def request_stop(

@@ -373,4 +373,11 @@ class Sender:
             self._lease_lost = True
             return  # the run's new owner decides about these now
         for outgoing in deliveries:
-            self._writer.put(Progress(run_id=self._run_id, seq=outgoing.seq, stage=Stage.PENDING))
+            self._writer.put(
+                Progress(
+                    run_id=self._run_id,
+                    seq=outgoing.seq,
+                    stage=Stage.PENDING,
+                    claimed_at=outgoing.claimed_at,
+                )
+            )

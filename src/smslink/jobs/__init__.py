@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import procrastinate
@@ -21,20 +19,12 @@ from procrastinate import exceptions as job_errors
 from procrastinate.worker import Worker
 from sqlalchemy import make_url
 
-__all__ = ["JobQueue", "LiveWorker", "RetryLater", "conninfo_of"]
+__all__ = ["JobQueue", "RetryLater", "conninfo_of"]
 
 
 class RetryLater(Exception):
     """Raised by a job that cannot do its work yet (another worker still holds what it
     needs): procrastinate runs it again a little later."""
-
-
-@dataclass(frozen=True, slots=True)
-class LiveWorker:
-    """A worker procrastinate knows of, with its last heartbeat."""
-
-    id: int
-    last_heartbeat: datetime
 
 
 def conninfo_of(database_url: str) -> str:
@@ -146,10 +136,3 @@ class JobQueue:
             assert job.id is not None
             again.append(job.id)
         return again
-
-    async def live_workers(self) -> list[LiveWorker]:
-        """The workers with a row in procrastinate's table (pruned once stalled)."""
-        rows = await self.app.connector.execute_query_all_async(
-            "SELECT id, last_heartbeat FROM procrastinate_workers ORDER BY id"
-        )
-        return [LiveWorker(row["id"], row["last_heartbeat"]) for row in rows]

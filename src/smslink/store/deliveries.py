@@ -15,7 +15,7 @@ each row whose Twilio status or final result a progress write changes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,7 +87,7 @@ _INSERT_DELIVERY_SQL = (
     f"VALUES ({', '.join(['{p}'] * len(_INSERT_DELIVERY_COLUMNS))})"
 )
 
-_HELD_SQL = "SELECT seq, stage, twilio_status, segments FROM deliveries"
+_HELD_SQL = "SELECT seq, stage, twilio_status, segments, claimed_at FROM deliveries"
 
 #: Everything but the input row, which is often most of a delivery's bytes.
 _SLIM_COLUMNS = [c for c in deliveries.c if c.name != "row_json"]
@@ -237,7 +237,9 @@ class DeliveryStore:
                 row = held.get(key)
                 if row is None or row[0] == _DONE:
                     continue  # no such delivery, or final already: never written again
-                _, twilio_status, segments = row
+                if p.stage is Stage.PENDING and not _releasable(row, p, bind_time):
+                    continue  # claimed again since (or past its POST): not this writer's
+                _, twilio_status, segments, claimed = row
                 at = bind_time(p.updated_at) if p.updated_at is not None else now
                 status = p.status.value if p.status is not None else None
                 params.append(
@@ -274,22 +276,23 @@ class DeliveryStore:
                             p.message_sid,
                         )
                     )
-                held[key] = (p.stage.value, kept, segments)  # a later update of the batch
+                held[key] = (p.stage.value, kept, segments, claimed)  # a later update of the batch
             if params:
                 conn.exec_driver_sql(self._save_progress_sql, params)
             self._events.write(conn, changes)
 
     def _held(
         self, conn: Connection, updates: Sequence[Progress], *, batch: int = 500
-    ) -> dict[tuple[int, int], tuple[str, str | None, int]]:
-        """(stage, twilio_status, segments) of the updated rows as stored, by (run, seq);
+    ) -> dict[tuple[int, int], HeldRow]:
+        """(stage, twilio_status, segments, claimed_at) of the updated rows as stored, by
+        (run, seq);
         locked FOR UPDATE on PostgreSQL, in seq order (the tracker's and the callbacks'
         writes lock rows one way only). Driver SQL, `batch` seqs a statement."""
         by_run: dict[int, set[int]] = {}
         for p in updates:
             by_run.setdefault(p.run_id, set()).add(p.seq)
         lock = " ORDER BY seq FOR UPDATE" if self._postgres else ""
-        found: dict[tuple[int, int], tuple[str, str | None, int]] = {}
+        found: dict[tuple[int, int], HeldRow] = {}
         for run_id, seqs in by_run.items():
             ordered = sorted(seqs)
             for start in range(0, len(ordered), batch):
@@ -300,8 +303,10 @@ class DeliveryStore:
                 else:
                     sql = f"{_HELD_SQL} WHERE run_id = ? AND seq IN ({', '.join('?' * len(chunk))})"
                     params = (run_id, *chunk)
-                for seq, stage, twilio_status, segments in conn.exec_driver_sql(sql, params):
-                    found[(run_id, seq)] = (stage, twilio_status, segments)
+                for seq, stage, twilio_status, segments, claimed in conn.exec_driver_sql(
+                    sql, params
+                ):
+                    found[(run_id, seq)] = (stage, twilio_status, segments, claimed)
         return found
 
     def finished_among(
@@ -511,6 +516,20 @@ class DeliveryStore:
             else:
                 where.append(or_(*(c.like(pattern, escape="\\") for c in columns)))
         return where
+
+
+#: A delivery's row as save_progress reads it under the write lock: stage, Twilio status,
+#: segments and claimed_at (as the driver returns it).
+HeldRow = tuple[str, str | None, int, object]
+
+
+def _releasable(row: HeldRow, p: Progress, bind_time: Callable[[datetime], object]) -> bool:
+    """True when a release to PENDING gives back the claim it names: the delivery is
+    still POSTING under that claim (same claimed_at as stored). A release without a
+    claim (a bare writer) needs the delivery POSTING."""
+    if row[0] != _POSTING:
+        return False
+    return p.claimed_at is None or row[3] == bind_time(p.claimed_at)
 
 
 def _in_part(part: int | None) -> list[ColumnElement[bool]]:

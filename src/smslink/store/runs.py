@@ -14,7 +14,7 @@ from types import EllipsisType
 from typing import Any
 
 from sqlalchemy import Connection as DBConnection
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from smslink.domain.errors import say
 from smslink.domain.models import JOURNEY, Run, RunSnapshot, RunState
@@ -149,13 +149,17 @@ class RunStore:
         return [to_run(r) for r in rows]
 
     def queued_sending(self) -> list[Run]:
-        """Runs the workers are sending now: queued, sending (or a journey's run not
-        started yet), not asked to stop."""
+        """Runs the workers are sending now: queued, not asked to stop, and sending (or a
+        journey's run not started yet, or interrupted: its worker went away)."""
+        journey_waiting = and_(
+            runs.c.origin == JOURNEY,
+            runs.c.state.in_([RunState.CREATED.value, RunState.INTERRUPTED.value]),
+        )
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(runs).where(
                     runs.c.queued.is_(True),
-                    runs.c.state.in_([RunState.SENDING.value, RunState.CREATED.value]),
+                    or_(runs.c.state == RunState.SENDING.value, journey_waiting),
                     runs.c.stop_requested_at.is_(None),
                 )
             ).all()

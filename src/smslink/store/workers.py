@@ -71,10 +71,11 @@ class WorkerStore:
         ]
 
     def forget(self, owner: str) -> None:
-        """Remove a worker that stopped (and rows not seen for long: dead workers)."""
+        """Remove the row of a worker that stopped."""
         with self._engine.begin() as conn:
             conn.execute(delete(workers).where(workers.c.owner == owner))
 
     def forget_older_than(self, moment: datetime) -> None:
+        """Remove the rows of workers not seen since `moment` (they died)."""
         with self._engine.begin() as conn:
             conn.execute(delete(workers).where(workers.c.seen_at < moment))
