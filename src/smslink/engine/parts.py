@@ -41,6 +41,7 @@ from smslink.engine.pacing import Pacing
 from smslink.engine.pipeline import STOPPED_ON_REQUEST
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import Reconciler, settle_posting
+from smslink.engine.run import unfinished_after_all
 from smslink.engine.send import Sender, SendingShare
 from smslink.engine.start import recipe_for, touchpoint_of
 from smslink.engine.timings import Timings
@@ -262,6 +263,8 @@ async def track_sent(
         totals = store.deliveries.totals(run_id)
         if totals.done == totals.total:
             store.runs.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
+        else:  # every part sent and tracking over, yet records unfinished: say so, stop
+            stop_run(store, run_id, str(unfinished_after_all(totals.total - totals.done)))
     return store.runs.get_run(run_id)
 
 

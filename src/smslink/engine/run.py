@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from smslink.audience.readers import AudienceError
 from smslink.domain.connection_rules import stored_connection_problem
-from smslink.domain.errors import Action, Remedy, say
+from smslink.domain.errors import Action, Remedy, Sentence, say
 from smslink.domain.models import Run, RunState
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
@@ -99,15 +99,7 @@ async def execute_run(
         unfinished = store.deliveries.totals(run_id)
         if unfinished.done != unfinished.total:
             _stop(
-                store,
-                run_id,
-                RunHalted(
-                    say(
-                        "%(count)s deliveries are not finished although sending and tracking "
-                        "ended (a bug): resume the run to finish them",
-                        count=unfinished.total - unfinished.done,
-                    )
-                ),
+                store, run_id, RunHalted(unfinished_after_all(unfinished.total - unfinished.done))
             )
         try:
             if not run.is_journey:
@@ -128,6 +120,15 @@ async def execute_run(
             )
         store.runs.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
     return store.runs.get_run(run_id)
+
+
+def unfinished_after_all(count: int) -> Sentence:
+    """Why a run stops when sending and tracking ended with records not final (a bug)."""
+    return say(
+        "%(count)s deliveries are not finished although sending and tracking ended (a bug): "
+        "resume the run to finish them",
+        count=count,
+    )
 
 
 def _take_back_from_workers(store: Store, run_id: int) -> None:
