@@ -100,6 +100,15 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def round_env(args: argparse.Namespace, home: Path, url: str) -> dict[str, str]:
+    """The environment of a round's commands: its home and schema, shared pacing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLINK_")}
+    env.update(SMSLINK_HOME=str(home), SMSLINK_DATABASE_URL=url, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    if args.redis:
+        env["SMSLINK_REDIS_URL"] = args.redis
+    return env
+
+
 def configure(env: dict[str, str], base_url: str) -> None:
     cli(
         env,
@@ -169,10 +178,7 @@ def create_times(sim: Simulator) -> list[float]:
 def one_round(args: argparse.Namespace, count: int, audience: Path, work: Path) -> dict[str, Any]:
     with fresh_schema(args.pg) as url, Simulator(args.latency_ms) as sim:
         home = work / f"home-{count}-{uuid.uuid4().hex[:6]}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLINK_")}
-        env.update(SMSLINK_HOME=str(home), SMSLINK_DATABASE_URL=url, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-        if args.redis:
-            env["SMSLINK_REDIS_URL"] = args.redis
+        env = round_env(args, home, url)
         configure(env, sim.base_url)
         workers = start_workers(env, count, args.concurrency)
         try:
@@ -222,10 +228,7 @@ def take_over(args: argparse.Namespace, audience: Path, work: Path, how: str) ->
     part it held is held by another worker, or finished."""
     with fresh_schema(args.pg) as url, Simulator(args.latency_ms) as sim:
         home = work / f"home-{how}-{uuid.uuid4().hex[:6]}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLINK_")}
-        env.update(SMSLINK_HOME=str(home), SMSLINK_DATABASE_URL=url, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-        if args.redis:
-            env["SMSLINK_REDIS_URL"] = args.redis
+        env = round_env(args, home, url)
         configure(env, sim.base_url)
         workers = start_workers(env, 4, args.concurrency)
         sending = subprocess.Popen(

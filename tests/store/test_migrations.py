@@ -9,6 +9,7 @@ with `schema_version` 1.
 
 from __future__ import annotations
 
+import importlib
 import json
 import multiprocessing
 import subprocess
@@ -184,20 +185,11 @@ def _job_queue_table(difference: Any) -> bool:
     return str(table.name).startswith("procrastinate_")
 
 
-#: What revision 0010 installs on PostgreSQL, dropped to make a database of before it.
-_DROP_JOB_QUEUE = """
-DO $$ DECLARE f record; BEGIN
-  FOR f IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
-             JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE p.proname LIKE 'procrastinate%' AND n.nspname = current_schema() LOOP
-    EXECUTE 'DROP FUNCTION ' || f.sig || ' CASCADE';
-  END LOOP;
-END $$;
-DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers,
-    procrastinate_jobs, procrastinate_workers CASCADE;
-DROP TYPE IF EXISTS procrastinate_job_to_defer_v1, procrastinate_job_event_type,
-    procrastinate_job_status CASCADE;
-"""
+#: What revision 0010 installs on PostgreSQL, dropped to make a database of before it:
+#: the revision's own downgrade SQL (its module name starts with a digit: no import).
+_DROP_JOB_QUEUE: str = importlib.import_module(
+    "smslink.store.migrations.versions.0010_workers"
+)._DROP_JOB_QUEUE
 
 
 def test_schema_version_is_10():

@@ -217,7 +217,7 @@ class Worker:
         and for its tracking. A part must stay orphaned for two sweeps in a row (not just
         between two of its jobs); a job already waiting makes queuing it again a no-op.
         """
-        orphaned: set[tuple[int, int | None]] = set()
+        orphaned: set[tuple[str, int, int | None]] = set()
         while True:
             await asyncio.sleep(self._settings.sweep_s)
             try:
@@ -226,30 +226,27 @@ class Worker:
                 log.exception("could not look for runs without jobs")
 
     async def _requeue_orphans(
-        self, seen_before: set[tuple[int, int | None]]
-    ) -> set[tuple[int, int | None]]:
-        """Queue what was orphaned at the last sweep and still is; what is orphaned now."""
-        now: set[tuple[int, int | None]] = set()
+        self, seen_before: set[tuple[str, int, int | None]]
+    ) -> set[tuple[str, int, int | None]]:
+        """Queue what was orphaned at the last sweep and still is; what is orphaned now,
+        each as (job, run, part)."""
+        now: set[tuple[str, int, int | None]] = set()
         store = self._store
         for run in store.runs.queued_sending():
             held = store.runs.holders(run.id, now=datetime.now(UTC))
             parts_held = {p for parts in held.values() for p in parts}
             if None not in parts_held:  # nobody tracks it (or sends the journey)
-                now.add((run.id, None))
+                now.add((JOURNEY_JOB if run.is_journey else TRACK_JOB, run.id, None))
             if not run.is_journey:
                 now |= {
-                    (run.id, part)
+                    (PART_JOB, run.id, part)
                     for part in store.deliveries.parts_to_send(run.id)
                     if part not in parts_held
                 }
-        for run_id, part in sorted(now & seen_before, key=str):
-            job = PART_JOB if part is not None else self._standing_job(run_id)
+        for job, run_id, part in sorted(now & seen_before, key=str):
             if await queue_job(self._queue, job, run_id, part):
                 log.warning("queued again %s of run %s (part %s): no job had it", job, run_id, part)
         return now
-
-    def _standing_job(self, run_id: int) -> str:
-        return JOURNEY_JOB if self._store.runs.get_run(run_id).is_journey else TRACK_JOB
 
     # -- bookkeeping ----------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from smslink.domain.connection_rules import stored_connection_problem
 from smslink.domain.errors import say
 from smslink.domain.models import (
     TWILIO_FINAL,
+    Connection,
     Progress,
     Run,
     RunState,
@@ -152,8 +153,7 @@ async def send_part(
         if problem:
             stop_run(store, run_id, str(problem))
             return PartOutcome.STOPPED
-        window = pacing.window(connection)
-        client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
+        client = _client(connection, pacing, timings)
         async with client, ProgressWriter(store) as writer:
             handoff = HandOff(run_id, writer, counters)
             reconciler = Reconciler(client, _sids_of_part(store, run_id, part))
@@ -230,8 +230,7 @@ async def track_sent(
         if run.state is RunState.COMPLETED or not run.queued:
             return run  # done, or a process took it back from the workers
         connection = store.catalogue.get_connection(run.connection)
-        window = pacing.window(connection)
-        client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
+        client = _client(connection, pacing, timings)
         async with client, ProgressWriter(store) as writer:
             tracker = Tracker(
                 client=client,
@@ -307,6 +306,13 @@ async def _follow_parts(
             return True
         with suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(tracking), timings.handoff_check_s)
+
+
+def _client(connection: Connection, pacing: Pacing, timings: Timings) -> TwilioClient:
+    """A Twilio client for `connection` paced by its account's (shared) window."""
+    return TwilioClient.for_connection(
+        connection, gate=pacing.window(connection), retry=timings.retry
+    )
 
 
 def stop_run(store: Store, run_id: int, reason: str) -> None:
