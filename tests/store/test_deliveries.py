@@ -116,6 +116,8 @@ def test_deliveries_are_indexed_for_claims_and_callbacks():
     names = {ix.name: [c.name for c in ix.columns] for ix in deliveries_table.indexes}
     assert names["ix_deliveries_run_stage_seq"] == ["run_id", "stage", "seq"]
     assert names["ix_deliveries_message_sid"] == ["message_sid"]
+    # Workers claim by part, on PostgreSQL only (version 11: SQLite has no workers).
+    assert names["ix_deliveries_run_part_stage_seq"] == ["run_id", "part", "stage", "seq"]
 
 
 # -- save_progress -------------------------------------------------------------------------
@@ -197,6 +199,49 @@ def test_iter_deliveries_is_lazy_and_survives_writes_between_pages(store: Store)
     first = [next(stream).seq for _ in range(5)]
     store.deliveries.claim_pending(run_id, 10, NOW)  # 0..9 leave PENDING while we are mid-stream
     assert first + [d.seq for d in stream] == [0, 1, 2, 3, 4, *range(10, 20)]
+
+
+def test_iter_results_reads_each_outcome_as_iter_deliveries_does(store: Store):
+    """The results file's own read (driver SQL, no claim, body or identity) gives every
+    delivery's row and outcome exactly as the general read does, in order, page by page,
+    and only of its run: pending, tracking, final and refused alike."""
+    run_id = new_run(store)
+    other_run = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(12)), ["mobile"])
+    store.deliveries.add_deliveries(other_run, deliveries(other_run, range(3)), ["mobile"])
+    store.deliveries.claim_pending(run_id, 8, NOW)
+    later = NOW + timedelta(seconds=5, microseconds=123456)
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, 0, Stage.TRACKING, twilio_status="sent", message_sid="SM0"),
+            Progress(
+                run_id,
+                1,
+                Stage.DONE,
+                ResultStatus.FAILED,
+                "failed",
+                "SM1",
+                30008,
+                "Unknown error",
+                polls=2,
+                updated_at=later,
+            ),
+            Progress(run_id, 2, Stage.DONE, ResultStatus.ERROR, error_message="refused"),
+            Progress(run_id, 3, Stage.DONE, ResultStatus.DELIVERED, "delivered", "SM3"),
+        ]
+    )
+    fields = ("seq", "row", "to", "segments", "stage", "status", "twilio_status")
+    fields += ("message_sid", "error_code", "error_message", "updated_at")
+
+    def outcome(d: Delivery) -> tuple[object, ...]:
+        return tuple(getattr(d, f) for f in fields)
+
+    expected = [outcome(d) for d in store.deliveries.iter_deliveries(run_id)]
+    for batch in (1, 5, 12, 1000):
+        got = [outcome(d) for d in store.deliveries.iter_results(run_id, batch=batch)]
+        assert got == expected
+    assert expected[1][-1] == later and later.tzinfo is UTC
+    assert [d.seq for d in store.deliveries.iter_results(other_run)] == [0, 1, 2]
 
 
 # -- totals --------------------------------------------------------------------------------

@@ -5,36 +5,27 @@ through `Smslink`: connections, touchpoints, runs and opt-outs, each operation w
 inputs and typed results, and errors from one tree (`smslink.domain.errors`) that carry
 their remedy as data. No face touches the store or the Twilio client itself, so a rule
 lives in one place and every face applies it the same way.
+
+Each name below is imported the first time it is used (PEP 562), not with the package:
+the command line imports this package to name what its commands call, and `smslink
+--help`, or a command that needs none of it, should not load the store, the engine,
+Twilio's client, argon2 or procrastinate for that.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import SQLAlchemyError
+from smslink.lazy import lazy_names
 
-from smslink.app.callbacks import Callbacks
-from smslink.app.config import Config
-from smslink.app.connections import Connections
-from smslink.app.events import Events
-from smslink.app.journeys import Intake, Journeys
-from smslink.app.optouts import OptOuts
-from smslink.app.runs import Runs
-from smslink.app.touchpoints import Touchpoints
-from smslink.app.users import Users
-from smslink.app.webhooks import Webhooks, WebhookTimings
-from smslink.app.work import QUEUES, Work, WorkerSettings
-from smslink.domain.errors import SmslinkError, StorageFailed, say
-from smslink.engine import LeaseLost, PreviewTotals, RunCounters, RunRequest, Timings
-from smslink.store import (
-    AlreadyExists,
-    InUse,
-    NotFound,
-    RunConflict,
-    Store,
-    open_store,
-)
+if TYPE_CHECKING:
+    from smslink.app.config import Config
+    from smslink.app.facade import DatabaseUnavailable, Smslink, open_app
+    from smslink.app.journeys import Intake
+    from smslink.app.queues import QUEUES, WorkerSettings
+    from smslink.app.webhooks import Webhooks, WebhookTimings
+    from smslink.engine import LeaseLost, PreviewTotals, RunCounters, RunRequest
+    from smslink.store import AlreadyExists, InUse, NotFound, RunConflict
 
 # What faces need of the layers below, named here so that a face imports the application
 # and the domain only (a contract in pyproject.toml keeps it so).
@@ -58,105 +49,26 @@ __all__ = [
     "open_app",
 ]
 
-
-class DatabaseUnavailable(StorageFailed):
-    """The database cannot be opened at all (a malformed URL, a server that is not there):
-    nothing was done, and the configuration is the likely thing to check."""
-
-
-class Smslink:
-    """smslink over one store: `.connections`, `.touchpoints`, `.runs`, `.optouts`,
-    `.users`, `.callbacks` (Twilio's status callbacks), `.events` (deliveries across
-    runs and their status events), `.webhooks` (where events are posted) and `.journeys`
-    (records handed over one at a time) and `.work` (runs sent by workers)."""
-
-    def __init__(
-        self,
-        store: Store,
-        *,
-        timings: Timings | None = None,
-        webhook_timings: WebhookTimings | None = None,
-        workers: bool = False,
-        pacing_url: str | None = None,
-    ) -> None:
-        self._store = store
-        self.connections = Connections(store)
-        self.touchpoints = Touchpoints(store)
-        self.runs = Runs(store, timings or Timings(), self.touchpoints)
-        self.optouts = OptOuts(store)
-        self.users = Users(store)
-        self.callbacks = Callbacks(store)
-        self.events = Events(store)
-        self.webhooks = Webhooks(store, webhook_timings)
-        self.journeys = Journeys(store)
-        self.work = Work(store, timings or Timings(), enabled=workers, pacing_url=pacing_url)
-
-    @classmethod
-    def open(cls, config: Config) -> Smslink:
-        """The application over the configured store, for a long-lived face (the service):
-        `close()` it when done. Errors as `open_app` raises them."""
-        try:
-            store = open_store(config.database_url)
-        except SmslinkError:
-            raise
-        except Exception as error:
-            raise DatabaseUnavailable(
-                say("cannot open the database: %(reason)s", reason=_first_line(error))
-            ) from error
-        return cls(
-            store,
-            timings=config.timings,
-            webhook_timings=config.webhook_timings,
-            workers=config.workers,
-            pacing_url=config.pacing_url,
-        )
-
-    def close(self) -> None:
-        self._store.close()
-
-    def signing_key(self, purpose: str) -> bytes:
-        """A secret for signing what a face hands out (session cookies), derived from the
-        key that seals the tokens: shared by every process on the same key."""
-        return self._store.derived_key(purpose)
-
-    @property
-    def where(self) -> str:
-        """Where the data is (the database URL, any password hidden): safe to show."""
-        return self._store.url
+#: Where each name above lives.
+_HOMES = {
+    "AlreadyExists": "smslink.store",
+    "Config": "smslink.app.config",
+    "DatabaseUnavailable": "smslink.app.facade",
+    "InUse": "smslink.store",
+    "Intake": "smslink.app.journeys",
+    "LeaseLost": "smslink.engine",
+    "NotFound": "smslink.store",
+    "PreviewTotals": "smslink.engine",
+    "QUEUES": "smslink.app.queues",
+    "RunConflict": "smslink.store",
+    "RunCounters": "smslink.engine",
+    "RunRequest": "smslink.engine",
+    "Smslink": "smslink.app.facade",
+    "WebhookTimings": "smslink.app.webhooks",
+    "Webhooks": "smslink.app.webhooks",
+    "WorkerSettings": "smslink.app.queues",
+    "open_app": "smslink.app.facade",
+}
 
 
-@contextmanager
-def open_app(config: Config | None = None) -> Iterator[Smslink]:
-    """The application over the configured store, closed afterwards.
-
-    A database that cannot be opened, or fails during the block, is StorageFailed (with
-    the database named, any password hidden); errors of the tree pass as they are.
-    """
-    config = config or Config.from_environment()
-    try:
-        store = open_store(config.database_url)
-    except SmslinkError:
-        raise
-    except Exception as error:  # a bad SMSLINK_DATABASE_URL, an unreachable server
-        raise DatabaseUnavailable(
-            say("cannot open the database: %(reason)s", reason=_first_line(error))
-        ) from error
-    try:
-        yield Smslink(
-            store,
-            timings=config.timings,
-            webhook_timings=config.webhook_timings,
-            workers=config.workers,
-            pacing_url=config.pacing_url,
-        )
-    except SQLAlchemyError as error:
-        reason = _first_line(getattr(error, "orig", None) or error)
-        raise StorageFailed(
-            say("the database (%(url)s) failed: %(reason)s", url=store.url, reason=reason)
-        ) from error
-    finally:
-        store.close()
-
-
-def _first_line(error: object) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -43,8 +43,15 @@ MAX_PASSWORD_CHARS = 256
 TOKEN_PREFIX = "smslink_"
 
 _hasher = PasswordHasher()
-#: Verified against when the name is unknown, so that case takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so that case takes as long as a wrong
+    password. Hashed once per process, when the first `Users` is made rather than when
+    this module is imported: a hash takes as long as a sign-in, and commands that never
+    sign anyone in should not pay for it."""
+    return _hasher.hash("not a password anyone has")
 
 
 #: How stale an API token's "last used" may be (see `user_for_token`).
@@ -59,6 +66,7 @@ class Users:
     ) -> None:
         self._accounts = store.accounts
         self._clock = clock
+        _dummy_hash()  # now, so that no sign-in takes longer for paying for it
 
     def count(self) -> int:
         return self._accounts.count_users()
@@ -75,7 +83,7 @@ class Users:
         usable = len(password) <= MAX_PASSWORD_CHARS and _storable(password) and _storable(name)
         found = self._accounts.find_user(name) if usable else None
         if found is None:
-            _verify(_DUMMY_HASH, password[:MAX_PASSWORD_CHARS] if usable else "")
+            _verify(_dummy_hash(), password[:MAX_PASSWORD_CHARS] if usable else "")
             return None
         user, password_hash = found
         if not _verify(password_hash, password) or user.disabled:

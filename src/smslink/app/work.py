@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from smslink.app.queues import JOBS, JOURNEY_JOB, PART_JOB, TRACK_JOB, WorkerSettings
 from smslink.domain.errors import ConfigurationRefused, say
 from smslink.engine import RunCounters, Timings
 from smslink.engine.parts import store_audience
@@ -37,31 +37,6 @@ from smslink.store import Store, WorkerRow
 
 if TYPE_CHECKING:  # procrastinate is imported where jobs are queued or run, not before
     from smslink.jobs import JobQueue
-
-PART_JOB = "smslink.send_part"
-TRACK_JOB = "smslink.track_run"
-JOURNEY_JOB = "smslink.journey"
-
-
-@dataclass(frozen=True, slots=True)
-class JobKind:
-    """Where a kind of job is queued and how it is taken."""
-
-    #: The queue (`smslink worker --queue` picks queues: e.g. workers for journeys only).
-    queue: str
-    #: Waiting jobs of a higher priority are taken first: jobs that last as long as their
-    #: run (tracking, a journey) turn sending into results and events, and must not wait
-    #: behind a long run's parts.
-    priority: int
-
-
-JOBS = {
-    PART_JOB: JobKind("sending", 0),
-    TRACK_JOB: JobKind("tracking", 10),
-    JOURNEY_JOB: JobKind("journeys", 10),
-}
-#: The queues a worker takes jobs from when not told otherwise: all of them.
-QUEUES = tuple(sorted({kind.queue for kind in JOBS.values()}))
 
 
 async def queue_job(jobs: JobQueue, name: str, run_id: int, part: int | None = None) -> bool:
@@ -71,31 +46,6 @@ async def queue_job(jobs: JobQueue, name: str, run_id: int, part: int | None = N
     lock = f"{name}:{run_id}" if part is None else f"{name}:{run_id}:{part}"
     args: dict[str, int] = {"run_id": run_id} if part is None else {"run_id": run_id, "part": part}
     return await jobs.defer(name, queue=kind.queue, lock=lock, priority=kind.priority, **args)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """How a worker works; each default is explained where it matters."""
-
-    #: Requests to Twilio in flight at once from this worker, across all its jobs (the
-    #: connection's own concurrency still caps each account).
-    concurrency: int = 25
-    #: Jobs (parts of runs, tracking, journeys) the worker works on at once.
-    jobs: int = 8
-    #: Queues to take jobs from (`QUEUES`: sending, tracking, journeys); None: every one.
-    queues: tuple[str, ...] | None = None
-    #: How often the worker tells procrastinate it is alive, and writes its row.
-    heartbeat_s: float = 2.0
-    #: A worker silent this long is taken for dead: its jobs are queued again. With the
-    #: lease below it bounds how long a killed worker's records wait (about both added).
-    stalled_s: float = 10.0
-    #: How long what a worker holds (a part, a run's tracking) stays its own without
-    #: renewal: another worker takes it over after this (at once when the holder was a
-    #: process on the same machine that is gone).
-    lease_ttl_s: float = 20.0
-    #: How often a worker makes sure every part and tracking of a queued run has a job
-    #: (see app/worker.py `_sweep`): what a lost job costs at most, about twice this.
-    sweep_s: float = 5.0
 
 
 class Work:

@@ -14,13 +14,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from smslink.app.work import (
-    JOURNEY_JOB,
-    PART_JOB,
-    TRACK_JOB,
-    WorkerSettings,
-    queue_job,
-)
+from smslink.app.queues import JOURNEY_JOB, PART_JOB, TRACK_JOB, WorkerSettings
+from smslink.app.work import queue_job
 from smslink.domain.errors import Busy
 from smslink.domain.models import RunState
 from smslink.engine import LeaseLost, RunCounters, Timings

@@ -78,6 +78,8 @@ RESULT_COLUMNS = (
     "timestamp",
 )
 
+_RESULT_COLUMN_SET = frozenset(RESULT_COLUMNS)
+
 #: The delimiters a results file may use: the ones an audience may use.
 DELIMITERS = (",", ";", "\t")
 TSV_SUFFIX = ".tsv"
@@ -107,6 +109,8 @@ def result_column_names(input_columns: Sequence[str]) -> dict[str, str]:
 
 _ALWAYS_FORMULA = ("=", "@", "\t", "\r")
 _SIGNS = ("+", "-")
+#: Every first character `spreadsheet_safe` may act on (all the prefixes above are one).
+_FORMULA_STARTS = frozenset(_ALWAYS_FORMULA + _SIGNS)
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?")
 # "+", then digits; a parenthesised group of digits; or a single space, dash or dot that
 # must be followed by a digit or "(". Every alternative starts with a different character,
@@ -466,17 +470,19 @@ class ResultWriter:
         """
         if self._file is None:
             raise ValueError("the results file is already closed")
-        unknown = set(result) - set(RESULT_COLUMNS)
-        if unknown:
+        if not result.keys() <= _RESULT_COLUMN_SET:
+            unknown = set(result) - _RESULT_COLUMN_SET
             raise ValueError(f"not result columns: {', '.join(sorted(unknown))}")
         inputs = [values.get(c, "") for c in self.input_columns]
-        outputs = [_plain(result.get(c)) for c in RESULT_COLUMNS]
         if self._writer is not None:
-            cells = [_cell(v) for v in inputs + outputs]
-            self._writer.writerow([spreadsheet_safe(c) for c in cells])
-        else:
-            row = dict(zip(self.columns, inputs + outputs, strict=True))
-            self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            # One pass per cell: this runs for every record of every run.
+            cells = [_safe_cell(v) for v in inputs]
+            cells += [_safe_cell(result.get(c)) for c in RESULT_COLUMNS]
+            self._writer.writerow(cells)
+            return
+        outputs = [_plain(result.get(c)) for c in RESULT_COLUMNS]
+        row = dict(zip(self.columns, inputs + outputs, strict=True))
+        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
         """Flush the rows to disk and put the file in place atomically.
@@ -542,8 +548,15 @@ class ResultWriter:
 open_results = ResultWriter
 
 
-def _cell(value: object) -> str:
-    return "" if value is None else str(value)
+def _safe_cell(value: object) -> str:
+    """A value as a delimited file's cell: `_plain`'s text (empty for None), made safe
+    for spreadsheets. The common cell, text that cannot start a formula, costs one look at
+    its first character."""
+    if type(value) is not str:
+        value = "" if value is None else str(_plain(value))
+    if value and value[0] in _FORMULA_STARTS:
+        return spreadsheet_safe(value)
+    return value
 
 
 def _plain(value: object) -> str | int | float | bool | None:

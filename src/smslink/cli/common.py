@@ -1,20 +1,25 @@
-"""What every command shares: the consoles, the application, and errors as one clear line."""
+"""What every command shares: the consoles, the application, and errors as one clear line.
+
+Every command module imports this one, and `smslink --help` imports every command module:
+so the application, and Rich's tables, are imported where a command uses them, never here.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from smslink.app import Config, DatabaseUnavailable, Smslink, open_app
 from smslink.cli.render import describe
 from smslink.domain.errors import ConfigurationRefused, InvalidInput, SmslinkError
+
+if TYPE_CHECKING:
+    from smslink.app import Smslink
 
 #: Characters that steer a terminal rather than show something: C0 and C1 controls and DEL
 #: (ESC starts sequences that clear the screen, retitle the window or fake output; C1 0x9B
@@ -66,6 +71,8 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 def exit_code(error: SmslinkError) -> int:
     """What the command line's exit code says about an error of each group."""
+    from smslink.app import DatabaseUnavailable
+
     if isinstance(error, InvalidInput | ConfigurationRefused | DatabaseUnavailable):
         return EXIT_USAGE
     return EXIT_FAILED  # Busy, Halted, StorageFailed: the input was fine, the work was not
@@ -75,6 +82,8 @@ def exit_code(error: SmslinkError) -> int:
 def session() -> Iterator[Smslink]:
     """The application over the configured store; every error of the tree becomes one
     clear line (its problems and remedy in the command line's words) and its exit code."""
+    from smslink.app import Config, open_app
+
     try:
         with open_app(Config.from_environment()) as app:
             yield app
@@ -84,6 +93,8 @@ def session() -> Iterator[Smslink]:
 
 def print_fields(rows: list[tuple[str, str]]) -> None:
     """A record as bold labels beside their values (the `show` commands)."""
+    from rich.table import Table
+
     grid = Table.grid(padding=(0, 2))
     for label, value in rows:
         grid.add_row(Text(label, style="bold"), value)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from smslink.app.connections import ConnectionChanges, ConnectionTestOutcome, ConnectionView
 from smslink.cli.common import EXIT_FAILED, console, fail, print_fields, session
 from smslink.cli.render import command
 from smslink.domain.models import (
@@ -23,6 +21,9 @@ from smslink.domain.models import (
     DEFAULT_REQUEST_TIMEOUT_S,
     Connection,
 )
+
+if TYPE_CHECKING:
+    from smslink.app.connections import ConnectionView
 
 app = typer.Typer(
     help="Twilio connections: account, credentials, sender and polling.", rich_markup_mode=None
@@ -144,6 +145,8 @@ def update_(
     ] = False,
 ) -> None:
     """Change some settings of a connection; the rest stay as they are."""
+    from smslink.app.connections import ConnectionChanges
+
     if no_callbacks and callback_base_url is not None:
         fail("give either --callback-base-url or --no-callbacks, not both")
     changes = ConnectionChanges(
@@ -190,6 +193,8 @@ def _read_token(api_key: bool) -> str:
 @app.command("list")
 def list_() -> None:
     """List connections (secrets masked)."""
+    from rich.table import Table
+
     with session() as smslink:
         connections = smslink.connections.list()
     if not connections:
@@ -270,6 +275,8 @@ def test(
     ] = 15.0,
 ) -> None:
     """The Test button: a read-only account query that proves URL and credentials work."""
+    from smslink.app.connections import ConnectionTestOutcome
+
     with session() as smslink:
         result = smslink.connections.test(name, timeout_s=timeout)
     match result.outcome:

@@ -11,19 +11,19 @@ import csv
 from contextlib import AbstractContextManager, suppress
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
-from smslink.app import AlreadyExists, InUse, NotFound, RunCounters, RunRequest, Smslink
-from smslink.app.connections import ConnectionChanges
 from smslink.cli.common import console, session
-from smslink.cli.execution import execute
 from smslink.cli.render import command
 from smslink.cli.reports import print_summary
 from smslink.domain.models import Connection, Touchpoint
 from smslink.simulator.config import SimulatorConfig
+
+if TYPE_CHECKING:
+    from smslink.app import Smslink
 
 DEMO_NAME = "demo"
 DEMO_ACCOUNT_SID = "AC" + "de300000000000000000000000000001"
@@ -47,6 +47,9 @@ def demo(
     ),
 ) -> None:
     """Send a sample audience through the built-in simulator and show every result."""
+    from smslink.app import RunCounters, RunRequest
+    from smslink.cli.execution import execute
+
     with demo_simulator() as base_url, session() as smslink:
         console.print(f"Twilio simulator on {base_url}")
         configure_demo(smslink, base_url)
@@ -75,6 +78,9 @@ def demo_simulator() -> AbstractContextManager[str]:
 
 def configure_demo(smslink: Smslink, base_url: str) -> None:
     """Create the demo connection and touchpoint afresh (the port changes every time)."""
+    from smslink.app import AlreadyExists
+    from smslink.app.connections import ConnectionChanges
+
     _unconfigure(smslink)
     connection = Connection(
         name=DEMO_NAME,
@@ -107,6 +113,8 @@ def configure_demo(smslink: Smslink, base_url: str) -> None:
 def _unconfigure(smslink: Smslink) -> None:
     """Take the demo connection away once its simulator is gone: left behind, it would
     point at a dead port and look like a connection that works."""
+    from smslink.app import InUse, NotFound
+
     with suppress(NotFound):
         smslink.touchpoints.remove(DEMO_NAME)
     with suppress(NotFound, InUse):

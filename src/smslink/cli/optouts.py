@@ -12,9 +12,7 @@ import getpass
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from smslink.app.optouts import read_sender
 from smslink.cli.common import EXIT_FAILED, console, fail, session
 from smslink.domain.keywords import inbound_keyword
 from smslink.domain.models import OptOut
@@ -32,6 +30,10 @@ def list_(
     sender: Annotated[str | None, typer.Option("--sender", help=_SENDER_HELP)] = None,
 ) -> None:
     """List opt-outs: who replied STOP to which sender, since when, and how smslink knows."""
+    from rich.table import Table
+
+    from smslink.app.optouts import read_sender
+
     with session() as smslink:
         found = smslink.optouts.list(sender)
         wanted = f" for {read_sender(sender)}" if sender else ""

@@ -3,14 +3,17 @@ status, and what Twilio's throttling taught a run."""
 
 from __future__ import annotations
 
-from rich.table import Table
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 
-from smslink.app import PreviewTotals, RunCounters
-from smslink.app.runs import RunDetails
 from smslink.cli.common import console
 from smslink.cli.render import command
 from smslink.domain.models import ResultStatus
+
+if TYPE_CHECKING:
+    from smslink.app import PreviewTotals, RunCounters
+    from smslink.app.runs import RunDetails
 
 _STATUS_ORDER = [s.value for s in ResultStatus]
 
@@ -36,6 +39,8 @@ def print_totals(totals: PreviewTotals) -> None:
 
 def print_summary(details: RunDetails) -> None:
     """Counts by status under the run's name, and where its results are."""
+    from rich.table import Table
+
     run, totals = details.run, details.totals
     table = Table("status", "records", title=f"Run {run.id}: {run.touchpoint}")
     for status in sorted(totals.by_status, key=status_key):

@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from smslink.app import RunCounters, RunRequest
 from smslink.cli.common import console, print_fields, session
-from smslink.cli.execution import execute, interrupted
 from smslink.cli.render import command
 from smslink.cli.reports import print_summary, print_throttling, print_totals, status_key
 from smslink.cli.workers import require_workers, send_queued
@@ -49,6 +46,9 @@ def send(
     ] = False,
 ) -> None:
     """Send a touchpoint to every record of an audience and track each message."""
+    from smslink.app import RunCounters, RunRequest
+    from smslink.cli.execution import execute, interrupted
+
     if dry_run_:
         with session() as smslink:
             totals = smslink.runs.dry_run(
@@ -77,6 +77,8 @@ def send(
 @app.command("list")
 def list_(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """List recent runs."""
+    from rich.table import Table
+
     with session() as smslink:
         runs = smslink.runs.list(limit)
     if not runs:
@@ -178,6 +180,9 @@ def resume(
     ] = False,
 ) -> None:
     """Finish a run after Ctrl-C, a crash or a fixed connection; never re-sends a message."""
+    from smslink.app import RunCounters
+    from smslink.cli.execution import execute
+
     counters = RunCounters()
     with session() as smslink:
         if queue:

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from smslink.app import Config
 from smslink.cli.common import console, fail, session
 from smslink.domain.models import Role
 
@@ -39,6 +38,7 @@ def serve(
     """Serve the pages and the REST API (OpenAPI description at /docs) until Ctrl-C."""
     import uvicorn
 
+    from smslink.app import Config
     from smslink.web.app import ServeOptions, create_app
 
     loopback = _is_loopback(host)

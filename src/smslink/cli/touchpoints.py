@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from smslink.app.touchpoints import TouchpointChanges
 from smslink.cli.common import console, fail, session
 from smslink.cli.render import command
 from smslink.cli.reports import print_totals
@@ -77,6 +75,8 @@ def update(
     ] = None,
 ) -> None:
     """Change a touchpoint; runs already started keep the message they started with."""
+    from smslink.app.touchpoints import TouchpointChanges
+
     changes = TouchpointChanges(
         connection=connection,
         message=message,
@@ -93,6 +93,8 @@ def update(
 @app.command("list")
 def list_() -> None:
     """List touchpoints."""
+    from rich.table import Table
+
     with session() as smslink:
         touchpoints = smslink.touchpoints.list()
     if not touchpoints:
@@ -110,6 +112,8 @@ def list_() -> None:
 @app.command("show")
 def show(name: str) -> None:
     """Show a touchpoint with its field mapping."""
+    from rich.table import Table
+
     with session() as smslink:
         t = smslink.touchpoints.show(name)
     console.print(Text.assemble((t.name, "bold"), f" (connection {t.connection})"))
@@ -137,6 +141,8 @@ def preview(
     encoding: Annotated[str | None, typer.Option(help=_ENCODING_HELP)] = None,
 ) -> None:
     """Show rendered messages, encoding and segments, and totals; sends nothing."""
+    from rich.table import Table
+
     with session() as smslink:
         shown = smslink.touchpoints.preview(name, input_, encoding=encoding, limit=limit)
     if limit:

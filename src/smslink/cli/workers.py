@@ -6,18 +6,16 @@ SMSLINK_SECRET_KEY as the service, to read connections' tokens); see docs/deploy
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from smslink.app import QUEUES, RunCounters, Smslink, WorkerSettings
+from smslink.app import QUEUES, WorkerSettings
 from smslink.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -27,9 +25,11 @@ from smslink.cli.common import (
     fail,
     session,
 )
-from smslink.cli.progress import live_progress
 from smslink.cli.render import command
 from smslink.domain.models import ResultStatus, Run, RunState
+
+if TYPE_CHECKING:
+    from smslink.app import RunCounters, Smslink
 
 #: Why a command that needs workers cannot have them.
 NEEDS_POSTGRES = (
@@ -71,6 +71,8 @@ def worker(
 ) -> None:
     """Send runs queued in the shared database until stopped (Ctrl-C or SIGTERM: requests
     in flight finish, the rest goes to the other workers)."""
+    import asyncio  # here, not at the top: `smslink --help` need not load it
+
     unknown = sorted(set(queues or ()) - set(QUEUES))
     if unknown:
         fail(
@@ -111,6 +113,8 @@ def worker(
 
 def workers() -> None:
     """List the live workers: what each works on and how fast it sends."""
+    from rich.table import Table
+
     with session() as smslink:
         live = smslink.work.live()
     if not live:
@@ -139,6 +143,10 @@ def require_workers(smslink: Smslink) -> None:
 def send_queued(smslink: Smslink, run_id: int, counters: RunCounters) -> Run:
     """Queue the run for the workers (its audience is read here first), follow it until it
     is completed or stopped, then write its results file here."""
+    import asyncio
+
+    from smslink.cli.progress import live_progress
+
     require_workers(smslink)
     resume = command("runs", "resume", str(run_id), "--queue")
     queued = False

@@ -54,7 +54,7 @@ def export_results(store: Store, run: Run, path: Path, *, overwrite: bool = Fals
 def _write(store: Store, run: Run, path: Path, *, overwrite: bool) -> tuple[int, int]:
     rows = unfinished = 0
     with run_results_writer(run, path, overwrite=overwrite) as writer:
-        for delivery in store.deliveries.iter_deliveries(run.id, with_row=True):
+        for delivery in store.deliveries.iter_results(run.id):
             fields = result_fields(delivery)
             rows += 1
             unfinished += fields["status"] == UNFINISHED
@@ -132,4 +132,5 @@ def iso_utc(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with a Z, to the second: what spreadsheets and databases parse."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: a third of the cost, once per row of every results file.
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"

@@ -46,6 +46,8 @@ from smslink.twilio import ApiError, Message, TwilioClient, TwilioError
 from smslink.twilio.client import parse_twilio_date
 
 LIST_PAGE_SIZE = 1000
+#: Messages a round observes before it lets the event loop run the senders again.
+OBSERVE_SLICE = 500
 #: Margin for clock skew between this machine and Twilio when deciding that a listing has
 #: gone back past the run's first message.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -221,9 +223,11 @@ class Tracker:
         else:
             seen = await self._fetch_each(due)
         now = time.monotonic()
-        for tracked in due:
+        for i, tracked in enumerate(due, 1):
             tracked.last_polled = now
             self._observe(tracked, seen.get(tracked.sid))
+            if i % OBSERVE_SLICE == 0:
+                await asyncio.sleep(0)  # a big round must not hold the senders' answers
 
     async def _read_listing(
         self, wanted: set[str], from_number: str | None

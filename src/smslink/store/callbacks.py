@@ -35,8 +35,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, case, delete, exists, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from smslink.domain.callbacks import StatusUpdate
 from smslink.domain.models import (
@@ -78,7 +76,7 @@ class CallbackStore:
 
     def __init__(self, db: Database) -> None:
         self._engine = db.engine
-        self._insert = pg_insert if db.postgres else sqlite_insert
+        self._insert = db.dialect_insert
         self._bind_time = db.bind_time
         self._events = EventWriter(db)
 

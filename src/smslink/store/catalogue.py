@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Select, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from smslink.domain.errors import say
@@ -244,7 +242,7 @@ class Catalogue:
         processes that both hear 21610 for the same pair neither fail nor race, and the
         first sighting (its time, run and message) is the one kept.
         """
-        dialect_insert = pg_insert if self._db.postgres else sqlite_insert
+        dialect_insert = self._db.dialect_insert
         stmt = (
             dialect_insert(optouts)
             .values(

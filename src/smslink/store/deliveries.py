@@ -15,6 +15,7 @@ each row whose Twilio status or final result a progress write changes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +48,7 @@ from smslink.domain.models import (
 from smslink.store.database import Database
 from smslink.store.errors import NotFound
 from smslink.store.events import EventRow, EventWriter
-from smslink.store.rows import STAGES, delivery_row, dumps, to_delivery
+from smslink.store.rows import STAGES, STATUSES, delivery_row, dumps, to_delivery
 from smslink.store.schema import deliveries, runs
 
 _PENDING = Stage.PENDING.value
@@ -89,6 +90,11 @@ _INSERT_DELIVERY_SQL = (
 
 _HELD_SQL = "SELECT seq, stage, twilio_status, segments, claimed_at FROM deliveries"
 
+_RESULTS_SQL = (
+    "SELECT seq, row_json, to_number, segments, stage, status, twilio_status, message_sid, "
+    "error_code, error_message, updated_at FROM deliveries"
+)
+
 #: Everything but the input row, which is often most of a delivery's bytes.
 _SLIM_COLUMNS = [c for c in deliveries.c if c.name != "row_json"]
 
@@ -103,6 +109,7 @@ class DeliveryStore:
         self._engine = db.engine
         self._postgres = db.postgres
         self._bind_time = db.bind_time
+        self._db_read_time = db.read_time
         self._placeholder = db.placeholder
         self._save_progress_sql = _SAVE_PROGRESS_SQL.format(p=db.placeholder)
         self._insert_delivery_sql = _INSERT_DELIVERY_SQL.format(p=db.placeholder)
@@ -357,6 +364,41 @@ class DeliveryStore:
             if len(rows) < batch:
                 return
             last = rows[-1].seq
+
+    def iter_results(self, run_id: int, *, batch: int = 1000) -> Iterator[Delivery]:
+        """Stream a run's deliveries in seq order as a results file needs them: the input
+        row and the outcome (no body, claim or identity), a page of `batch` at a time.
+
+        Driver SQL over the primary key: a results file reads every row of the run, and
+        SQLAlchemy's per-row processing cost more than the rest of writing it (measured
+        ~14 of ~28 us a row on SQLite). Each page is its own short query, as in
+        `iter_deliveries`.
+        """
+        p = self._placeholder
+        sql = f"{_RESULTS_SQL} WHERE run_id = {p} AND seq > {p} ORDER BY seq LIMIT {p}"
+        read_time = self._db_read_time
+        last = -1
+        while True:
+            with self._engine.connect() as conn:
+                rows = conn.exec_driver_sql(sql, (run_id, last, batch)).all()
+            for seq, row_json, to, segments, stage, status, twilio, sid, code, error, at in rows:
+                yield Delivery(
+                    run_id=run_id,
+                    seq=seq,
+                    row=json.loads(row_json),
+                    to=to,
+                    segments=segments,
+                    stage=STAGES[stage],
+                    status=STATUSES[status] if status is not None else None,
+                    twilio_status=twilio,
+                    message_sid=sid,
+                    error_code=code,
+                    error_message=error,
+                    updated_at=read_time(at),
+                )
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
 
     def parts_to_send(self, run_id: int) -> list[int]:
         """The parts of the run that hold deliveries not sent yet (PENDING) or whose POST

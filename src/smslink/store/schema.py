@@ -38,7 +38,8 @@ from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
 #: 5: optout_removals. 6: connections.callback_base_url and callback_tokens. 7: events.
 #: 8: webhook_subscriptions. 9: deliveries.identity_json and intake_keys (journeys).
 #: 10: deliveries.part, run_parts and workers (and procrastinate's tables on PostgreSQL).
-SCHEMA_VERSION = 10
+#: 11: the deliveries' part index on PostgreSQL only.
+SCHEMA_VERSION = 11
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -189,8 +190,11 @@ deliveries = Table(
     Column("part", Integer, nullable=False, server_default=text("0")),
     # claim_pending and iter_deliveries(stages=...) walk one stage of one run in seq order.
     Index("ix_deliveries_run_stage_seq", "run_id", "stage", "seq"),
-    # A worker claims and settles within its part.
-    Index("ix_deliveries_run_part_stage_seq", "run_id", "part", "stage", "seq"),
+    # A worker claims and settles within its part. Workers need PostgreSQL: on SQLite the
+    # index would only cost every stage change a write (version 11).
+    Index("ix_deliveries_run_part_stage_seq", "run_id", "part", "stage", "seq").ddl_if(
+        dialect="postgresql"
+    ),
     # status callbacks arrive with only the sid.
     Index("ix_deliveries_message_sid", "message_sid"),
 )

@@ -88,8 +88,14 @@ class Message:
     num_segments: int
     error_code: int | None
     error_message: str | None
-    date_created: datetime | None
     date_updated: datetime | None
+    #: Twilio's creation date as it came: parsed only when asked (`date_created`), which
+    #: only reconciliation does, while every answer and listed message is decoded.
+    date_created_text: str | None = None
+
+    @property
+    def date_created(self) -> datetime | None:
+        return parse_twilio_date(self.date_created_text)
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Message:
@@ -104,8 +110,8 @@ class Message:
             num_segments=int(str(segments)) if segments not in (None, "") else 0,
             error_code=int(str(error_code)) if error_code not in (None, "") else None,
             error_message=_str_or_none(data.get("error_message")),
-            date_created=parse_twilio_date(data.get("date_created")),
             date_updated=parse_twilio_date(data.get("date_updated")),
+            date_created_text=_str_or_none(data.get("date_created")),
         )
 
 
