@@ -38,7 +38,6 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ from send_throughput import (  # noqa: E402  (bench/ is not a package)
     SMSLINK,
     Simulator,
     account_sid,
+    fresh_schema,
     write_audience,
 )
 
@@ -75,20 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args(argv)
-
-
-@contextlib.contextmanager
-def fresh_schema(pg: str) -> Iterator[str]:
-    """A new schema on the server; the store URL that selects it. Dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        rest = pg.split("://", 1)[1]
-        yield f"postgresql+psycopg://{rest}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(pg, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
