@@ -168,6 +168,39 @@ def test_save_progress_writes_fields_but_never_touches_done(store: Store):
     assert d2.row["first_name"] == "Zoë 2"  # the input row is never rewritten
 
 
+def test_updates_of_one_delivery_in_a_batch_leave_the_last_state_and_every_event(store: Store):
+    """Accepted and final in one batch: one row written with the final state, an event
+    for each change on the way; a stale status later in the batch does not move the
+    stored one backwards, and nothing after the final is applied."""
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(2)), ["mobile"])
+    store.deliveries.claim_pending(run_id, 2, NOW)
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid="SM0"),
+            Progress(run_id, 1, Stage.TRACKING, twilio_status="sent", message_sid="SM1"),
+            Progress(run_id, 1, Stage.TRACKING, twilio_status="sending", message_sid="SM1"),
+            Progress(run_id, 0, Stage.DONE, ResultStatus.DELIVERED, "delivered", "SM0", polls=1),
+            Progress(run_id, 0, Stage.TRACKING, twilio_status="sent", message_sid="SM0"),
+        ]
+    )
+    d0, d1 = store.deliveries.iter_deliveries(run_id)
+    assert (d0.stage, d0.status, d0.twilio_status, d0.message_sid, d0.polls) == (
+        Stage.DONE,
+        ResultStatus.DELIVERED,
+        "delivered",
+        "SM0",
+        1,
+    )
+    assert (d1.stage, d1.twilio_status, d1.message_sid) == (Stage.TRACKING, "sent", "SM1")
+    events = [(e.seq, e.twilio_status, e.status) for e in store.events.after(0, 10)]
+    assert events == [
+        (0, "queued", None),
+        (1, "sent", None),
+        (0, "delivered", ResultStatus.DELIVERED),
+    ]
+
+
 # -- iter_deliveries -----------------------------------------------------------------------
 
 

@@ -250,3 +250,15 @@ def test_an_unknown_account_is_a_configuration_error(base_url: str) -> None:
         asyncio.run(scenario())
     assert (raised.value.code, raised.value.status) == (20404, 404)
     assert raised.value.kind is ErrorKind.CONFIGURATION
+
+
+def test_answers_orjson_refuses_are_read_as_the_json_module_reads_them():
+    """Answers are decoded by orjson; the few valid JSON texts it refuses (a byte-order
+    mark, a lone surrogate in a body) still read as before, and non-JSON is None."""
+    from smslink.twilio.client import _decode
+
+    assert _decode(b'{"sid": "SM1", "num_segments": "1"}') == {"sid": "SM1", "num_segments": "1"}
+    assert _decode(b'\xef\xbb\xbf{"sid": "SM1"}') == {"sid": "SM1"}
+    assert _decode(b'{"body": "\\ud83d"}') == {"body": "\ud83d"}
+    assert _decode(b"<html>Bad gateway</html>") is None
+    assert _decode(b"") is None

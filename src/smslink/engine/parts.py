@@ -47,6 +47,7 @@ from smslink.engine.send import Sender, SendingShare
 from smslink.engine.start import recipe_for, touchpoint_of
 from smslink.engine.timings import Timings
 from smslink.engine.track import Tracker
+from smslink.engine.waiting import at_most, wait_until
 from smslink.store import Store
 from smslink.twilio import Message, TwilioClient
 
@@ -304,8 +305,7 @@ async def _follow_parts(
         if tracking.done():
             tracking.result()  # LeaseLost, or a bug: raised here
             return True
-        with suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(tracking), timings.handoff_check_s)
+        await at_most(asyncio.shield(tracking), timings.handoff_check_s)
 
 
 def _client(connection: Connection, pacing: Pacing, timings: Timings) -> TwilioClient:
@@ -358,5 +358,4 @@ async def _halt_when_asked(
         if store.runs.stop_requested(run_id):
             sender.halt(str(STOPPED_ON_REQUEST))
             return
-        with suppress(TimeoutError):
-            await asyncio.wait_for(shutting_down.wait(), every_s)
+        await wait_until(shutting_down, every_s)

@@ -28,6 +28,7 @@ from smslink.engine.send import Sender
 from smslink.engine.start import recipe_for, touchpoint_of
 from smslink.engine.timings import Timings
 from smslink.engine.track import Tracker
+from smslink.engine.waiting import wait_until
 from smslink.store import Store
 from smslink.twilio import TwilioClient
 
@@ -57,7 +58,11 @@ async def send_and_track(
     pacing = pacing or ConnectionPacing()
     window = pacing.window(connection)
     client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
-    async with _reporting(window, counters), client, ProgressWriter(store) as writer:
+    # A message Twilio accepted is final, at the latest, one and a half poll intervals
+    # on when it finishes quickly: held that long, its two states are written as one.
+    hold_s = min(MAX_HOLD_S, 1.5 * connection.poll_interval_ms / 1000 + 0.5)
+    writer = ProgressWriter(store, hold_s=hold_s)
+    async with _reporting(window, counters), client, writer:
         tracker = Tracker(
             client=client,
             connection=connection,
@@ -126,6 +131,11 @@ async def send_and_track(
                         await task
                 elif not task.cancelled():
                     task.exception()  # seen: the sender's own error is the one reported
+
+
+#: The longest a just-accepted message's state waits to be written with its next one (a
+#: kill -9 in that time leaves it POSTING, which a resume reconciles with Twilio).
+MAX_HOLD_S = 5.0
 
 
 #: Why a run stopped when someone asked it to (the Stop button, `runs stop`).
@@ -203,8 +213,7 @@ async def _follow_intake(
         if now.audience_complete:
             sender.audience_read()
             return
-        with suppress(TimeoutError):
-            await asyncio.wait_for(arrivals.wait(), every_s)
+        await wait_until(arrivals, every_s)
         arrivals.clear()
 
 

@@ -9,16 +9,23 @@ The writes run on the event loop that sends, and a transaction holds the loop fo
 whole length: every answer that arrives meanwhile waits, and 99 senders then go out again
 in one burst. So, inside `async with`, a full buffer wakes the flushing task instead of
 writing inline (a tracking round that finishes 2,000 messages no longer stalls the loop
-for four transactions in a row), and that task writes `chunk` rows a transaction, letting
+for four transactions in a row), and that task writes up to `chunk` rows a transaction, letting
 the loop run between transactions. The order of writes is the order of `put`.
+
+`put_later` holds a state that may be written late (a message Twilio just accepted, when
+no status callback needs its sid in the store) until the delivery's next state arrives
+or `hold_s` passes: a message that is final by the next tracking round is then written
+once instead of twice, with both of its events. Nothing is lost by the wait: until then
+the delivery is POSTING in the store, which a resume reconciles with Twilio.
 """
 
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
+import time
 
 from smslink.domain.models import Progress
+from smslink.engine.waiting import wait_until
 from smslink.store import Store
 
 
@@ -31,17 +38,25 @@ class ProgressWriter:
         *,
         max_items: int = 500,
         max_delay_s: float = 0.25,
-        chunk: int = 250,
+        chunk: int = 500,
+        hold_s: float = 2.0,
     ) -> None:
         self._store = store
         self._max_items = max_items
         self._max_delay_s = max_delay_s
         self._chunk = max(1, chunk)
         self._pending: list[Progress] = []
+        self._hold_s = hold_s
+        #: put_later's states by delivery, oldest first, with when each was put.
+        self._held: dict[tuple[int, int], tuple[Progress, float]] = {}
         self._task: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
+        self._closing = False
 
     def put(self, progress: Progress) -> None:
+        held = self._held.pop((progress.run_id, progress.seq), None)
+        if held is not None:  # written in the same transaction, as one row (store)
+            self._pending.append(held[0])
         self._pending.append(progress)
         if len(self._pending) >= self._max_items:
             if self._task is None or self._task.done():
@@ -49,8 +64,15 @@ class ProgressWriter:
             else:
                 self._full.set()
 
+    def put_later(self, progress: Progress) -> None:
+        """Write `progress` with the delivery's next state, or after `hold_s`."""
+        key = (progress.run_id, progress.seq)
+        self._held.pop(key, None)  # to the end: the dict stays oldest first
+        self._held[key] = (progress, time.monotonic())
+
     def flush(self) -> None:
-        """Write everything pending now, in one transaction."""
+        """Write everything pending now (held states too), in one transaction."""
+        self._release_held(float("inf"))
         if self._pending:
             batch, self._pending = self._pending, []
             self._store.deliveries.save_progress(batch)
@@ -61,16 +83,17 @@ class ProgressWriter:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            # Asked to stop rather than cancelled: it ends after the slice in hand.
+            self._closing = True
+            self._full.set()
+            await self._task  # its own error, if it failed, is this block's
         self.flush()
 
     async def _flush_periodically(self) -> None:
-        while True:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self._max_delay_s)
+        while not self._closing:
+            await wait_until(self._full, self._max_delay_s)
             self._full.clear()
+            self._release_held(time.monotonic() - self._hold_s)
             while self._pending:
                 batch, self._pending = (
                     self._pending[: self._chunk],
@@ -78,3 +101,12 @@ class ProgressWriter:
                 )
                 self._store.deliveries.save_progress(batch)
                 await asyncio.sleep(0)  # let answers that came in meanwhile be handled
+
+    def _release_held(self, put_before: float) -> None:
+        """Move held states put before `put_before` to the pending writes."""
+        while self._held:
+            key, (progress, put_at) = next(iter(self._held.items()))
+            if put_at > put_before:
+                return  # the rest are younger: they were put later
+            del self._held[key]
+            self._pending.append(progress)

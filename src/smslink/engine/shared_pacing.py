@@ -44,6 +44,7 @@ from typing import Protocol
 
 from smslink.domain.models import Connection
 from smslink.engine.pacing import BACKOFF_FACTOR, INITIAL_WINDOW, PROBE_SLOWDOWN
+from smslink.engine.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +257,7 @@ class SharedWindow:
                 ticket = await self._try()
                 if ticket is not None:
                     return ticket
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), random.uniform(pause / 2, pause))
+                await wait_until(self._freed, random.uniform(pause / 2, pause))
                 pause = min(pause * 2, self._poll[1])
 
     def _return(self, ticket: SharedTicket, throttled: bool, answered: bool) -> None:

@@ -24,7 +24,6 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Collection, Iterable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -41,6 +40,7 @@ from smslink.domain.models import (
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import lease_lost
 from smslink.engine.progress_writer import ProgressWriter
+from smslink.engine.waiting import wait_until
 from smslink.store import Store
 from smslink.twilio import ApiError, Message, TwilioClient, TwilioError
 from smslink.twilio.client import parse_twilio_date
@@ -131,7 +131,13 @@ class Tracker:
             self._finish(tracked)
             return
         self._tracked[message.sid] = tracked
-        self._writer.put(self._progress(tracked, Stage.TRACKING, None))
+        accepted = self._progress(tracked, Stage.TRACKING, None)
+        if self._finished_among is None:
+            # No status callback looks for it by sid: written with its next state (often
+            # final by the next round: one write, not two) or within a few seconds.
+            self._writer.put_later(accepted)
+        else:
+            self._writer.put(accepted)
 
     def resume(
         self, seq: int, sid: str, status: str, *, polls: int, updated_at: datetime | None
@@ -167,8 +173,7 @@ class Tracker:
             earliest = min(t.last_polled for t in self._tracked.values()) + self._interval_s
             deadline = min(deadline, max(earliest, time.monotonic() + self._interval_s / 10))
         if not sending_done.is_set():
-            with suppress(TimeoutError):
-                await asyncio.wait_for(sending_done.wait(), deadline - time.monotonic())
+            await wait_until(sending_done, deadline - time.monotonic())
             if not self._tracked:
                 return
         remaining = deadline - time.monotonic()

@@ -228,6 +228,10 @@ class DeliveryStore:
         result this changes. The rows are read first, under the write (SQLite's write
         lock, taken at once; PostgreSQL's row locks, FOR UPDATE), so what is compared is
         what is overwritten: no status callback can commit in between.
+
+        Several updates of one delivery in a batch (accepted, then final) are applied in
+        order but written as one row: the last one's state, with the Twilio status the
+        sequence leaves (never backwards), and an event for each change on the way.
         """
         if not updates:
             return
@@ -237,7 +241,7 @@ class DeliveryStore:
             if not self._postgres:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             held = self._held(conn, updates)
-            params = []
+            params: dict[tuple[int, int], tuple[object, ...]] = {}
             changes: list[EventRow] = []
             for p in updates:
                 key = (p.run_id, p.seq)
@@ -249,25 +253,23 @@ class DeliveryStore:
                 _, twilio_status, segments, claimed = row
                 at = bind_time(p.updated_at) if p.updated_at is not None else now
                 status = p.status.value if p.status is not None else None
-                params.append(
-                    (
-                        p.stage.value,
-                        status,
-                        twilio_rank(p.twilio_status),
-                        p.twilio_status,
-                        p.message_sid,
-                        p.error_code,
-                        p.error_message,
-                        p.polls,
-                        at,
-                        p.run_id,
-                        p.seq,
-                    )
-                )
                 # As the UPDATE's CASE does: a stored status further on than this one stays.
                 kept = twilio_status
                 if twilio_rank(twilio_status) <= twilio_rank(p.twilio_status):
                     kept = p.twilio_status
+                params[key] = (  # a later update of the same delivery replaces this one
+                    p.stage.value,
+                    status,
+                    twilio_rank(kept),
+                    kept,
+                    p.message_sid,
+                    p.error_code,
+                    p.error_message,
+                    p.polls,
+                    at,
+                    p.run_id,
+                    p.seq,
+                )
                 final = p.stage is Stage.DONE
                 if final or kept != twilio_status:
                     changes.append(
@@ -285,7 +287,7 @@ class DeliveryStore:
                     )
                 held[key] = (p.stage.value, kept, segments, claimed)  # a later update of the batch
             if params:
-                conn.exec_driver_sql(self._save_progress_sql, params)
+                conn.exec_driver_sql(self._save_progress_sql, list(params.values()))
             self._events.write(conn, changes)
 
     def _held(

@@ -3,7 +3,8 @@
 Built directly on aiohttp (measured here at ~0.7 ms CPU per request at 100 concurrent,
 against ~10 ms for httpx): sending is CPU-bound on small machines, so every per-request
 cost is kept out of the hot path: URLs and the auth header are built once, bodies are
-form-encoded by hand and answers parsed with the standard json module.
+form-encoded by hand, and answers are parsed with orjson (a 1,000-message list page in
+~1.2 ms against ~2.3 ms with the json module, a message in ~1 us against ~4; RESULTS §15).
 
 The client retries only what is safe to retry (429 answers, connections that never reached
 the server, GETs answered 5xx), with bounded exponential backoff and jitter honouring
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, quote_plus
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from smslink.domain.models import Connection
@@ -185,6 +187,7 @@ class TwilioClient:
         )
         self._retry = retry or RetryPolicy()
         self._session: aiohttp.ClientSession | None = None
+        self._senders: dict[tuple[str | None, str | None], str] = {}  # form-encoded
         #: Counts of requests by purpose, for progress and benchmarks.
         self.requests: dict[str, int] = {"create": 0, "fetch": 0, "list": 0, "account": 0}
 
@@ -247,12 +250,15 @@ class TwilioClient:
         `may_send` is asked before every attempt, retries included; when it says no,
         Withheld is raised and nothing (more) is sent.
         """
-        sender = (
-            f"MessagingServiceSid={quote_plus(messaging_service_sid)}"
-            if messaging_service_sid
-            else f"From={quote_plus(from_number or '')}"
-        )
-        form = f"To={quote_plus(to)}&Body={quote_plus(body)}&{sender}"
+        sender = self._senders.get((from_number, messaging_service_sid))
+        if sender is None:  # the same for every message of a run: encoded once
+            sender = (
+                f"MessagingServiceSid={quote_plus(messaging_service_sid)}"
+                if messaging_service_sid
+                else f"From={quote_plus(from_number or '')}"
+            )
+            self._senders[(from_number, messaging_service_sid)] = sender
+        form = f"To={_form_phone(to)}&Body={quote_plus(body)}&{sender}"
         if status_callback:
             form += f"&StatusCallback={quote_plus(status_callback)}"
         self.requests["create"] += 1
@@ -379,10 +385,7 @@ class TwilioClient:
         except aiohttp.ClientError as error:
             raise AnswerLost(f"{type(error).__name__}: {error}", method=method) from error
         if 200 <= status < 300:
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                data = None
+            data = _decode(raw)
             if not isinstance(data, dict):
                 raise _not_twilio(url, status, method, raw, content_type)
             return data
@@ -390,6 +393,27 @@ class TwilioClient:
         if refusal is None:
             raise _not_twilio(url, status, method, raw, content_type)
         raise refusal
+
+
+def _decode(raw: bytes) -> object:
+    """An answer's JSON, None when it is not JSON. orjson first; what it refuses and the
+    json module reads (a byte-order mark, a lone surrogate in a body) is read as before."""
+    try:
+        return orjson.loads(raw)
+    except ValueError:  # orjson.JSONDecodeError is one
+        pass
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _form_phone(number: str) -> str:
+    """A phone number form-encoded: E.164 ("+" and digits, as smslink sends them) needs
+    only its plus escaped, at a fraction of quote_plus's cost."""
+    if number[:1] == "+" and number[1:].isdigit() and number.isascii():
+        return "%2B" + number[1:]
+    return quote_plus(number)
 
 
 def _message(data: dict) -> Message:

@@ -1,0 +1,96 @@
+"""ProgressWriter (engine/progress_writer.py): progress reaches the store in order and in
+full however the writer is left; a just-accepted state held by `put_later` is written
+with the delivery's next state as one row (both events kept), or on its own once it has
+waited `hold_s`. Real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from smslink.domain.models import Delivery, Progress, ResultStatus, RunSnapshot, Stage
+from smslink.engine.progress_writer import ProgressWriter
+from smslink.store import Store
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def _claimed_run(store: Store, n: int, name: str = "in") -> int:
+    run_id = store.runs.create_run(
+        touchpoint="t",
+        connection="c",
+        input_path=f"{name}.csv",
+        output_path=f"{name}-results.csv",
+        snapshot=RunSnapshot("Hi", "phone"),
+    ).id
+    store.deliveries.add_deliveries(
+        run_id,
+        [
+            Delivery(run_id, seq, {"phone": f"+1212555{seq:04d}"}, f"+1212555{seq:04d}", "Hi", 1)
+            for seq in range(n)
+        ],
+        ["phone"],
+    )
+    store.deliveries.claim_pending(run_id, n, NOW)
+    return run_id
+
+
+def _accepted(run_id: int, seq: int) -> Progress:
+    return Progress(run_id, seq, Stage.TRACKING, twilio_status="queued", message_sid=f"SM{seq}")
+
+
+def _delivered(run_id: int, seq: int) -> Progress:
+    return Progress(
+        run_id, seq, Stage.DONE, ResultStatus.DELIVERED, "delivered", f"SM{seq}", polls=1
+    )
+
+
+def test_leaving_with_a_full_buffer_writes_it_all_and_returns(store: Store):
+    """A full buffer wakes the flusher; leaving the block at that very moment must still
+    end (on Python 3.11 a cancel landing as the flusher's wait ended was lost, and the
+    run never finished) and write every state, in order."""
+    for turns in range(4):  # how far the flusher got with the wake-up when the block ends
+        run_id = _claimed_run(store, 30, f"in{turns}")
+
+        async def main(run_id: int = run_id, turns: int = turns) -> None:
+            async with ProgressWriter(store, max_items=10, chunk=4) as writer:
+                await asyncio.sleep(0.05)  # the flusher is waiting
+                for seq in range(30):
+                    writer.put(_accepted(run_id, seq))
+                writer.put(_delivered(run_id, 0))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+
+        asyncio.run(asyncio.wait_for(main(), 5))
+        stages = [d.stage for d in store.deliveries.iter_deliveries(run_id)]
+        assert stages == [Stage.DONE] + [Stage.TRACKING] * 29
+        events = [e.twilio_status for e in store.events.after(0, 1000) if e.run_id == run_id]
+        assert events[:1] + events[-1:] == ["queued", "delivered"] and len(events) == 31
+
+
+def test_a_held_state_is_written_with_the_next_one_or_after_its_hold(store: Store):
+    run_id = _claimed_run(store, 3)
+
+    async def main() -> None:
+        async with ProgressWriter(store, max_delay_s=0.01, hold_s=0.3) as writer:
+            writer.put_later(_accepted(run_id, 0))
+            writer.put_later(_accepted(run_id, 1))
+            await asyncio.sleep(0.1)
+            stages = [d.stage for d in store.deliveries.iter_deliveries(run_id)]
+            assert stages == [Stage.POSTING] * 3  # held: a resume would reconcile them
+            writer.put(_delivered(run_id, 0))
+            await asyncio.sleep(0.1)
+            [first, second, _] = store.deliveries.iter_deliveries(run_id)
+            assert (first.stage, first.message_sid) == (Stage.DONE, "SM0")
+            assert second.stage is Stage.POSTING
+            await asyncio.sleep(0.4)  # past the hold: written on its own
+            assert [d.stage for d in store.deliveries.iter_deliveries(run_id)][1] is (
+                Stage.TRACKING
+            )
+            writer.put_later(_accepted(run_id, 2))  # left with the block: written then
+
+    asyncio.run(main())
+    stages = [d.stage for d in store.deliveries.iter_deliveries(run_id)]
+    assert stages == [Stage.DONE, Stage.TRACKING, Stage.TRACKING]
+    events = [(e.seq, e.twilio_status) for e in store.events.after(0, 100)]
+    assert events == [(0, "queued"), (0, "delivered"), (1, "queued"), (2, "queued")]
