@@ -324,3 +324,36 @@ async def _delete_once_seen_sent(store: Store, run_id: int, simulator: str) -> N
         urllib.request.urlopen,
         urllib.request.Request(simulator.replace("/2010-04-01", "/_reset"), method="POST"),
     )
+
+
+def test_once_sending_is_over_the_last_messages_are_read_when_due(
+    store: Store, fast_twilio: str
+) -> None:
+    """With a 1 s interval, messages sent as sending ends are polled when they fall due
+    (half an interval on), not at the next whole-interval round: the run ends ~0.5 s
+    after its last send instead of up to 1.5 s. Messages already polled keep the
+    interval (a straggler is not polled twice as often)."""
+    run_id = _claimed_run(store, 3)
+    connection = _connection(fast_twilio, attempts=5, interval_ms=1000)
+
+    started = time.monotonic()
+    asyncio.run(_track(store, run_id, connection, post=3))
+    took = time.monotonic() - started
+
+    assert 0.45 <= took < 0.9
+    assert all(d.stage is Stage.DONE and d.polls == 1 for d in _deliveries(store, run_id))
+
+
+def test_a_straggler_after_sending_is_polled_every_interval(store: Store, slow_queue: str) -> None:
+    """A message that stays queued is polled once per interval after sending ended, as
+    the original connector did, until the attempts are used up (then `sent`)."""
+    run_id = _claimed_run(store, 1)
+    connection = _connection(slow_queue, attempts=3, interval_ms=300)
+
+    started = time.monotonic()
+    asyncio.run(_track(store, run_id, connection, post=1))
+    took = time.monotonic() - started
+
+    [delivery] = _deliveries(store, run_id)
+    assert (delivery.status, delivery.polls) == (ResultStatus.SENT, 3)
+    assert 0.15 + 2 * 0.3 - 0.05 <= took < 1.5  # due at 0.15 s, then every 0.3 s

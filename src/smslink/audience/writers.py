@@ -555,6 +555,8 @@ def _safe_cell(value: object) -> str:
     if type(value) is not str:
         value = "" if value is None else str(_plain(value))
     if value and value[0] in _FORMULA_STARTS:
+        if value[0] == "+" and value[1:].isdigit() and value.isascii() and len(value) > 1:
+            return value  # E.164, as every recipient's `to` is: a plain number to Excel
         return spreadsheet_safe(value)
     return value
 

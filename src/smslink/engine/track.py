@@ -162,23 +162,38 @@ class Tracker:
     async def _sleep_until_next_round(self, sending_done: asyncio.Event) -> None:
         """Wait one interval; return early only when sending ends with nothing to track.
 
-        With callbacks, once sending is over, wait only until the first message whose
-        callback is overdue (never less than a tenth of an interval, so such messages are
-        polled together): the run's last lost callbacks cost one interval, not up to two.
-        While sending, rounds keep the interval: a listing round costs about a page however
-        many messages it finds, so fewer, fuller rounds are cheaper.
+        Once sending is over, the round comes no later than the first message is due
+        that was never polled (never less than a tenth of an interval on, so the last
+        ones are polled together): the run's last messages are read as soon as they may
+        be, not up to an interval later, and messages polled before keep the interval.
+        With callbacks, likewise for the first message whose callback is overdue: the
+        run's last lost callbacks cost one interval, not up to two. While sending, rounds
+        keep the interval: a listing round costs about a page however many messages it
+        finds, so fewer, fuller rounds are cheaper.
         """
         deadline = time.monotonic() + self._interval_s
-        if self._finished_among is not None and self._tracked and sending_done.is_set():
-            earliest = min(t.last_polled for t in self._tracked.values()) + self._interval_s
-            deadline = min(deadline, max(earliest, time.monotonic() + self._interval_s / 10))
         if not sending_done.is_set():
             await wait_until(sending_done, deadline - time.monotonic())
             if not self._tracked:
                 return
+        if sending_done.is_set() and self._tracked:
+            deadline = min(
+                deadline, max(self._first_due(), time.monotonic() + self._interval_s / 10)
+            )
         remaining = deadline - time.monotonic()
         if remaining > 0:
             await asyncio.sleep(remaining)
+
+    def _first_due(self) -> float:
+        """When the first message falls due that a round should not wait for: with
+        callbacks, the first whose callback is overdue; without, the first never polled
+        (due half an interval after its send, as `_due` says)."""
+        if self._finished_among is not None:
+            return min(t.last_polled for t in self._tracked.values()) + self._interval_s
+        unpolled = [t.last_polled for t in self._tracked.values() if t.polls == 0]
+        if not unpolled:
+            return float("inf")
+        return min(unpolled) + self._interval_s / 2
 
     def _drop_finished_by_callbacks(self) -> None:
         """Stop tracking what a status callback finished (the store holds its result)."""

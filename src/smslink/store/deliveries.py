@@ -15,7 +15,6 @@ each row whose Twilio status or final result a progress write changes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +47,7 @@ from smslink.domain.models import (
 from smslink.store.database import Database
 from smslink.store.errors import NotFound
 from smslink.store.events import EventRow, EventWriter
-from smslink.store.rows import STAGES, STATUSES, delivery_row, dumps, to_delivery
+from smslink.store.rows import STAGES, STATUSES, delivery_row, dumps, loads, to_delivery
 from smslink.store.schema import deliveries, runs
 
 _PENDING = Stage.PENDING.value
@@ -387,7 +386,7 @@ class DeliveryStore:
                 yield Delivery(
                     run_id=run_id,
                     seq=seq,
-                    row=json.loads(row_json),
+                    row=loads(row_json),
                     to=to,
                     segments=segments,
                     stage=STAGES[stage],
