@@ -440,7 +440,8 @@ def measure(
 ) -> Result:
     """Run one contestant's child process against a freshly reset simulator."""
     sim.reset()
-    sim_cpu0, pg_cpu0 = sim.cpu_s(), postgres_cpu_s()
+    sim_cpu0 = sim.cpu_s()
+    pg_cpu = PostgresCpu() if args.pg else None
     with PostWatcher(sim, n, watch_interval(args, n)) as watch:
         spawned = time.time()
         wall, cpu, rss, code = run_child(cmd, env, args.timeout_s, log, watch.attach)
@@ -453,8 +454,8 @@ def measure(
         watch.first_post, watch.send_phase_s, watch.cpu_before, watch.cpu_sending,
         watch.rss_first, watch.rss_posted,
     )  # fmt: skip
-    if args.pg:
-        result.pg_cpu_s = postgres_cpu_s() - pg_cpu0
+    if pg_cpu is not None:
+        result.pg_cpu_s = pg_cpu.stop()
     # The send phase and the tail as the server saw them: its own creation times.
     if (created := sim.creations()) is not None:
         first, last = created
@@ -464,15 +465,39 @@ def measure(
     return result
 
 
-def postgres_cpu_s() -> float:
-    """CPU seconds used so far by every PostgreSQL server process on this machine."""
-    import psutil
+class PostgresCpu:
+    """CPU seconds PostgreSQL's server processes use while a child runs. A connection's
+    backend exits with its client, taking its CPU figure with it: so every backend is
+    sampled while it lives, and its last sample counts."""
 
-    total = 0.0
-    for proc in psutil.process_iter(["name", "cpu_times"]):
-        if proc.info["name"] == "postgres" and proc.info["cpu_times"] is not None:
-            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
-    return total
+    def __init__(self, every_s: float = 0.1) -> None:
+        self._every_s = every_s
+        self._before = self._sample()
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _sample() -> dict[int, float]:
+        import psutil
+
+        cpu: dict[int, float] = {}
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            times = proc.info["cpu_times"]
+            if proc.info["name"] == "postgres" and times is not None:
+                cpu[proc.pid] = times.user + times.system
+        return cpu
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._every_s):
+            self._last.update(self._sample())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._last.update(self._sample())
+        return sum(cpu - self._before.get(pid, 0.0) for pid, cpu in self._last.items())
 
 
 @contextlib.contextmanager
