@@ -6,7 +6,10 @@ waited `hold_s`. Real SQLite store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
+
+import pytest
 
 from smslink.domain.models import Delivery, Progress, ResultStatus, RunSnapshot, Stage
 from smslink.engine.progress_writer import ProgressWriter
@@ -94,3 +97,61 @@ def test_a_held_state_is_written_with_the_next_one_or_after_its_hold(store: Stor
     assert stages == [Stage.DONE, Stage.TRACKING, Stage.TRACKING]
     events = [(e.seq, e.twilio_status) for e in store.events.after(0, 100)]
     assert events == [(0, "queued"), (0, "delivered"), (1, "queued"), (2, "queued")]
+
+
+def test_a_second_cancel_while_leaving_still_writes_everything(store: Store):
+    """A second Ctrl-C or SIGTERM lands while the block is ending: the states in hand,
+    held ones included, are still written, in order."""
+    run_id = _claimed_run(store, 6)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        writer = ProgressWriter(store, max_delay_s=60, chunk=1)
+        try:
+            async with writer:
+                writer.put_later(_accepted(run_id, 5))
+                for seq in range(5):
+                    writer.put(_accepted(run_id, seq))
+                task.cancel()
+                await asyncio.sleep(1)  # the first cancel
+        except asyncio.CancelledError:
+            pass
+
+    async def cancelled_twice() -> None:
+        inner = asyncio.create_task(main())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        inner.cancel()  # the second, as the block leaves
+        with contextlib.suppress(asyncio.CancelledError):
+            await inner
+
+    asyncio.run(cancelled_twice())
+    assert [d.stage for d in store.deliveries.iter_deliveries(run_id)] == [Stage.TRACKING] * 6
+
+
+def test_a_failed_write_loses_nothing(store: Store, monkeypatch: pytest.MonkeyPatch):
+    """The store fails one write (locked, say): the flusher's batch goes back in front,
+    and the block's end writes it with the rest once the store works again."""
+    run_id = _claimed_run(store, 6)
+    save = store.deliveries.save_progress
+    failures = [RuntimeError("database is locked")]
+
+    def flaky(batch: list[Progress]) -> None:
+        if failures:
+            raise failures.pop()
+        save(batch)
+
+    monkeypatch.setattr(store.deliveries, "save_progress", flaky)
+
+    async def main() -> None:
+        async with ProgressWriter(store, max_delay_s=0.01, chunk=2) as writer:
+            for seq in range(3):
+                writer.put(_accepted(run_id, seq))
+            await asyncio.sleep(0.1)  # the flusher fails and stops
+            for seq in range(3, 6):
+                writer.put(_accepted(run_id, seq))
+
+    with pytest.raises(RuntimeError, match="locked"):
+        asyncio.run(main())  # the failure is not swallowed
+    assert [d.stage for d in store.deliveries.iter_deliveries(run_id)] == [Stage.TRACKING] * 6

@@ -329,18 +329,17 @@ async def _delete_once_seen_sent(store: Store, run_id: int, simulator: str) -> N
 def test_once_sending_is_over_the_last_messages_are_read_when_due(
     store: Store, fast_twilio: str
 ) -> None:
-    """With a 1 s interval, messages sent as sending ends are polled when they fall due
-    (half an interval on), not at the next whole-interval round: the run ends ~0.5 s
-    after its last send instead of up to 1.5 s. Messages already polled keep the
-    interval (a straggler is not polled twice as often)."""
+    """With a 2 s interval, messages sent as sending ends are polled when they fall due
+    (half an interval on), not at the next whole-interval round: the run ends ~1 s after
+    its last send instead of 2 s or more."""
     run_id = _claimed_run(store, 3)
-    connection = _connection(fast_twilio, attempts=5, interval_ms=1000)
+    connection = _connection(fast_twilio, attempts=5, interval_ms=2000)
 
     started = time.monotonic()
     asyncio.run(_track(store, run_id, connection, post=3))
     took = time.monotonic() - started
 
-    assert 0.45 <= took < 0.9
+    assert 0.95 <= took < 1.8
     assert all(d.stage is Stage.DONE and d.polls == 1 for d in _deliveries(store, run_id))
 
 
@@ -357,3 +356,47 @@ def test_a_straggler_after_sending_is_polled_every_interval(store: Store, slow_q
     [delivery] = _deliveries(store, run_id)
     assert (delivery.status, delivery.polls) == (ResultStatus.SENT, 3)
     assert 0.15 + 2 * 0.3 - 0.05 <= took < 1.5  # due at 0.15 s, then every 0.3 s
+
+
+def test_an_early_round_after_sending_does_not_poll_a_straggler_again(
+    store: Store, slow_queue: str
+) -> None:
+    """A message polled at a regular round waits its whole interval, even when sending
+    ends and a message sent last brings the next round forward: its attempts are not
+    spent sooner. Interval 0.4 s, attempts 3: A is polled at ~0.4 s; B is sent at
+    0.5 s and polled early at ~0.7 s; A's second poll comes at ~1.1 s, not 0.7 s, so A is
+    not finished (`sent`, attempts used up) by 1.25 s."""
+    run_id = _claimed_run(store, 2)
+    connection = _connection(slow_queue, attempts=3, interval_ms=400)
+    a_at_1_25: list[Stage] = []
+
+    async def main() -> None:
+        async with (
+            TwilioClient.for_connection(connection) as client,
+            ProgressWriter(store, max_delay_s=0.01) as writer,
+        ):
+            tracker = Tracker(
+                client=client,
+                connection=connection,
+                run_id=run_id,
+                writer=writer,
+                counters=RunCounters(),
+                since=store.runs.get_run(run_id).created_at,
+            )
+            started = time.monotonic()
+            [a] = await _post(client, 1)
+            tracker.accept(0, a)
+            sending_done = asyncio.Event()
+            tracking = asyncio.create_task(tracker.run(sending_done))
+            await asyncio.sleep(0.5 - (time.monotonic() - started))
+            b = await client.create_message(to=_to(1), body="Hi", from_number=SENDER)
+            tracker.accept(1, b)
+            sending_done.set()
+            await asyncio.sleep(1.25 - (time.monotonic() - started))
+            a_at_1_25.append(_deliveries(store, run_id)[0].stage)
+            await asyncio.wait_for(tracking, timeout=10)
+
+    asyncio.run(main())
+    assert a_at_1_25 == [Stage.POSTING] or a_at_1_25 == [Stage.TRACKING]
+    done = _deliveries(store, run_id)
+    assert [(d.status, d.polls) for d in done] == [(ResultStatus.SENT, 3)] * 2

@@ -30,8 +30,10 @@ def execute(app: Smslink, run_id: int, counters: RunCounters) -> Run:
 
     # Everything made so far (the imported modules, the run's setup) lives until the
     # process ends: out of the collector's sight, a full collection during the run scans
-    # only what the run makes (bench/RESULTS.md section 15).
-    gc.freeze()
+    # only what the run makes (bench/RESULTS.md section 15). Once a process: a caller
+    # running many runs in one process (tests) would otherwise pin each run's garbage.
+    if not gc.get_freeze_count():
+        gc.freeze()
     try:
         with live_progress(counters, console):
             return asyncio.run(main())

@@ -60,7 +60,11 @@ async def send_and_track(
     client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
     # A message Twilio accepted is final, at the latest, one and a half poll intervals
     # on when it finishes quickly: held that long, its two states are written as one.
-    hold_s = min(MAX_HOLD_S, 1.5 * connection.poll_interval_ms / 1000 + 0.5)
+    # With longer intervals the first poll comes after the hold would end: no write is
+    # saved, and holding would only leave more messages to reconcile after a crash.
+    hold_s = 1.5 * connection.poll_interval_ms / 1000 + 0.5
+    if hold_s > MAX_HOLD_S:
+        hold_s = 0.0
     writer = ProgressWriter(store, hold_s=hold_s)
     async with _reporting(window, counters), client, writer:
         tracker = Tracker(

@@ -65,7 +65,11 @@ class ProgressWriter:
                 self._full.set()
 
     def put_later(self, progress: Progress) -> None:
-        """Write `progress` with the delivery's next state, or after `hold_s`."""
+        """Write `progress` with the delivery's next state, or after `hold_s` (at once,
+        as `put`, when `hold_s` is 0)."""
+        if self._hold_s <= 0:
+            self.put(progress)
+            return
         key = (progress.run_id, progress.seq)
         self._held.pop(key, None)  # to the end: the dict stays oldest first
         self._held[key] = (progress, time.monotonic())
@@ -75,19 +79,26 @@ class ProgressWriter:
         self._release_held(float("inf"))
         if self._pending:
             batch, self._pending = self._pending, []
-            self._store.deliveries.save_progress(batch)
+            try:
+                self._store.deliveries.save_progress(batch)
+            except BaseException:
+                self._pending[:0] = batch  # kept for the next try, in order
+                raise
 
     async def __aenter__(self) -> ProgressWriter:
         self._task = asyncio.create_task(self._flush_periodically())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            # Asked to stop rather than cancelled: it ends after the slice in hand.
-            self._closing = True
-            self._full.set()
-            await self._task  # its own error, if it failed, is this block's
-        self.flush()
+        try:
+            if self._task is not None:
+                # Asked to stop rather than cancelled: it ends after the slice in hand;
+                # shielded, so a second Ctrl-C or SIGTERM cannot cut its write short.
+                self._closing = True
+                self._full.set()
+                await asyncio.shield(self._task)  # its own error, if it failed, is ours
+        finally:
+            self.flush()  # whatever is left, held states included, after its slices
 
     async def _flush_periodically(self) -> None:
         while not self._closing:
@@ -99,7 +110,13 @@ class ProgressWriter:
                     self._pending[: self._chunk],
                     self._pending[self._chunk :],
                 )
-                self._store.deliveries.save_progress(batch)
+                try:
+                    self._store.deliveries.save_progress(batch)
+                except BaseException:
+                    # Back in front, in order: the next write (a full buffer's, or the
+                    # block's end) tries them again, and raises if the store still fails.
+                    self._pending[:0] = batch
+                    raise
                 await asyncio.sleep(0)  # let answers that came in meanwhile be handled
 
     def _release_held(self, put_before: float) -> None:

@@ -140,7 +140,9 @@ async def settle_posting(
     cannot be asked at all (down, a proxy's error page, refused credentials) the deliveries
     stay POSTING and RunHalted is raised: nothing is decided without Twilio, and a later
     resume checks them again. Never resent without proof. Their number is bounded by the
-    sender's claim batch, so they are settled before sending resumes.
+    sender's claim batch plus the messages accepted in the progress writer's hold (up to
+    one and a half poll intervals of sending, engine/pipeline.py), so they are settled
+    before sending resumes.
     """
     posting = list(
         store.deliveries.iter_deliveries(run_id, stages=(Stage.POSTING,), with_row=False, part=part)

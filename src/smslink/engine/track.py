@@ -151,15 +151,15 @@ class Tracker:
         while True:
             if sending_done.is_set() and not self._tracked:
                 return
-            await self._sleep_until_next_round(sending_done)
+            early = await self._sleep_until_next_round(sending_done)
             if not self._lease_held():
                 raise lease_lost(self._run_id)
             self._drop_finished_by_callbacks()
-            due = self._due()
+            due = self._due(early=early)
             if due:
                 await self._poll(due)
 
-    async def _sleep_until_next_round(self, sending_done: asyncio.Event) -> None:
+    async def _sleep_until_next_round(self, sending_done: asyncio.Event) -> bool:
         """Wait one interval; return early only when sending ends with nothing to track.
 
         Once sending is over, the round comes no later than the first message is due
@@ -170,19 +170,23 @@ class Tracker:
         run's last lost callbacks cost one interval, not up to two. While sending, rounds
         keep the interval: a listing round costs about a page however many messages it
         finds, so fewer, fuller rounds are cheaper.
+
+        True when the round comes before its whole interval (see `_due`).
         """
         deadline = time.monotonic() + self._interval_s
+        early = False
         if not sending_done.is_set():
             await wait_until(sending_done, deadline - time.monotonic())
             if not self._tracked:
-                return
+                return False
         if sending_done.is_set() and self._tracked:
-            deadline = min(
-                deadline, max(self._first_due(), time.monotonic() + self._interval_s / 10)
-            )
+            sooner = max(self._first_due(), time.monotonic() + self._interval_s / 10)
+            early = sooner < deadline
+            deadline = min(deadline, sooner)
         remaining = deadline - time.monotonic()
         if remaining > 0:
             await asyncio.sleep(remaining)
+        return early
 
     def _first_due(self) -> float:
         """When the first message falls due that a round should not wait for: with
@@ -204,16 +208,28 @@ class Tracker:
             self._tracked.pop(by_seq[seq].sid, None)
             self._counters.finished(result)
 
-    def _due(self) -> list[Tracked]:
+    def _due(self, *, early: bool = False) -> list[Tracked]:
         """Messages whose last poll (or send) is at least half an interval old.
 
         Half, not a whole: rounds come every interval, so a message sent just after a round
         is polled at the next round rather than skipping one. With callbacks a whole one:
-        its callback is expected before then, and a poll would only repeat it.
+        its callback is expected before then, and a poll would only repeat it. In an
+        `early` round (sending is over and the last messages fell due before the interval
+        was up) a message polled before waits its whole interval: the early round is for
+        those never polled, and must not spend a straggler's attempts sooner.
         """
-        wait = self._interval_s if self._finished_among is not None else self._interval_s / 2
-        threshold = time.monotonic() - wait
-        return [t for t in self._tracked.values() if t.last_polled <= threshold]
+        now = time.monotonic()
+        half = now - self._interval_s / 2
+        whole = now - self._interval_s
+        if self._finished_among is not None:
+            return [t for t in self._tracked.values() if t.last_polled <= whole]
+        if early:
+            return [
+                t
+                for t in self._tracked.values()
+                if t.last_polled <= (half if t.polls == 0 else whole)
+            ]
+        return [t for t in self._tracked.values() if t.last_polled <= half]
 
     async def _poll(self, due: list[Tracked]) -> None:
         pages_for_listing = max(1, math.ceil(self._listed_total / LIST_PAGE_SIZE))

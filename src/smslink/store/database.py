@@ -106,7 +106,8 @@ _PG_LOCK = (
 
 
 def _aware_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _aware(moment)
+    """A driver's datetime in UTC (psycopg gives the session's time zone)."""
+    return None if moment is None else _aware(moment).astimezone(UTC)
 
 
 def _aware(moment: datetime) -> datetime:

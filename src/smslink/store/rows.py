@@ -37,9 +37,14 @@ def dumps(value: object) -> str:
     back for its results row); the json module for what orjson refuses (a lone
     surrogate, a key that is not a string), with the same compact form."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(value, option=_AS_JSON_MODULE).decode()
     except TypeError:  # orjson.JSONEncodeError is one
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+#: Types orjson would write but the json module refuses stay refused (they go to the
+#: json module, which raises), so what can be stored does not change.
+_AS_JSON_MODULE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def loads(text: str) -> Any:
