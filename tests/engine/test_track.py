@@ -90,6 +90,24 @@ async def _post(client: TwilioClient, recipients: int) -> list[Message]:
     ]
 
 
+def _tracker(
+    store: Store,
+    run_id: int,
+    connection: Connection,
+    client: TwilioClient,
+    writer: ProgressWriter,
+    counters: RunCounters,
+) -> Tracker:
+    return Tracker(
+        client=client,
+        connection=connection,
+        run_id=run_id,
+        writer=writer,
+        counters=counters,
+        since=store.runs.get_run(run_id).created_at,
+    )
+
+
 async def _track(
     store: Store,
     run_id: int,
@@ -106,14 +124,7 @@ async def _track(
         TwilioClient.for_connection(connection) as client,
         ProgressWriter(store, max_delay_s=0.01) as writer,
     ):
-        tracker = Tracker(
-            client=client,
-            connection=connection,
-            run_id=run_id,
-            writer=writer,
-            counters=counters,
-            since=store.runs.get_run(run_id).created_at,
-        )
+        tracker = _tracker(store, run_id, connection, client, writer, counters)
         for seq, message in enumerate(await _post(client, post)):
             tracker.accept(seq, message)
         for seq, (sid, status) in (resume or {}).items():
@@ -375,14 +386,7 @@ def test_an_early_round_after_sending_does_not_poll_a_straggler_again(
             TwilioClient.for_connection(connection) as client,
             ProgressWriter(store, max_delay_s=0.01) as writer,
         ):
-            tracker = Tracker(
-                client=client,
-                connection=connection,
-                run_id=run_id,
-                writer=writer,
-                counters=RunCounters(),
-                since=store.runs.get_run(run_id).created_at,
-            )
+            tracker = _tracker(store, run_id, connection, client, writer, RunCounters())
             started = time.monotonic()
             [a] = await _post(client, 1)
             tracker.accept(0, a)
