@@ -162,10 +162,10 @@ class Tracker:
     async def _sleep_until_next_round(self, sending_done: asyncio.Event) -> bool:
         """Wait one interval; return early only when sending ends with nothing to track.
 
-        Once sending is over, the round comes no later than the first message is due
-        that was never polled (never less than a tenth of an interval on, so the last
-        ones are polled together): the run's last messages are read as soon as they may
-        be, not up to an interval later, and messages polled before keep the interval.
+        Once sending is over, the round comes no later than every message never polled
+        is due (never less than a tenth of an interval on): the run's last messages are
+        read as soon as they may be, not up to an interval later, in one round, and
+        messages polled before keep the interval.
         With callbacks, likewise for the first message whose callback is overdue: the
         run's last lost callbacks cost one interval, not up to two. While sending, rounds
         keep the interval: a listing round costs about a page however many messages it
@@ -189,15 +189,17 @@ class Tracker:
         return early
 
     def _first_due(self) -> float:
-        """When the first message falls due that a round should not wait for: with
-        callbacks, the first whose callback is overdue; without, the first never polled
-        (due half an interval after its send, as `_due` says)."""
+        """When a round should come without waiting its whole interval: with callbacks,
+        when the first callback is overdue; without, when every message never polled is
+        due (half an interval after the last one's send, as `_due` says), so one round
+        reads them all: rounds split by send time would each cost a listing, for every
+        attempt that follows."""
         if self._finished_among is not None:
             return min(t.last_polled for t in self._tracked.values()) + self._interval_s
         unpolled = [t.last_polled for t in self._tracked.values() if t.polls == 0]
         if not unpolled:
             return float("inf")
-        return min(unpolled) + self._interval_s / 2
+        return max(unpolled) + self._interval_s / 2
 
     def _drop_finished_by_callbacks(self) -> None:
         """Stop tracking what a status callback finished (the store holds its result)."""
