@@ -58,14 +58,7 @@ async def send_and_track(
     pacing = pacing or ConnectionPacing()
     window = pacing.window(connection)
     client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
-    # A message Twilio accepted is final, at the latest, one and a half poll intervals
-    # on when it finishes quickly: held that long, its two states are written as one.
-    # With longer intervals the first poll comes after the hold would end: no write is
-    # saved, and holding would only leave more messages to reconcile after a crash.
-    hold_s = 1.5 * connection.poll_interval_ms / 1000 + 0.5
-    if hold_s > MAX_HOLD_S:
-        hold_s = 0.0
-    writer = ProgressWriter(store, hold_s=hold_s)
+    writer = ProgressWriter(store, hold_s=accepted_hold_s(connection))
     async with _reporting(window, counters), client, writer:
         tracker = Tracker(
             client=client,
@@ -140,6 +133,21 @@ async def send_and_track(
 #: The longest a just-accepted message's state waits to be written with its next one (a
 #: kill -9 in that time leaves it POSTING, which a resume reconciles with Twilio).
 MAX_HOLD_S = 5.0
+
+
+def accepted_hold_s(connection: Connection) -> float:
+    """How long a message Twilio just accepted may wait to be written with its next state.
+
+    A message that finishes quickly is final, at the latest, one and a half poll
+    intervals on: held that long, its two states are written as one. Not with status
+    callbacks, which look for the message by its sid in the store, nor with intervals so
+    long that the first poll comes after the hold would end: no write would be saved,
+    and holding would only leave more messages to reconcile after a crash.
+    """
+    if connection.callback_base_url:
+        return 0.0
+    hold_s = 1.5 * connection.poll_interval_ms / 1000 + 0.5
+    return hold_s if hold_s <= MAX_HOLD_S else 0.0
 
 
 #: Why a run stopped when someone asked it to (the Stop button, `runs stop`).

@@ -39,7 +39,7 @@ class ProgressWriter:
         max_items: int = 500,
         max_delay_s: float = 0.25,
         chunk: int = 500,
-        hold_s: float = 2.0,
+        hold_s: float = 0.0,
     ) -> None:
         self._store = store
         self._max_items = max_items
@@ -77,13 +77,7 @@ class ProgressWriter:
     def flush(self) -> None:
         """Write everything pending now (held states too), in one transaction."""
         self._release_held(float("inf"))
-        if self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                self._store.deliveries.save_progress(batch)
-            except BaseException:
-                self._pending[:0] = batch  # kept for the next try, in order
-                raise
+        self._write(len(self._pending))
 
     async def __aenter__(self) -> ProgressWriter:
         self._task = asyncio.create_task(self._flush_periodically())
@@ -106,18 +100,21 @@ class ProgressWriter:
             self._full.clear()
             self._release_held(time.monotonic() - self._hold_s)
             while self._pending:
-                batch, self._pending = (
-                    self._pending[: self._chunk],
-                    self._pending[self._chunk :],
-                )
-                try:
-                    self._store.deliveries.save_progress(batch)
-                except BaseException:
-                    # Back in front, in order: the next write (a full buffer's, or the
-                    # block's end) tries them again, and raises if the store still fails.
-                    self._pending[:0] = batch
-                    raise
+                self._write(self._chunk)
                 await asyncio.sleep(0)  # let answers that came in meanwhile be handled
+
+    def _write(self, count: int) -> None:
+        """Write the first `count` pending states in one transaction. When the store
+        fails they stay in front, in order: the next write (a full buffer's, or the
+        block's end) tries them again, and raises if the store still fails."""
+        if count <= 0 or not self._pending:
+            return
+        batch, self._pending = self._pending[:count], self._pending[count:]
+        try:
+            self._store.deliveries.save_progress(batch)
+        except BaseException:
+            self._pending[:0] = batch
+            raise
 
     def _release_held(self, put_before: float) -> None:
         """Move held states put before `put_before` to the pending writes."""

@@ -131,13 +131,9 @@ class Tracker:
             self._finish(tracked)
             return
         self._tracked[message.sid] = tracked
-        accepted = self._progress(tracked, Stage.TRACKING, None)
-        if self._finished_among is None:
-            # No status callback looks for it by sid: written with its next state (often
-            # final by the next round: one write, not two) or within a few seconds.
-            self._writer.put_later(accepted)
-        else:
-            self._writer.put(accepted)
+        # Written with its next state when the writer holds states (often final by the
+        # next round: one write, not two), else at once (engine/pipeline.py decides).
+        self._writer.put_later(self._progress(tracked, Stage.TRACKING, None))
 
     def resume(
         self, seq: int, sid: str, status: str, *, polls: int, updated_at: datetime | None
@@ -221,17 +217,13 @@ class Tracker:
         those never polled, and must not spend a straggler's attempts sooner.
         """
         now = time.monotonic()
-        half = now - self._interval_s / 2
-        whole = now - self._interval_s
-        if self._finished_among is not None:
-            return [t for t in self._tracked.values() if t.last_polled <= whole]
-        if early:
-            return [
-                t
-                for t in self._tracked.values()
-                if t.last_polled <= (half if t.polls == 0 else whole)
-            ]
-        return [t for t in self._tracked.values() if t.last_polled <= half]
+        half, whole = now - self._interval_s / 2, now - self._interval_s
+        callbacks = self._finished_among is not None
+        return [
+            t
+            for t in self._tracked.values()
+            if t.last_polled <= (whole if callbacks or (early and t.polls) else half)
+        ]
 
     async def _poll(self, due: list[Tracked]) -> None:
         pages_for_listing = max(1, math.ceil(self._listed_total / LIST_PAGE_SIZE))

@@ -3,14 +3,13 @@ the tables (JSON text for dicts and lists, enum values as strings)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Row
 
+from smslink import fastjson
 from smslink.domain.models import (
     Delivery,
     OptOut,
@@ -31,28 +30,13 @@ STATUSES = {s.value: s for s in ResultStatus}
 
 def dumps(value: object) -> str:
     """Compact JSON with non-ASCII kept as is: rows are mostly names, and \\u escapes would
-    make a "Zoë" row larger for no reader's benefit.
-
-    orjson, at a third of the json module's cost (every record is written once and read
-    back for its results row); the json module for what orjson refuses (a lone
-    surrogate, a key that is not a string), with the same compact form."""
-    try:
-        return orjson.dumps(value, option=_AS_JSON_MODULE).decode()
-    except TypeError:  # orjson.JSONEncodeError is one
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-#: Types orjson would write but the json module refuses stay refused (they go to the
-#: json module, which raises), so what can be stored does not change.
-_AS_JSON_MODULE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    make a "Zoë" row larger for no reader's benefit."""
+    return fastjson.dumps(value)
 
 
 def loads(text: str) -> Any:
     """What `dumps` wrote (or an older smslink's json module), read back."""
-    try:
-        return orjson.loads(text)
-    except ValueError:  # orjson.JSONDecodeError is one: a lone surrogate's escape
-        return json.loads(text)
+    return fastjson.loads(text)
 
 
 def sqlite_datetime_text(moment: datetime) -> str:
@@ -128,7 +112,7 @@ def to_touchpoint(r: Row[Any]) -> Touchpoint:
         connection=r.connection,
         message=r.message,
         phone_column=r.phone_column,
-        mapping=json.loads(r.mapping_json),
+        mapping=loads(r.mapping_json),
     )
 
 
@@ -141,11 +125,11 @@ def to_run(r: Row[Any]) -> Run:
         output_path=r.output_path,
         state=RunState(r.state),
         created_at=r.created_at,
-        columns=json.loads(r.columns_json),
+        columns=loads(r.columns_json),
         total=r.total,
         error=r.error,
         finished_at=r.finished_at,
-        snapshot=RunSnapshot.from_json(json.loads(r.settings_json)),
+        snapshot=RunSnapshot.from_json(loads(r.settings_json)),
         audience_complete=bool(r.audience_complete),
         origin=r.origin,
         queued=bool(r.queued),
