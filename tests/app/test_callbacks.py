@@ -3,10 +3,11 @@ URL smslink gave Twilio (with or without its retry fragment) or the one the serv
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from smslink.app import Smslink
-from smslink.app.callbacks import CallbackOutcome, StatusCallback
+from smslink.app.callbacks import EARLY_RETRIES_S, CallbackOutcome, StatusCallback
 from smslink.domain.models import Delivery, Progress, ResultStatus, Stage, Touchpoint
 from smslink.engine import RunRequest
 from smslink.twilio.signature import compute_signature
@@ -100,3 +101,79 @@ def test_unknown_messages_and_unreadable_forms_are_accepted_and_ignored(
     _tracked_delivery(smslink, tmp_path, base_url)
     assert smslink.callbacks.receive(_callback(_form(sid="SMother"))) is CallbackOutcome.UNKNOWN
     assert smslink.callbacks.receive(_callback([("Foo", "bar")])) is CallbackOutcome.IGNORED
+
+
+def test_many_callbacks_are_answered_each_in_their_order(
+    smslink: Smslink,
+    tmp_path,
+    base_url: str,
+) -> None:
+    """`receive_many` (what the service does with the callbacks that arrive together)
+    answers each callback as `receive` would have, in the order given: the refused and
+    unreadable ones among them change nothing for the others."""
+    _tracked_delivery(smslink, tmp_path, base_url)
+    callbacks = [
+        _callback(_form(status="sent"), idempotency_token="t1"),
+        _callback(_form(status="delivered"), token="forged"),
+        _callback([("Foo", "bar")]),
+        _callback(_form(status="delivered"), idempotency_token="t2"),
+        _callback(_form(status="delivered"), idempotency_token="t2"),
+        _callback(_form(sid="SMother")),
+        _callback(_form(status="sent"), idempotency_token="t3"),
+    ]
+
+    assert smslink.callbacks.receive_many(callbacks) == [
+        CallbackOutcome.APPLIED,
+        CallbackOutcome.REFUSED,
+        CallbackOutcome.IGNORED,
+        CallbackOutcome.APPLIED,
+        CallbackOutcome.DUPLICATE,
+        CallbackOutcome.UNKNOWN,
+        CallbackOutcome.STALE,
+    ]
+    assert smslink.callbacks.receive_many([]) == []
+
+
+def test_a_callback_before_its_sid_is_stored_is_applied_when_tried_again(
+    smslink: Smslink,
+    tmp_path,
+    base_url: str,
+) -> None:
+    """The create's answer reaches the store a moment after Twilio may call: the callback
+    is kept, and applied at a later try once the delivery holds its sid."""
+    run_id = _tracked_delivery(smslink, tmp_path, base_url)
+    store = smslink._store
+    store.deliveries.add_deliveries(
+        run_id, [Delivery(run_id, 1, {"phone": "+12125550101"}, "+12125550101", "Hi", 1)], ["phone"]
+    )
+    store.deliveries.claim_pending(run_id, 1, datetime.now(UTC))
+    early = _callback(
+        _form(sid="SMlate", status="failed", ErrorCode="30007"), idempotency_token="e1"
+    )
+
+    assert smslink.callbacks.receive(early) is CallbackOutcome.UNKNOWN
+    assert smslink.callbacks.early_waiting == 1
+    assert smslink.callbacks.retry_early(now=time.monotonic() - 60) == 0  # not due yet
+    store.deliveries.save_progress(
+        [Progress(run_id, 1, Stage.TRACKING, twilio_status="queued", message_sid="SMlate")]
+    )
+
+    assert smslink.callbacks.retry_early(now=time.monotonic() + 1) == 1
+    assert smslink.callbacks.early_waiting == 0
+    [row] = [d for d in store.deliveries.iter_deliveries(run_id) if d.seq == 1]
+    assert (row.stage, row.status, row.error_code) == (Stage.DONE, ResultStatus.FAILED, 30007)
+    assert smslink.callbacks.receive(early) is CallbackOutcome.DUPLICATE  # Twilio's retry
+
+
+def test_a_callback_no_delivery_ever_holds_is_let_go_after_its_last_try(
+    smslink: Smslink,
+    tmp_path,
+    base_url: str,
+) -> None:
+    _tracked_delivery(smslink, tmp_path, base_url)
+    assert smslink.callbacks.receive(_callback(_form(sid="SMforeign"))) is CallbackOutcome.UNKNOWN
+    later = time.monotonic()
+    for delay in EARLY_RETRIES_S:
+        assert smslink.callbacks.early_waiting == 1
+        assert smslink.callbacks.retry_early(now=later + delay + 0.01) == 0
+    assert smslink.callbacks.early_waiting == 0

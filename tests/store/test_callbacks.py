@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from smslink.domain.callbacks import StatusUpdate
 from smslink.domain.models import Progress, ResultStatus, Stage
-from smslink.store import Applied, Store
-from tests.store.records import NOW, connection, tracking_run
+from smslink.store import Applied, CallbackWrite, Store
+from tests.store.records import NOW, connection, deliveries, tracking_run
 
 
 def _row(store: Store, run_id: int, seq: int):
@@ -165,3 +167,76 @@ def test_a_callback_of_one_connection_never_touches_another_connections_message(
     assert store.callbacks.apply_status_by_sid(update, received_at=NOW, connection="main") is (
         Applied.APPLIED
     )
+
+
+def test_a_batch_is_applied_in_its_order_with_its_events_in_that_order(store: Store):
+    """Callbacks applied together (one transaction) end as if applied one by one: a token
+    repeated within the batch counts once, a late status is stale, an unknown sid is
+    unknown, and the events are those of the changes, in the order they were made."""
+    run_id = tracking_run(store)
+    before = store.events.after(0, 100)[-1].id  # the set-up's own "queued" events
+    writes = [
+        CallbackWrite(StatusUpdate("SM0", "sent"), token="a"),
+        CallbackWrite(StatusUpdate("SM1", "failed", 30005), token="b"),
+        CallbackWrite(StatusUpdate("SM0", "delivered"), token="a"),  # "a" again: a retry
+        CallbackWrite(StatusUpdate("SM0", "delivered"), token="c"),
+        CallbackWrite(StatusUpdate("SM1", "failed", 30008), token="d"),  # second failed
+        CallbackWrite(StatusUpdate("SMnope", "sent"), token="e"),
+        CallbackWrite(StatusUpdate("SM0", "sent"), token="f"),  # late
+    ]
+
+    outcomes = store.callbacks.apply_statuses(writes, received_at=NOW)
+
+    assert outcomes == [
+        Applied.APPLIED,
+        Applied.APPLIED,
+        Applied.DUPLICATE,
+        Applied.APPLIED,
+        Applied.STALE,
+        Applied.UNKNOWN,
+        Applied.STALE,
+    ]
+    assert (_row(store, run_id, 0).status, _row(store, run_id, 1).error_code) == (
+        ResultStatus.DELIVERED,
+        30005,
+    )
+    made = [(e.seq, e.twilio_status, e.status) for e in store.events.after(before, 100)]
+    assert made == [(0, "sent", None), (1, "failed", "failed"), (0, "delivered", "delivered")]
+
+
+def test_a_batch_that_fails_keeps_nothing_not_even_its_tokens(store: Store):
+    run_id = tracking_run(store)
+    before = store.events.after(0, 100)
+    good = CallbackWrite(StatusUpdate("SM0", "delivered"), token="kept-only-if-applied")
+    unbindable = CallbackWrite(StatusUpdate("SM1", "sent"), token={"not": "text"})  # type: ignore[arg-type]
+
+    with pytest.raises(Exception):  # noqa: B017  (the driver's own error, either database)
+        store.callbacks.apply_statuses([good, unbindable], received_at=NOW)
+
+    assert _row(store, run_id, 0).twilio_status == "queued"
+    assert store.events.after(0, 100) == before
+    # Nothing of the failed batch stayed, its token neither: sent again, it applies.
+    assert store.callbacks.apply_statuses([good], received_at=NOW) == [Applied.APPLIED]
+
+
+def test_a_callback_for_a_sid_not_stored_yet_does_not_spend_its_token(store: Store):
+    """Twilio may call before the create's answer is stored: that callback changes nothing
+    and leaves its token free, so when it is tried again (app/callbacks.py) it applies."""
+    run_id = tracking_run(store)
+    early = StatusUpdate("SM9", "sent")
+    assert store.callbacks.apply_status_by_sid(early, received_at=NOW, token="t-9") is (
+        Applied.UNKNOWN
+    )
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(9, 10)), ["mobile"])
+    store.deliveries.claim_pending(run_id, 10, NOW)
+    store.deliveries.save_progress(
+        [Progress(run_id, 9, Stage.TRACKING, twilio_status="queued", message_sid="SM9")]
+    )
+
+    assert store.callbacks.apply_status_by_sid(early, received_at=NOW, token="t-9") is (
+        Applied.APPLIED
+    )
+    assert store.callbacks.apply_status_by_sid(early, received_at=NOW, token="t-9") is (
+        Applied.DUPLICATE
+    )
+    assert _row(store, run_id, 9).twilio_status == "sent"

@@ -19,16 +19,18 @@ run deleted since) is accepted and ignored: refusing it would only make Twilio r
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from smslink.domain.callbacks import RETRY_FRAGMENT, signed_url_candidates, status_update
 from smslink.domain.models import Connection
-from smslink.store import NotFound, Store
+from smslink.store import Applied, CallbackWrite, NotFound, Store
 from smslink.twilio.signature import is_valid_signature
 
 #: How long an idempotency token is remembered: Twilio's retries end within its 15-second
@@ -41,6 +43,16 @@ PRUNE_EVERY_S = 3600.0
 CONNECTION_TTL_S = 5.0
 #: The longest token kept (the column's width); a longer one is not Twilio's.
 MAX_TOKEN_CHARS = 128
+
+
+#: A callback for a sid no delivery holds is tried again this long after it arrived
+#: (seconds, one try each): Twilio may call before the create's answer is stored (the
+#: progress writer stores answers every quarter second; `sending` comes ~0.2 s after the
+#: create, a quick `failed` sooner). After the last try it is let go: it was another
+#: tool's message on the account, or polling finds the status.
+EARLY_RETRIES_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: Most callbacks kept for another try; past it the oldest are let go (polling covers them).
+MAX_EARLY = 10_000
 
 
 class CallbackOutcome(StrEnum):
@@ -79,14 +91,92 @@ class Callbacks:
         self._store = store
         self._next_prune = 0.0
         # Twilio posts a run's callbacks by the thousand: the connection (a read and a
-        # decryption) is kept a few seconds, and this process writes one callback at a
-        # time. Threads racing for SQLite's one write lock would mostly sleep in its busy
-        # handler; queued on this lock they commit back to back.
+        # decryption) is kept a few seconds, and this process writes one batch of
+        # callbacks at a time. Threads racing for SQLite's one write lock would mostly
+        # sleep in its busy handler; queued on this lock they commit back to back.
         self._connections: dict[str, tuple[float, Connection | None]] = {}
         self._write = threading.Lock()
+        # Callbacks that came before their sid was stored: (due, order, arrival, tries,
+        # write), soonest first.
+        self._early: list[tuple[float, int, float, int, CallbackWrite]] = []
+        self._early_order = itertools.count()
+        self._early_lock = threading.Lock()
 
     def receive(self, callback: StatusCallback) -> CallbackOutcome:
         """Check, de-duplicate and apply one callback; never raises for a bad request."""
+        [outcome] = self.receive_many([callback])
+        return outcome
+
+    def receive_many(self, callbacks: Sequence[StatusCallback]) -> list[CallbackOutcome]:
+        """`receive` for each of `callbacks`, in their order, applied in one transaction
+        (the web face hands over the callbacks that arrived while the last batch was
+        written: one commit for many). Raises only when the store fails, and then none of
+        them is applied."""
+        outcomes: list[CallbackOutcome | None] = []
+        writes: list[CallbackWrite] = []
+        for callback in callbacks:
+            checked = self._check(callback)
+            if isinstance(checked, CallbackOutcome):
+                outcomes.append(checked)
+            else:
+                outcomes.append(None)
+                writes.append(checked)
+        if writes:
+            arrived = time.monotonic()
+            applied = self._apply(writes)
+            for write, outcome in zip(writes, applied, strict=True):
+                if outcome is Applied.UNKNOWN:
+                    self._keep(write, arrived, 0)
+            found = iter(applied)
+            outcomes = [o if o is not None else CallbackOutcome(next(found)) for o in outcomes]
+        return [o for o in outcomes if o is not None]
+
+    @property
+    def early_waiting(self) -> int:
+        """How many callbacks wait for another try (their sid was not stored yet)."""
+        return len(self._early)
+
+    def retry_early(self, now: float | None = None) -> int:
+        """Apply again the kept callbacks that are due (`now`: `time.monotonic()`); how
+        many of them found their delivery this time. The web service calls this a few
+        times a second while any wait."""
+        now = time.monotonic() if now is None else now
+        due: list[tuple[float, int, CallbackWrite]] = []
+        with self._early_lock:
+            while self._early and self._early[0][0] <= now:
+                _, _, arrived, tries, write = heapq.heappop(self._early)
+                due.append((arrived, tries + 1, write))
+        if not due:
+            return 0
+        try:
+            applied = self._apply([write for _, _, write in due])
+        except Exception:  # the store failed: they wait for their next try as they were
+            for arrived, tries, write in due:
+                self._keep(write, arrived, tries - 1, now)
+            raise
+        for (arrived, tries, write), outcome in zip(due, applied, strict=True):
+            if outcome is Applied.UNKNOWN and tries < len(EARLY_RETRIES_S):
+                self._keep(write, arrived, tries)
+        return sum(1 for outcome in applied if outcome is not Applied.UNKNOWN)
+
+    def _apply(self, writes: list[CallbackWrite]) -> list[Applied]:
+        with self._write:
+            now = datetime.now(UTC)
+            applied = self._store.callbacks.apply_statuses(writes, received_at=now)
+            self._prune(now)
+        return applied
+
+    def _keep(self, write: CallbackWrite, arrived: float, tries: int, floor: float = 0.0) -> None:
+        """Keep `write` for its next try (after `tries` tries, none before `floor`)."""
+        due = max(arrived + EARLY_RETRIES_S[tries], floor)
+        with self._early_lock:
+            heapq.heappush(self._early, (due, next(self._early_order), arrived, tries, write))
+            if len(self._early) > MAX_EARLY:  # let the one that arrived first go
+                self._early.remove(min(self._early, key=lambda kept: kept[2]))
+                heapq.heapify(self._early)
+
+    def _check(self, callback: StatusCallback) -> CallbackWrite | CallbackOutcome:
+        """What `callback` asks the store to do, or why it is not asked to do anything."""
         connection = self._connection(callback.connection)
         if connection is None:
             return CallbackOutcome.REFUSED
@@ -107,13 +197,7 @@ class Callbacks:
         token = callback.idempotency_token
         if token is not None and not 0 < len(token) <= MAX_TOKEN_CHARS:
             token = None  # not Twilio's: applying twice is harmless anyway (forward only)
-        with self._write:
-            now = datetime.now(UTC)
-            applied = self._store.callbacks.apply_status_by_sid(
-                update, received_at=now, token=token, connection=connection.name
-            )
-            self._prune(now)
-        return CallbackOutcome(applied.value)
+        return CallbackWrite(update, token, connection.name)
 
     def _connection(self, name: str) -> Connection | None:
         """The named connection (None: there is none), read again after CONNECTION_TTL_S."""

@@ -42,6 +42,9 @@ class WebhookTimings:
     give_up_after_s: float = 24 * 3600.0
     #: Events read from the store at a time per subscription.
     batch: int = 100
+    #: POSTs under way at once per subscription (each for another delivery: a delivery's
+    #: events are posted one after the other, in order).
+    concurrency: int = 16
 
 
 class Webhooks:

@@ -33,7 +33,7 @@ check-then-write race between processes either.
 from __future__ import annotations
 
 from smslink.store.accounts import Accounts
-from smslink.store.callbacks import Applied, CallbackStore
+from smslink.store.callbacks import Applied, CallbackStore, CallbackWrite
 from smslink.store.catalogue import Catalogue
 from smslink.store.database import Database
 from smslink.store.deliveries import DeliveryStore
@@ -61,6 +61,7 @@ __all__ = [
     "AlreadyExists",
     "Applied",
     "CallbackStore",
+    "CallbackWrite",
     "Catalogue",
     "DeliveryStore",
     "EventStore",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from smslink.domain.errors import InvalidInput, Problem, say
@@ -148,16 +148,16 @@ class Accounts:
         return self._token(int(key[0]))
 
     def find_token(self, token_hash: str) -> tuple[ApiToken, User] | None:
-        """The live (not revoked) token with this hash and its user, or None."""
+        """The live (not revoked) token with this hash and its user, or None. Asked on
+        every API request: both statements are built once, read over one connection."""
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(api_tokens).where(
-                    api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
-                )
-            ).first()
-        if row is None:
-            return None
-        return _to_token(row), self.get_user(row.user_id)
+            row = conn.execute(_LIVE_TOKEN, {"token_hash": token_hash}).first()
+            if row is None:
+                return None
+            user = conn.execute(_USER_BY_ID, {"user_id": row.user_id}).first()
+        if user is None:
+            raise NotFound(say("no user %(user)s", user=str(row.user_id)))
+        return _to_token(row), _to_user(user)
 
     def touch_token(self, token_id: int, *, now: datetime) -> None:
         with self._engine.begin() as conn:
@@ -202,6 +202,12 @@ def _enabled_admins(conn: Connection) -> int:
         .where(users.c.role == Role.ADMIN.value, users.c.disabled.is_(False))
     )
     return int(conn.execute(stmt).scalar() or 0)
+
+
+_LIVE_TOKEN = select(api_tokens).where(
+    api_tokens.c.token_hash == bindparam("token_hash"), api_tokens.c.revoked_at.is_(None)
+)
+_USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
 
 
 def _to_user(r: Row[Any]) -> User:

@@ -9,8 +9,9 @@ shows the problem beside its field or redirects to sign in; the API answers one 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,9 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from smslink.app import Config, Smslink
 from smslink.domain.errors import SmslinkError
-from smslink.web import i18n
+from smslink.web.callbacks import callback_batches, retry_early_callbacks
 from smslink.web.errors import api_error, error_response
+from smslink.web.middleware import LanguageMiddleware, SecurityHeadersMiddleware
 from smslink.web.pages.common import page_csrf_refused, page_forbidden, page_not_found
 from smslink.web.routes import include_routes
 from smslink.web.runner import RunExecutor
@@ -36,14 +38,6 @@ from smslink.web.webhooks import WebhookDispatcher
 log = logging.getLogger("smslink.web")
 
 STATIC = Path(__file__).parent / "static"
-
-#: No inline script or style, nothing from elsewhere, no framing: what a page can do is
-#: what its own files say.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
-    "object-src 'none'"
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,9 +69,14 @@ def create_app(options: ServeOptions) -> FastAPI:
             if resumed:
                 log.info("resumed runs %s", resumed)
         dispatcher.start()
+        retries = asyncio.create_task(
+            retry_early_callbacks(smslink), name="smslink-early-callbacks"
+        )
         try:
             yield
         finally:
+            retries.cancel()
+            await asyncio.gather(retries, return_exceptions=True)
             await dispatcher.shutdown()
             await executor.shutdown()
             smslink.close()
@@ -93,15 +92,11 @@ def create_app(options: ServeOptions) -> FastAPI:
     app.state.executor = executor
     app.state.brake = SignInBrake()
     app.state.options = options
+    app.state.callback_batches = callback_batches(smslink)
 
-    @app.middleware("http")
-    async def language(request: Request, call_next: _Next) -> Response:
-        i18n.use(
-            i18n.negotiate(request.session.get("lang"), request.headers.get("accept-language"))
-        )
-        return await call_next(request)
-
-    # Added after `language`, so it runs before it: the session is there when it looks.
+    # Starlette runs the middleware added last first: the security headers wrap
+    # everything, and the session is there when the language looks.
+    app.add_middleware(LanguageMiddleware)
     app.add_middleware(
         SessionMiddleware,
         secret_key=smslink.signing_key("web-sessions").hex(),
@@ -110,18 +105,7 @@ def create_app(options: ServeOptions) -> FastAPI:
         same_site="lax",
         https_only=options.secure_cookies,
     )
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: _Next) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeadersMiddleware)
 
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, _: Exception) -> Response:
@@ -175,9 +159,6 @@ def create_app(options: ServeOptions) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     include_routes(app)
     return app
-
-
-_Next = Callable[[Request], Awaitable[Response]]
 
 
 def _is_api(request: Request) -> bool:

@@ -12,18 +12,27 @@ Not part of the REST API under /api (nor its OpenAPI document): Twilio's form, n
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from smslink.app.callbacks import StatusCallback
+from smslink.app import Smslink
+from smslink.app.callbacks import CallbackOutcome, StatusCallback
 from smslink.web.api import common as _convertors  # noqa: F401  (registers `{...:text}`)
-from smslink.web.pages.common import smslink
+from smslink.web.batching import BatchedCalls
 from smslink.web.twilio_requests import capped_body, requested_url
+
+log = logging.getLogger("smslink.web.callbacks")
 
 router = APIRouter(include_in_schema=False)
 
+#: How often the callbacks kept for another try are looked at.
+RETRY_TICK_S = 0.1
+#: How long the retries pause after the store failed.
+RETRY_AFTER_FAILURE_S = 5.0
 #: Largest body read: Twilio's status callbacks are well under 2 KiB.
 MAX_BODY_BYTES = 16 * 1024
 #: Most form fields taken from one body (Twilio sends about a dozen).
@@ -54,6 +63,28 @@ async def status_callback(request: Request, connection: str) -> Response:
         idempotency_token=request.headers.get("I-Twilio-Idempotency-Token"),
         request_url=requested_url(request),
     )
-    # The store may wait for a run's writer (SQLite's one write lock): not on the loop.
-    outcome = await run_in_threadpool(smslink(request).callbacks.receive, callback)
+    # Applied in a worker thread (the store may wait for SQLite's one write lock), with the
+    # other callbacks that arrived meanwhile, in one transaction.
+    batches: BatchedCalls[StatusCallback, CallbackOutcome] = request.app.state.callback_batches
+    outcome = await batches.submit(callback)
     return Response(status_code=200 if outcome.accepted else 403)
+
+
+def callback_batches(smslink: Smslink) -> BatchedCalls[StatusCallback, CallbackOutcome]:
+    """What `status_callback` hands its callbacks to (one per service)."""
+    return BatchedCalls(smslink.callbacks.receive_many)
+
+
+async def retry_early_callbacks(smslink: Smslink) -> None:
+    """As long as the service runs: the callbacks that came before their sid was stored
+    are tried again as they fall due (`Callbacks.retry_early`), checked for every
+    RETRY_TICK_S while any wait, and after a store failure once it had time to pass."""
+    while True:
+        await asyncio.sleep(RETRY_TICK_S)
+        if not smslink.callbacks.early_waiting:
+            continue
+        try:
+            await run_in_threadpool(smslink.callbacks.retry_early)
+        except Exception:
+            log.exception("early status callbacks could not be applied; trying again")
+            await asyncio.sleep(RETRY_AFTER_FAILURE_S)

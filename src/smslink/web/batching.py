@@ -1,0 +1,66 @@
+"""Many requests, one store call: what arrives while a call runs goes into the next one.
+
+Twilio posts three status callbacks a message; applied one by one, each cost a worker
+thread hand-off and a transaction of its own. `BatchedCalls` hands every item submitted
+while the previous call was running to a single call of a function that takes a list
+(`Callbacks.receive_many`: one transaction), in a worker thread, and answers each caller
+with its own result. An item that arrives on an idle service is applied at once: batching
+adds no wait, only the wait for the call under way, which the item would have waited for
+anyway (SQLite has one writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Most items in one call: a transaction holds SQLite's write lock while it runs.
+MAX_BATCH = 200
+
+
+class BatchedCalls(Generic[T, R]):
+    """Submits items to `apply(items) -> results` (results in the items' order), one call
+    at a time, each with everything submitted since the last began."""
+
+    def __init__(self, apply: Callable[[Sequence[T]], Sequence[R]], max_batch: int = MAX_BATCH):
+        self._apply = apply
+        self._max_batch = max_batch
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        """`item`'s result, once the call that took it returned; what that call raised,
+        if it raised (then none of its items was applied)."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="smslink-batched-calls")
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                try:
+                    results = await run_in_threadpool(self._apply, [item for item, _ in batch])
+                except Exception as error:  # every caller of the batch answers it
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():  # its request may have been given up
+                        future.set_result(result)
+        finally:  # cancelled (the service stops): nobody waits for ever
+            for _, future in (*batch, *self._pending):
+                if not future.done():
+                    future.cancel()
+            self._pending.clear()
