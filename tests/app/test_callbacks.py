@@ -177,3 +177,33 @@ def test_a_callback_no_delivery_ever_holds_is_let_go_after_its_last_try(
         assert smslink.callbacks.early_waiting == 1
         assert smslink.callbacks.retry_early(now=later + delay + 0.01) == 0
     assert smslink.callbacks.early_waiting == 0
+
+
+def test_a_later_callback_of_a_kept_message_is_applied_after_the_kept_ones(
+    smslink: Smslink,
+    tmp_path,
+    base_url: str,
+) -> None:
+    """`sending` and `sent` came before the sid was stored and are kept; `delivered` comes
+    once it is stored, before their next try: all three are applied, in Twilio's order,
+    so the delivery's events show every change rather than only the last."""
+    run_id = _tracked_delivery(smslink, tmp_path, base_url)
+    store = smslink._store
+    store.deliveries.add_deliveries(
+        run_id, [Delivery(run_id, 1, {"phone": "+12125550101"}, "+12125550101", "Hi", 1)], ["phone"]
+    )
+    store.deliveries.claim_pending(run_id, 1, datetime.now(UTC))
+    for status in ("sending", "sent"):
+        assert smslink.callbacks.receive(_callback(_form(sid="SMlate", status=status))) is (
+            CallbackOutcome.UNKNOWN
+        )
+    store.deliveries.save_progress(
+        [Progress(run_id, 1, Stage.TRACKING, twilio_status="queued", message_sid="SMlate")]
+    )
+
+    delivered = _callback(_form(sid="SMlate", status="delivered"))
+    assert smslink.callbacks.receive_many([delivered]) == [CallbackOutcome.APPLIED]
+
+    assert smslink.callbacks.early_waiting == 0
+    events = smslink.events.delivery(f"{run_id}-2").events
+    assert [e.twilio_status for e in events] == ["queued", "sending", "sent", "delivered"]

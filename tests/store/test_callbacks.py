@@ -3,9 +3,12 @@ never undone by the tracker's own writes (nor undoing them), on SQLite and Postg
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from smslink.domain.callbacks import StatusUpdate
 from smslink.domain.models import Progress, ResultStatus, Stage
@@ -240,3 +243,47 @@ def test_a_callback_for_a_sid_not_stored_yet_does_not_spend_its_token(store: Sto
         Applied.DUPLICATE
     )
     assert _row(store, run_id, 9).twilio_status == "sent"
+
+
+def test_a_batch_takes_its_rows_in_the_trackers_order_so_neither_waits_for_the_other(
+    store: Store, url: str
+):
+    """PostgreSQL: the tracker locks a run's rows in seq order. A batch of callbacks for
+    SM4 then SM1 locks them in that same order before it updates any, so a tracker holding
+    SM1 that then wants SM4 gets it (the batch holds nothing while it waits): no deadlock,
+    and both writes end as they should."""
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: no row locks to order")
+    run_id = tracking_run(store, 5)
+    engine = store._db.engine
+    tracker = engine.connect()
+    transaction = tracker.begin()
+    lock = text("SELECT seq FROM deliveries WHERE run_id = :run AND seq = :seq FOR UPDATE")
+    tracker.execute(text("SET LOCAL lock_timeout = '5s'"))
+    tracker.execute(lock, {"run": run_id, "seq": 1})
+    outcome: list[object] = []
+    batch = threading.Thread(
+        target=lambda: outcome.append(
+            store.callbacks.apply_statuses(
+                [
+                    CallbackWrite(StatusUpdate("SM4", "sent")),
+                    CallbackWrite(StatusUpdate("SM1", "sent")),
+                ],
+                received_at=NOW,
+            )
+        )
+    )
+    batch.start()
+    time.sleep(0.5)  # the batch is waiting for SM1 (or, unordered, holds SM4 and waits)
+    try:
+        tracker.execute(lock, {"run": run_id, "seq": 4})  # a deadlock would be raised here
+    finally:
+        transaction.commit()
+        tracker.close()
+    batch.join(10)
+
+    assert outcome == [[Applied.APPLIED, Applied.APPLIED]]
+    assert (_row(store, run_id, 4).twilio_status, _row(store, run_id, 1).twilio_status) == (
+        "sent",
+        "sent",
+    )

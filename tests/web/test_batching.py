@@ -68,18 +68,20 @@ def test_a_batch_never_exceeds_its_size():
     assert recorder.batches == [[0, 1], [2, 3], [4]]
 
 
-def test_a_failed_call_fails_its_own_callers_only():
+def test_an_item_that_fails_fails_its_own_caller_only():
+    """A failed call is made again item by item: the items beside the bad one get their
+    results, the bad one its error."""
     recorder = Recorder()
 
     async def main() -> list[object]:
-        batched = BatchedCalls(recorder, max_batch=2)
+        batched = BatchedCalls(recorder, max_batch=3)
         calls = [batched.submit(i) for i in (1, -1, 2, 3)]
         return list(await asyncio.gather(*calls, return_exceptions=True))
 
     first, second, third, fourth = asyncio.run(main())
-    assert isinstance(first, ValueError) and isinstance(second, ValueError)
-    assert str(first) == "refused [1, -1]"
-    assert (third, fourth) == ("r2", "r3")
+    assert (first, third, fourth) == ("r1", "r2", "r3")
+    assert isinstance(second, ValueError) and str(second) == "refused [-1]"
+    assert recorder.batches == [[1, -1, 2], [1], [-1], [2], [3]]
 
 
 def test_a_caller_that_gives_up_leaves_the_others_their_results():

@@ -107,6 +107,21 @@ def test_callbacks_finish_a_run_right_with_fewer_requests_than_polling(site: Sit
     assert failing and all(d.error_code and d.error_message for d in failing)
 
 
+def test_callbacks_that_come_before_the_sid_is_stored_are_applied_not_lost(site: Site) -> None:
+    """A message that is final 0.04 s after its create: Twilio's callbacks arrive before
+    the create's answer is stored (the progress writer stores answers every 0.25 s). The
+    service keeps them and applies them once the sid is there, so the run ends right
+    without a single poll (interval 4 s; the first would come 2 s after the last send).
+    Before, those callbacks were dropped and every status was found by polling."""
+    with simulator_with(queued_s=0.0, sending_s=0.02, sent_s=0.02) as simulator:
+        _add_connection(site, simulator, "quick", callbacks=True, poll_interval_ms=4000)
+        rows = _send(site, "quick", 40)
+        _as_simulator_says(simulator, rows)
+        counts = stats(simulator)
+    assert counts["callbacks_sent"] >= 3 * 40 and counts["callbacks_failed"] == 0
+    assert counts["gets"] == 0
+
+
 def test_with_a_tenth_of_callbacks_lost_polling_still_ends_every_message_right(
     site: Site,
 ) -> None:

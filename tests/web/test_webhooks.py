@@ -8,22 +8,28 @@ a service restarted while its subscriber was failing resumes from the stored cur
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import requests
+from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from smslink.app import WebhookTimings, open_app
+from smslink.app import Config, WebhookTimings, open_app
+from smslink.domain.events import DeliveryEvent
 from smslink.domain.models import Touchpoint
+from smslink.web.webhooks import WebhookDispatcher
 from tests.web.site import ADMIN, Site, running_site
 from tests.web.test_api_events import _every_event
 from tests.web.test_api_runs import post_audience, token, wait
@@ -292,3 +298,49 @@ def test_a_restarted_service_resumes_from_the_stored_cursor(home: Path) -> None:
             time.sleep(0.3)
 
     _each_in_order(_verified(created["secret"], sub.accepted()), every)
+
+
+def test_a_batch_moves_the_cursor_only_past_events_taken_with_all_before_them(
+    tmp_path: Path,
+) -> None:
+    """Two deliveries' events posted side by side; the subscriber refuses the second
+    delivery's first event. The cursor stops before it (the event before it was taken),
+    the refusal is the batch's error, and that delivery's later event is not posted: a
+    delivery's events never arrive out of order."""
+    posted: list[int] = []
+
+    async def take(request: web.Request) -> web.Response:
+        event_id = int(request.headers["webhook-id"])
+        posted.append(event_id)
+        await asyncio.sleep(0.05 if event_id == 1 else 0.0)
+        return web.Response(status=500 if event_id == 2 else 204)
+
+    def event(event_id: int, seq: int) -> DeliveryEvent:
+        return DeliveryEvent(event_id, 7, seq, datetime.now(UTC), None, "sent", None, None, 1, "SM")
+
+    async def main() -> tuple[int, str | None]:
+        app = web.Application()
+        app.router.add_post("/hook", take)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            with open_app(Config(database_url=f"sqlite:///{tmp_path / 'smslink.db'}")) as smslink:
+                dispatcher = WebhookDispatcher(smslink.webhooks)
+                async with aiohttp.ClientSession() as session:
+                    # delivery 0: events 1 and 3; delivery 1: events 2 and 4
+                    batch = [event(1, 0), event(2, 1), event(3, 0), event(4, 1)]
+                    return await dispatcher._post_batch(
+                        session, f"http://127.0.0.1:{port}/hook", "whsec_" + "A" * 32, batch
+                    )
+        finally:
+            await runner.cleanup()
+
+    cursor, error = asyncio.run(main())
+
+    assert (cursor, error) == (1, "HTTP 500")
+    # Delivery 1's second event waits for its first; delivery 0's second is not started
+    # either, as its first was answered after the refusal (a failure ends the batch).
+    assert sorted(posted) == [1, 2]

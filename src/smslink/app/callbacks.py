@@ -23,13 +23,15 @@ import heapq
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from smslink.domain.callbacks import RETRY_FRAGMENT, signed_url_candidates, status_update
-from smslink.domain.models import Connection
+from smslink.domain.models import Connection, twilio_rank
+from smslink.domain.names import check_name
 from smslink.store import Applied, CallbackWrite, NotFound, Store
 from smslink.twilio.signature import is_valid_signature
 
@@ -96,11 +98,7 @@ class Callbacks:
         # sleep in its busy handler; queued on this lock they commit back to back.
         self._connections: dict[str, tuple[float, Connection | None]] = {}
         self._write = threading.Lock()
-        # Callbacks that came before their sid was stored: (due, order, arrival, tries,
-        # write), soonest first.
-        self._early: list[tuple[float, int, float, int, CallbackWrite]] = []
-        self._early_order = itertools.count()
-        self._early_lock = threading.Lock()
+        self._early = _Kept()  # callbacks that came before their sid was stored
 
     def receive(self, callback: StatusCallback) -> CallbackOutcome:
         """Check, de-duplicate and apply one callback; never raises for a bad request."""
@@ -111,7 +109,12 @@ class Callbacks:
         """`receive` for each of `callbacks`, in their order, applied in one transaction
         (the web face hands over the callbacks that arrived while the last batch was
         written: one commit for many). Raises only when the store fails, and then none of
-        them is applied."""
+        them is applied.
+
+        A callback for a sid no delivery holds yet is kept and tried again
+        (EARLY_RETRIES_S), and a later callback for the same sid is applied after it, in
+        the same transaction: a message's statuses are applied in the order Twilio sent
+        them, so none of its events is skipped because a later status came first."""
         outcomes: list[CallbackOutcome | None] = []
         writes: list[CallbackWrite] = []
         for callback in callbacks:
@@ -123,10 +126,19 @@ class Callbacks:
                 writes.append(checked)
         if writes:
             arrived = time.monotonic()
-            applied = self._apply(writes)
+            earlier = self._early.take_of({w.update.sid for w in writes})
+            try:
+                applied = self._apply([kept.write for kept in earlier] + writes)
+            except Exception:
+                self._early.put_back(earlier)
+                raise
+            self._early.put_back(
+                [k for k, o in zip(earlier, applied, strict=False) if o is Applied.UNKNOWN]
+            )
+            applied = applied[len(earlier) :]
             for write, outcome in zip(writes, applied, strict=True):
-                if outcome is Applied.UNKNOWN:
-                    self._keep(write, arrived, 0)
+                if outcome is Applied.UNKNOWN and twilio_rank(write.update.status) >= 0:
+                    self._early.keep(_KeptWrite(write, arrived))  # a known status may yet apply
             found = iter(applied)
             outcomes = [o if o is not None else CallbackOutcome(next(found)) for o in outcomes]
         return [o for o in outcomes if o is not None]
@@ -136,27 +148,32 @@ class Callbacks:
         """How many callbacks wait for another try (their sid was not stored yet)."""
         return len(self._early)
 
-    def retry_early(self, now: float | None = None) -> int:
-        """Apply again the kept callbacks that are due (`now`: `time.monotonic()`); how
-        many of them found their delivery this time. The web service calls this a few
-        times a second while any wait."""
-        now = time.monotonic() if now is None else now
-        due: list[tuple[float, int, CallbackWrite]] = []
-        with self._early_lock:
-            while self._early and self._early[0][0] <= now:
-                _, _, arrived, tries, write = heapq.heappop(self._early)
-                due.append((arrived, tries + 1, write))
+    def retry_early(self, now: float | None = None, *, most: int = 200) -> int:
+        """Apply again the kept callbacks that are due (`now`: `time.monotonic()`), at most
+        `most` of them in one transaction; how many found their delivery this time. The
+        web service calls this several times a second while any wait. When the store
+        fails they are kept as they were, with no try spent (so while it keeps failing
+        they stay, up to MAX_EARLY)."""
+        due = self._early.take_due(time.monotonic() if now is None else now, most)
         if not due:
             return 0
+        # With them, whatever is kept of the same messages (not due yet), all in the order
+        # they arrived: a message's statuses are applied in Twilio's order.
+        along = self._early.take_of({kept.write.update.sid for kept in due})
+        tried = sorted([*due, *along], key=lambda kept: kept.arrived)
         try:
-            applied = self._apply([write for _, _, write in due])
-        except Exception:  # the store failed: they wait for their next try as they were
-            for arrived, tries, write in due:
-                self._keep(write, arrived, tries - 1, now)
+            applied = self._apply([kept.write for kept in tried])
+        except Exception:
+            self._early.put_back(tried)
             raise
-        for (arrived, tries, write), outcome in zip(due, applied, strict=True):
-            if outcome is Applied.UNKNOWN and tries < len(EARLY_RETRIES_S):
-                self._keep(write, arrived, tries)
+        due_ids = {id(kept) for kept in due}
+        for kept, outcome in zip(tried, applied, strict=True):
+            if outcome is not Applied.UNKNOWN:
+                continue
+            if id(kept) not in due_ids:
+                self._early.put_back([kept])  # not its turn: no try spent
+            elif kept.tries + 1 < len(EARLY_RETRIES_S):
+                self._early.keep(_KeptWrite(kept.write, kept.arrived, kept.tries + 1))
         return sum(1 for outcome in applied if outcome is not Applied.UNKNOWN)
 
     def _apply(self, writes: list[CallbackWrite]) -> list[Applied]:
@@ -165,15 +182,6 @@ class Callbacks:
             applied = self._store.callbacks.apply_statuses(writes, received_at=now)
             self._prune(now)
         return applied
-
-    def _keep(self, write: CallbackWrite, arrived: float, tries: int, floor: float = 0.0) -> None:
-        """Keep `write` for its next try (after `tries` tries, none before `floor`)."""
-        due = max(arrived + EARLY_RETRIES_S[tries], floor)
-        with self._early_lock:
-            heapq.heappush(self._early, (due, next(self._early_order), arrived, tries, write))
-            if len(self._early) > MAX_EARLY:  # let the one that arrived first go
-                self._early.remove(min(self._early, key=lambda kept: kept[2]))
-                heapq.heapify(self._early)
 
     def _check(self, callback: StatusCallback) -> CallbackWrite | CallbackOutcome:
         """What `callback` asks the store to do, or why it is not asked to do anything."""
@@ -205,8 +213,9 @@ class Callbacks:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         try:
+            check_name(name)  # no connection has another name (nor NUL, which PostgreSQL refuses)
             connection: Connection | None = self._store.catalogue.get_connection(name)
-        except NotFound:
+        except (NotFound, ValueError):
             connection = None
         if len(self._connections) > 1000:
             self._connections.clear()
@@ -231,3 +240,79 @@ def _candidates(base_url: str | None, name: str, request_url: str | None) -> lis
         if url not in found:
             found.append(url)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptWrite:
+    """A callback kept for another try: when it arrived and how many tries it has had."""
+
+    write: CallbackWrite
+    arrived: float  # time.monotonic()
+    tries: int = 0
+
+    @property
+    def due(self) -> float:
+        return self.arrived + EARLY_RETRIES_S[self.tries]
+
+
+class _Kept:
+    """The callbacks kept for another try, soonest due first, findable by sid (so a later
+    callback of the same message is applied after them). Safe to use from several
+    threads."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _KeptWrite]] = []
+        self._order = itertools.count()  # arrival order among equal due times
+        self._by_sid: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def keep(self, kept: _KeptWrite) -> None:
+        with self._lock:
+            self._push(kept)
+            if len(self._heap) > MAX_EARLY:  # let the one that arrived first go
+                first = min(self._heap, key=lambda entry: entry[2].arrived)
+                self._remove([first])
+
+    def put_back(self, kept: Sequence[_KeptWrite]) -> None:
+        """Keep again, as they were, callbacks taken out for a try that did not apply."""
+        with self._lock:
+            for one in kept:
+                self._push(one)
+
+    def take_due(self, now: float, most: int) -> list[_KeptWrite]:
+        """Take out up to `most` callbacks due at `now`, in the order they fall due."""
+        taken: list[_KeptWrite] = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now and len(taken) < most:
+                _, _, kept = heapq.heappop(self._heap)
+                self._forget(kept.write.update.sid)
+                taken.append(kept)
+        return taken
+
+    def take_of(self, sids: set[str]) -> list[_KeptWrite]:
+        """Take out every callback kept for one of `sids`, in the order they arrived."""
+        with self._lock:
+            if not any(sid in self._by_sid for sid in sids):
+                return []
+            taken = [entry for entry in self._heap if entry[2].write.update.sid in sids]
+            self._remove(taken)
+        return [kept for _, _, kept in sorted(taken, key=lambda e: (e[2].arrived, e[1]))]
+
+    def _push(self, kept: _KeptWrite) -> None:
+        heapq.heappush(self._heap, (kept.due, next(self._order), kept))
+        self._by_sid[kept.write.update.sid] += 1
+
+    def _remove(self, entries: list[tuple[float, int, _KeptWrite]]) -> None:
+        gone = {id(entry) for entry in entries}
+        self._heap = [entry for entry in self._heap if id(entry) not in gone]
+        heapq.heapify(self._heap)
+        for _, _, kept in entries:
+            self._forget(kept.write.update.sid)
+
+    def _forget(self, sid: str) -> None:
+        self._by_sid[sid] -= 1
+        if self._by_sid[sid] <= 0:
+            del self._by_sid[sid]

@@ -17,7 +17,10 @@ CASE) compares against the row as it is when the write happens.
 
 On PostgreSQL two UPDATEs of one row queue on its row lock and the second re-checks its
 WHERE against the row the first committed (READ COMMITTED); SQLite runs one writer at a
-time. Either way the more final state wins, whoever writes last.
+time. Either way the more final state wins, whoever writes last. Callbacks are applied in
+batches (one transaction for those that arrived together), so on PostgreSQL a batch first
+locks all its rows in (run, seq) order, as the tracker locks its own, and takes its tokens
+in sorted order: two writers never each hold a row the other waits for.
 
 A callback that changed its delivery writes the event of that change in the same
 transaction (store/events.py), from the row as the UPDATE left it (RETURNING); one that
@@ -114,6 +117,13 @@ class CallbackStore:
             # RETURNING, not rowcount: on PostgreSQL this reports -1.
             .returning(callback_tokens.c.token)
         )
+        self._postgres = db.postgres
+        self._lock_rows = (
+            select(_D.run_id)
+            .where(_D.message_sid.in_(bindparam("sids", expanding=True)))
+            .order_by(_D.run_id, _D.seq)
+            .with_for_update()
+        )
         self._drop_token = delete(callback_tokens).where(
             callback_tokens.c.token == bindparam("token")
         )
@@ -155,29 +165,52 @@ class CallbackStore:
         events: list[EventRow] = []
         at = self._bind_time(received_at)
         with self._engine.begin() as conn:
+            if self._postgres:
+                # The rows first, all at once in (run, seq) order, as the tracker locks
+                # its own: updated one by one in the callbacks' order, two writers could
+                # each wait for a row the other holds.
+                sids = sorted({w.update.sid for w in writes})
+                conn.execute(self._lock_rows, {"sids": sids}).all()
+            tokens = self._take_tokens(conn, writes, received_at)
             for write in writes:
-                outcomes.append(self._apply(conn, write, received_at, at, events))
+                outcomes.append(self._apply(conn, write, tokens, received_at, at, events))
             self._events.write(conn, events)
         return outcomes
+
+    def _take_tokens(
+        self, conn: Connection, writes: Sequence[CallbackWrite], received_at: datetime
+    ) -> set[str]:
+        """Keep the idempotency tokens of `writes` (of statuses smslink knows), in sorted
+        order; those that were not kept before, which these writes may spend."""
+        wanted = sorted(
+            {w.token for w in writes if w.token is not None and twilio_rank(w.update.status) >= 0}
+        )
+        if not wanted:
+            return set()
+        rows = conn.execute(
+            self._take_token, [{"token": t, "received_at": received_at} for t in wanted]
+        )
+        return {row.token for row in rows}
 
     def _apply(
         self,
         conn: Connection,
         write: CallbackWrite,
+        tokens: set[str],
         received_at: datetime,
         at: object,
         events: list[EventRow],
     ) -> Applied:
+        """One write of a batch; `tokens` are the batch's unspent tokens (a write takes
+        its own out: the same token later in the batch is a duplicate)."""
         update_ = write.update
         scoped = write.connection is not None
         rank = twilio_rank(update_.status)
         if rank >= 0:  # a status smslink does not know never wins over one it does
             if write.token is not None:
-                taken = conn.execute(
-                    self._take_token, {"token": write.token, "received_at": received_at}
-                ).first()
-                if taken is None:
+                if write.token not in tokens:
                     return Applied.DUPLICATE
+                tokens.discard(write.token)
             final = update_.status in TWILIO_FINAL
             parameters: dict[str, object] = {
                 "sid": update_.sid,

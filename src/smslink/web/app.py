@@ -69,14 +69,16 @@ def create_app(options: ServeOptions) -> FastAPI:
             if resumed:
                 log.info("resumed runs %s", resumed)
         dispatcher.start()
+        stop_retries = asyncio.Event()
         retries = asyncio.create_task(
-            retry_early_callbacks(smslink), name="smslink-early-callbacks"
+            retry_early_callbacks(smslink, stop_retries), name="smslink-early-callbacks"
         )
         try:
             yield
         finally:
-            retries.cancel()
+            stop_retries.set()
             await asyncio.gather(retries, return_exceptions=True)
+            await app.state.callback_batches.drained()
             await dispatcher.shutdown()
             await executor.shutdown()
             smslink.close()

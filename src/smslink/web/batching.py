@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,13 @@ R = TypeVar("R")
 
 #: Most items in one call: a transaction holds SQLite's write lock while it runs.
 MAX_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """What one item's call raised."""
+
+    error: Exception
 
 
 class BatchedCalls(Generic[T, R]):
@@ -35,13 +43,38 @@ class BatchedCalls(Generic[T, R]):
         self._drainer: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
-        """`item`'s result, once the call that took it returned; what that call raised,
-        if it raised (then none of its items was applied)."""
+        """`item`'s result, once the call that took it returned; what the call for `item`
+        alone raised, if that raised."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="smslink-batched-calls")
         return await future
+
+    async def drained(self) -> None:
+        """Returns once every item submitted so far has its answer (the service stops:
+        the store is closed only after the last call into it)."""
+        while self._drainer is not None and not self._drainer.done():
+            await asyncio.wait([self._drainer])
+
+    def _answers(self, items: list[T]) -> list[R | _Failed]:
+        """Each item's result; when the call for all of them fails, each item is tried on
+        its own, so only the one that fails gets the failure (a bad request, or the one
+        that met the store's outage, never fails the callbacks beside it)."""
+        try:
+            return list(self._apply(items))
+        except Exception as error:
+            if len(items) == 1:
+                return [_Failed(error)]
+        answers: list[R | _Failed] = []
+        for item in items:
+            try:
+                [result] = self._apply([item])
+            except Exception as error:
+                answers.append(_Failed(error))
+            else:
+                answers.append(result)
+        return answers
 
     async def _drain(self) -> None:
         batch: list[tuple[T, asyncio.Future[R]]] = []
@@ -49,16 +82,14 @@ class BatchedCalls(Generic[T, R]):
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                try:
-                    results = await run_in_threadpool(self._apply, [item for item, _ in batch])
-                except Exception as error:  # every caller of the batch answers it
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():  # its request may have been given up
-                        future.set_result(result)
+                answers = await run_in_threadpool(self._answers, [item for item, _ in batch])
+                for (_, future), answer in zip(batch, answers, strict=True):
+                    if future.done():  # its request was given up
+                        continue
+                    if isinstance(answer, _Failed):
+                        future.set_exception(answer.error)
+                    else:
+                        future.set_result(answer)
         finally:  # cancelled (the service stops): nobody waits for ever
             for _, future in (*batch, *self._pending):
                 if not future.done():

@@ -13,6 +13,7 @@ Not part of the REST API under /api (nor its OpenAPI document): Twilio's form, n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from urllib.parse import parse_qsl
 
@@ -75,16 +76,24 @@ def callback_batches(smslink: Smslink) -> BatchedCalls[StatusCallback, CallbackO
     return BatchedCalls(smslink.callbacks.receive_many)
 
 
-async def retry_early_callbacks(smslink: Smslink) -> None:
-    """As long as the service runs: the callbacks that came before their sid was stored
-    are tried again as they fall due (`Callbacks.retry_early`), checked for every
-    RETRY_TICK_S while any wait, and after a store failure once it had time to pass."""
-    while True:
-        await asyncio.sleep(RETRY_TICK_S)
+async def retry_early_callbacks(smslink: Smslink, stop: asyncio.Event) -> None:
+    """Until `stop` is set: the callbacks that came before their sid was stored are tried
+    again as they fall due (`Callbacks.retry_early`), looked at every RETRY_TICK_S while
+    any wait, and after a store failure once it had time to pass. Never cancelled: a try
+    under way (a worker thread in a transaction) ends before the service closes the
+    store."""
+    while not await _stopped_within(stop, RETRY_TICK_S):
         if not smslink.callbacks.early_waiting:
             continue
         try:
             await run_in_threadpool(smslink.callbacks.retry_early)
         except Exception:
             log.exception("early status callbacks could not be applied; trying again")
-            await asyncio.sleep(RETRY_AFTER_FAILURE_S)
+            await _stopped_within(stop, RETRY_AFTER_FAILURE_S)
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    return stop.is_set()

@@ -148,7 +148,11 @@ class WebhookDispatcher:
                     return
                 taken.add(event.id)
 
-        await asyncio.gather(*(post_in_order(queue) for queue in by_delivery.values()))
+        # A task group, not gather: should one raise, the others' POSTs end with it, and
+        # none is left posting beside the next loop for this subscription.
+        async with asyncio.TaskGroup() as group:
+            for queue in by_delivery.values():
+                group.create_task(post_in_order(queue))
         cursor = 0
         for event in events:  # in id order: the cursor stops before the first not taken
             if event.id not in taken:
