@@ -274,3 +274,22 @@ def test_garbage_is_refused_without_an_error_of_the_service(
             f"{site.url}/twilio/status/sim", data=body, headers=headers, timeout=10
         )
     assert answer.status_code in (400, 403, 413)
+
+
+def test_the_receiver_takes_posts_only_and_answers_with_the_security_headers(
+    site: Site, idle_simulator: str
+) -> None:
+    """The receiver answers its own path ahead of the app's routes: another method is
+    405 (saying POST), a NUL in the connection's name is refused like a forgery, and every
+    answer carries the headers every page does."""
+    with _tracked(site, idle_simulator):
+        fetched = requests.get(f"{site.url}/twilio/status/sim", timeout=10)
+        nul = _post(site, _form("SM0", "delivered"), connection="%00")
+        posted = _post(site, _form("SM0", "delivered"), token="tok-h")
+    assert (fetched.status_code, fetched.headers["allow"]) == (405, "POST")
+    assert nul.status_code == 403
+    assert posted.status_code == 200
+    for answer in (fetched, nul, posted):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+        assert "set-cookie" not in answer.headers  # no session for Twilio

@@ -2,7 +2,8 @@
 the webhook dispatcher, over the same application layer as the command line.
 
 Built by `create_app` from a `ServeOptions`; `smslink serve` runs it on uvicorn. Every
-request passes, in order: the security headers, the session cookie, the language. Pages
+request passes, in order: the security headers, Twilio's status callback receiver (which
+answers its own path), the session cookie, the language. Pages
 and API share the roles and the rules; they differ in how they answer a refusal (a page
 shows the problem beside its field or redirects to sign in; the API answers one JSON shape).
 """
@@ -26,7 +27,11 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from smslink.app import Config, Smslink
 from smslink.domain.errors import SmslinkError
-from smslink.web.callbacks import callback_batches, retry_early_callbacks
+from smslink.web.callbacks import (
+    StatusCallbackReceiver,
+    callback_batches,
+    retry_early_callbacks,
+)
 from smslink.web.errors import api_error, error_response
 from smslink.web.middleware import LanguageMiddleware, SecurityHeadersMiddleware
 from smslink.web.pages.common import page_csrf_refused, page_forbidden, page_not_found
@@ -97,7 +102,8 @@ def create_app(options: ServeOptions) -> FastAPI:
     app.state.callback_batches = callback_batches(smslink)
 
     # Starlette runs the middleware added last first: the security headers wrap
-    # everything, and the session is there when the language looks.
+    # everything, Twilio's status callbacks are answered before the session (they have
+    # none), and the session is there when the language looks.
     app.add_middleware(LanguageMiddleware)
     app.add_middleware(
         SessionMiddleware,
@@ -107,6 +113,7 @@ def create_app(options: ServeOptions) -> FastAPI:
         same_site="lax",
         https_only=options.secure_cookies,
     )
+    app.add_middleware(StatusCallbackReceiver, batches=app.state.callback_batches)
     app.add_middleware(SecurityHeadersMiddleware)
 
     @app.exception_handler(NotSignedIn)

@@ -8,6 +8,11 @@ a message smslink does not know), so Twilio never retries what cannot get better
 are capped before they are read: a status callback is a few hundred bytes.
 
 Not part of the REST API under /api (nor its OpenAPI document): Twilio's form, not JSON.
+And not a route of the FastAPI app: Twilio posts three callbacks a message, most of what
+the service is asked, and the receiver answers them as plain ASGI middleware, in front of
+the session, the language and FastAPI's routing and dependency solving, none of which a
+callback uses. That halved its CPU per callback (bench/RESULTS.md section 16). Only the
+security headers and Starlette's error handling wrap it, as every answer.
 """
 
 from __future__ import annotations
@@ -17,19 +22,20 @@ import contextlib
 import logging
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smslink.app import Smslink
 from smslink.app.callbacks import CallbackOutcome, StatusCallback
-from smslink.web.api import common as _convertors  # noqa: F401  (registers `{...:text}`)
 from smslink.web.batching import BatchedCalls
 from smslink.web.twilio_requests import capped_body, requested_url
 
 log = logging.getLogger("smslink.web.callbacks")
 
-router = APIRouter(include_in_schema=False)
-
+#: Where Twilio posts; the rest of the path is the connection's name.
+PREFIX = "/twilio/status/"
 #: How often the callbacks kept for another try are looked at.
 RETRY_TICK_S = 0.1
 #: How long the retries pause after the store failed.
@@ -39,40 +45,59 @@ MAX_BODY_BYTES = 16 * 1024
 #: Most form fields taken from one body (Twilio sends about a dozen).
 MAX_FIELDS = 100
 
+Batches = BatchedCalls[StatusCallback, CallbackOutcome]
 
-@router.post("/twilio/status/{connection:text}")
-async def status_callback(request: Request, connection: str) -> Response:
-    body = await capped_body(request, MAX_BODY_BYTES)
-    if body is None:
-        return Response(status_code=413)
-    signature = request.headers.get("X-Twilio-Signature")
-    if not signature:
-        return Response(status_code=403)
-    try:
-        form = parse_qsl(
-            body.decode("utf-8"),
-            keep_blank_values=True,
-            strict_parsing=False,
-            max_num_fields=MAX_FIELDS,
+
+class StatusCallbackReceiver:
+    """Answers every request under PREFIX (POST only: 405 to any other method) and hands
+    the rest of the service's requests on to `app`."""
+
+    def __init__(self, app: ASGIApp, batches: Batches) -> None:
+        self.app = app
+        self._batches = batches
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if request.method != "POST":
+            answer = Response(status_code=405, headers={"Allow": "POST"})
+        else:
+            answer = await self._answer(request, scope["path"][len(PREFIX) :])
+        await answer(scope, receive, send)
+
+    async def _answer(self, request: Request, connection: str) -> Response:
+        body = await capped_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return Response(status_code=413)
+        signature = request.headers.get("X-Twilio-Signature")
+        if not signature:
+            return Response(status_code=403)
+        try:
+            form = parse_qsl(
+                body.decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=False,
+                max_num_fields=MAX_FIELDS,
+            )
+        except (UnicodeDecodeError, ValueError):
+            return Response(status_code=400)
+        callback = StatusCallback(
+            connection=connection,
+            form=form,
+            signature=signature,
+            idempotency_token=request.headers.get("I-Twilio-Idempotency-Token"),
+            request_url=requested_url(request),
         )
-    except (UnicodeDecodeError, ValueError):
-        return Response(status_code=400)
-    callback = StatusCallback(
-        connection=connection,
-        form=form,
-        signature=signature,
-        idempotency_token=request.headers.get("I-Twilio-Idempotency-Token"),
-        request_url=requested_url(request),
-    )
-    # Applied in a worker thread (the store may wait for SQLite's one write lock), with the
-    # other callbacks that arrived meanwhile, in one transaction.
-    batches: BatchedCalls[StatusCallback, CallbackOutcome] = request.app.state.callback_batches
-    outcome = await batches.submit(callback)
-    return Response(status_code=200 if outcome.accepted else 403)
+        # Applied in a worker thread (the store may wait for SQLite's one write lock), with
+        # the other callbacks that arrived meanwhile, in one transaction.
+        outcome = await self._batches.submit(callback)
+        return Response(status_code=200 if outcome.accepted else 403)
 
 
-def callback_batches(smslink: Smslink) -> BatchedCalls[StatusCallback, CallbackOutcome]:
-    """What `status_callback` hands its callbacks to (one per service)."""
+def callback_batches(smslink: Smslink) -> Batches:
+    """What the receiver hands its callbacks to (one per service)."""
     return BatchedCalls(smslink.callbacks.receive_many)
 
 

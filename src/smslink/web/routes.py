@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from smslink.web import api, callbacks, inbound, pages
+from smslink.web import api, inbound, pages
 from smslink.web.api import connections as api_connections
 from smslink.web.api import deliveries as api_deliveries
 from smslink.web.api import events as api_events
@@ -28,15 +28,16 @@ API = (
     api_webhooks,
     api_journeys,
 )
-#: What Twilio calls (signature-checked, outside /api and its OpenAPI document).
-TWILIO = (inbound, callbacks)
+#: What Twilio calls (signature-checked, outside /api and its OpenAPI document). Its
+#: status callbacks are answered before the router (web/callbacks.py).
+TWILIO = (inbound,)
 
 
 def include_routes(app: FastAPI) -> None:
     """Twilio's receivers first, then the API, then the pages: a request is matched
-    against the routes in this order, and Twilio's status callbacks are most of what the
-    service is asked (three a message), the journey API most of the rest. No path of one
-    group matches a path of another, so the order changes nothing else."""
+    against the routes in this order, and after Twilio's status callbacks (answered before
+    the router) the journey API is most of what the service is asked. No path of one group
+    matches a path of another, so the order changes nothing else."""
     for module in (*TWILIO, *API, *PAGES):
         app.include_router(module.router)
 
