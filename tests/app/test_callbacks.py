@@ -3,8 +3,10 @@ URL smslink gave Twilio (with or without its retry fragment) or the one the serv
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from smslink.app import Smslink
 from smslink.app.callbacks import EARLY_RETRIES_S, CallbackOutcome, StatusCallback
@@ -207,3 +209,52 @@ def test_a_later_callback_of_a_kept_message_is_applied_after_the_kept_ones(
     assert smslink.callbacks.early_waiting == 0
     events = smslink.events.delivery(f"{run_id}-2").events
     assert [e.twilio_status for e in events] == ["queued", "sending", "sent", "delivered"]
+
+
+def test_a_retry_under_way_is_never_overtaken_by_a_later_status_of_its_message(
+    smslink: Smslink,
+    tmp_path,
+    base_url: str,
+) -> None:
+    """The retry of a kept `sent` has taken it out and is writing it when the message's
+    `delivered` arrives in another thread: `delivered` waits for the retry, so the events
+    are queued, sent, delivered (applied the other way round, `sent` would be stale and
+    its event missing). The retry is held at its write to make the race certain."""
+    run_id = _tracked_delivery(smslink, tmp_path, base_url)
+    store = smslink._store
+    store.deliveries.add_deliveries(
+        run_id, [Delivery(run_id, 1, {"phone": "+12125550101"}, "+12125550101", "Hi", 1)], ["phone"]
+    )
+    store.deliveries.claim_pending(run_id, 1, datetime.now(UTC))
+    assert smslink.callbacks.receive(_callback(_form(sid="SMlate", status="sent"))) is (
+        CallbackOutcome.UNKNOWN
+    )
+    store.deliveries.save_progress(
+        [Progress(run_id, 1, Stage.TRACKING, twilio_status="queued", message_sid="SMlate")]
+    )
+    callbacks = smslink.callbacks
+    write = callbacks._apply
+    writing, go_on = threading.Event(), threading.Event()
+
+    def held_write(writes: list[Any]) -> Any:
+        if threading.current_thread().name == "retry":
+            writing.set()
+            go_on.wait(5)
+        return write(writes)
+
+    callbacks._apply = held_write  # type: ignore[method-assign]
+    retry = threading.Thread(target=lambda: callbacks.retry_early(now=10**9), name="retry")
+    retry.start()
+    assert writing.wait(5)
+    later: list[Any] = []
+    delivered = _callback(_form(sid="SMlate", status="delivered"))
+    arrival = threading.Thread(target=lambda: later.extend(callbacks.receive_many([delivered])))
+    arrival.start()
+    time.sleep(0.3)  # the later status is here, and must wait
+    go_on.set()
+    retry.join(10)
+    arrival.join(10)
+
+    assert later == [CallbackOutcome.APPLIED]
+    events = smslink.events.delivery(f"{run_id}-2").events
+    assert [e.twilio_status for e in events] == ["queued", "sent", "delivered"]

@@ -84,6 +84,22 @@ def test_an_item_that_fails_fails_its_own_caller_only():
     assert recorder.batches == [[1, -1, 2], [1], [-1], [2], [3]]
 
 
+def test_when_everything_fails_the_items_are_not_each_tried_alone():
+    """Two items in a row failing alone with nothing succeeding is taken for the store
+    being away: the rest get the failure at once (an outage costs three tries, not one a
+    callback)."""
+    recorder = Recorder()
+
+    async def main() -> list[object]:
+        batched = BatchedCalls(recorder, max_batch=5)
+        calls = [batched.submit(i) for i in (-1, -2, -3, -4, -5)]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    answers = asyncio.run(main())
+    assert all(isinstance(a, ValueError) for a in answers)
+    assert recorder.batches == [[-1, -2, -3, -4, -5], [-1], [-2]]
+
+
 def test_a_caller_that_gives_up_leaves_the_others_their_results():
     recorder = Recorder()
 

@@ -312,7 +312,7 @@ def test_a_batch_moves_the_cursor_only_past_events_taken_with_all_before_them(
     async def take(request: web.Request) -> web.Response:
         event_id = int(request.headers["webhook-id"])
         posted.append(event_id)
-        await asyncio.sleep(0.05 if event_id == 1 else 0.0)
+        await asyncio.sleep(1.0 if event_id == 1 else 0.0)  # the refusal of 2 comes first
         return web.Response(status=500 if event_id == 2 else 204)
 
     def event(event_id: int, seq: int) -> DeliveryEvent:

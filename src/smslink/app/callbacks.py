@@ -25,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -99,6 +99,7 @@ class Callbacks:
         self._connections: dict[str, tuple[float, Connection | None]] = {}
         self._write = threading.Lock()
         self._early = _Kept()  # callbacks that came before their sid was stored
+        self._arrivals = itertools.count()
 
     def receive(self, callback: StatusCallback) -> CallbackOutcome:
         """Check, de-duplicate and apply one callback; never raises for a bad request."""
@@ -125,6 +126,15 @@ class Callbacks:
                 outcomes.append(None)
                 writes.append(checked)
         if writes:
+            found = iter(self._apply_with_kept(writes))
+            outcomes = [o if o is not None else CallbackOutcome(next(found)) for o in outcomes]
+        return [o for o in outcomes if o is not None]
+
+    def _apply_with_kept(self, writes: list[CallbackWrite]) -> list[Applied]:
+        """Apply `writes` after whatever is kept of the same messages; keep those that find
+        no delivery. One lock from taking the kept ones out to keeping what is left: no
+        other batch or retry can apply a message's later status in between."""
+        with self._write:
             arrived = time.monotonic()
             earlier = self._early.take_of({w.update.sid for w in writes})
             try:
@@ -138,10 +148,9 @@ class Callbacks:
             applied = applied[len(earlier) :]
             for write, outcome in zip(writes, applied, strict=True):
                 if outcome is Applied.UNKNOWN and twilio_rank(write.update.status) >= 0:
-                    self._early.keep(_KeptWrite(write, arrived))  # a known status may yet apply
-            found = iter(applied)
-            outcomes = [o if o is not None else CallbackOutcome(next(found)) for o in outcomes]
-        return [o for o in outcomes if o is not None]
+                    # A status smslink knows, for a message it may not have stored yet.
+                    self._early.keep(_KeptWrite(write, arrived, next(self._arrivals)))
+        return applied
 
     @property
     def early_waiting(self) -> int:
@@ -151,36 +160,43 @@ class Callbacks:
     def retry_early(self, now: float | None = None, *, most: int = 200) -> int:
         """Apply again the kept callbacks that are due (`now`: `time.monotonic()`), at most
         `most` of them in one transaction; how many found their delivery this time. The
-        web service calls this several times a second while any wait. When the store
-        fails they are kept as they were, with no try spent (so while it keeps failing
-        they stay, up to MAX_EARLY)."""
-        due = self._early.take_due(time.monotonic() if now is None else now, most)
-        if not due:
-            return 0
-        # With them, whatever is kept of the same messages (not due yet), all in the order
-        # they arrived: a message's statuses are applied in Twilio's order.
-        along = self._early.take_of({kept.write.update.sid for kept in due})
-        tried = sorted([*due, *along], key=lambda kept: kept.arrived)
-        try:
-            applied = self._apply([kept.write for kept in tried])
-        except Exception:
-            self._early.put_back(tried)
-            raise
-        due_ids = {id(kept) for kept in due}
-        for kept, outcome in zip(tried, applied, strict=True):
-            if outcome is not Applied.UNKNOWN:
-                continue
-            if id(kept) not in due_ids:
-                self._early.put_back([kept])  # not its turn: no try spent
-            elif kept.tries + 1 < len(EARLY_RETRIES_S):
-                self._early.keep(_KeptWrite(kept.write, kept.arrived, kept.tries + 1))
+        web service calls this several times a second while any wait. A try that fails
+        (the store is away, or refuses one of them) is spent all the same, so none is kept
+        past its last try."""
+        with self._write:
+            due = self._early.take_due(time.monotonic() if now is None else now, most)
+            if not due:
+                return 0
+            # With them, whatever is kept of the same messages (not due yet), all in the
+            # order they arrived: a message's statuses are applied in Twilio's order.
+            along = self._early.take_of({kept.write.update.sid for kept in due})
+            tried = sorted([*due, *along], key=lambda kept: (kept.arrived, kept.order))
+            due_ids = {id(kept) for kept in due}
+            try:
+                applied = self._apply([kept.write for kept in tried])
+            except Exception:
+                self._early.put_back(along)
+                for kept in due:
+                    self._keep_for_next_try(kept)
+                raise
+            for kept, outcome in zip(tried, applied, strict=True):
+                if outcome is not Applied.UNKNOWN:
+                    continue
+                if id(kept) in due_ids:
+                    self._keep_for_next_try(kept)
+                else:
+                    self._early.put_back([kept])  # not its turn: no try spent
         return sum(1 for outcome in applied if outcome is not Applied.UNKNOWN)
 
+    def _keep_for_next_try(self, kept: _KeptWrite) -> None:
+        if kept.tries + 1 < len(EARLY_RETRIES_S):
+            self._early.keep(replace(kept, tries=kept.tries + 1))
+
     def _apply(self, writes: list[CallbackWrite]) -> list[Applied]:
-        with self._write:
-            now = datetime.now(UTC)
-            applied = self._store.callbacks.apply_statuses(writes, received_at=now)
-            self._prune(now)
+        """Apply `writes` in one transaction (the caller holds `_write`)."""
+        now = datetime.now(UTC)
+        applied = self._store.callbacks.apply_statuses(writes, received_at=now)
+        self._prune(now)
         return applied
 
     def _check(self, callback: StatusCallback) -> CallbackWrite | CallbackOutcome:
@@ -248,6 +264,7 @@ class _KeptWrite:
 
     write: CallbackWrite
     arrived: float  # time.monotonic()
+    order: int  # arrival order, also among callbacks that arrived in one batch
     tries: int = 0
 
     @property
@@ -299,7 +316,7 @@ class _Kept:
                 return []
             taken = [entry for entry in self._heap if entry[2].write.update.sid in sids]
             self._remove(taken)
-        return [kept for _, _, kept in sorted(taken, key=lambda e: (e[2].arrived, e[1]))]
+        return sorted((kept for _, _, kept in taken), key=lambda k: (k.arrived, k.order))
 
     def _push(self, kept: _KeptWrite) -> None:
         heapq.heappush(self._heap, (kept.due, next(self._order), kept))

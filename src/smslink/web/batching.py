@@ -58,22 +58,30 @@ class BatchedCalls(Generic[T, R]):
             await asyncio.wait([self._drainer])
 
     def _answers(self, items: list[T]) -> list[R | _Failed]:
-        """Each item's result; when the call for all of them fails, each item is tried on
-        its own, so only the one that fails gets the failure (a bad request, or the one
-        that met the store's outage, never fails the callbacks beside it)."""
+        """Each item's result. When the call for all of them fails, each item is tried on
+        its own, so only the one that fails gets the failure (a bad request never fails the
+        callbacks beside it); but once two in a row fail with no success yet, the store
+        itself is taken to be away and the rest get that failure without a try each (an
+        outage would otherwise cost one timeout per item)."""
         try:
             return list(self._apply(items))
         except Exception as error:
             if len(items) == 1:
                 return [_Failed(error)]
         answers: list[R | _Failed] = []
-        for item in items:
+        failed_in_a_row = 0
+        for index, item in enumerate(items):
             try:
                 [result] = self._apply([item])
             except Exception as error:
                 answers.append(_Failed(error))
+                failed_in_a_row += 1
+                if failed_in_a_row >= 2 and len(answers) == failed_in_a_row:
+                    answers.extend(_Failed(error) for _ in items[index + 1 :])
+                    break
             else:
                 answers.append(result)
+                failed_in_a_row = 0
         return answers
 
     async def _drain(self) -> None:

@@ -92,7 +92,11 @@ class StatusCallbackReceiver:
         )
         # Applied in a worker thread (the store may wait for SQLite's one write lock), with
         # the other callbacks that arrived meanwhile, in one transaction.
-        outcome = await self._batches.submit(callback)
+        try:
+            outcome = await self._batches.submit(callback)
+        except Exception:  # the store failed: Twilio retries (its #rc= override) on a 500
+            log.exception("a status callback could not be applied")
+            return Response(status_code=500)
         return Response(status_code=200 if outcome.accepted else 403)
 
 
