@@ -13,8 +13,14 @@ Twilio POSTs each status change of a message created with a `StatusCallback` (se
   status backwards and never touches a finished delivery (store/callbacks.py says how it
   and the tracker's own writes cannot undo each other).
 
-A callback for a message no delivery holds (another tool's message on the same account, a
-run deleted since) is accepted and ignored: refusing it would only make Twilio retry it.
+A callback for a message no delivery holds is accepted (refusing it would only make Twilio
+retry it) and kept in this process's memory for a few seconds (EARLY_RETRIES_S): it may
+have come before the create's answer was stored, and then applies on a later try, before
+any later callback of the same message. Another tool's message on the same account, or a
+run deleted since, is let go after the last try.
+
+The web service hands over the callbacks that arrive together (`receive_many`): one
+transaction for all of them.
 """
 
 from __future__ import annotations
