@@ -50,6 +50,17 @@ def _tracked_delivery(smslink: Smslink, tmp_path, base_url: str) -> int:
     return run_id
 
 
+def _posting_delivery(smslink: Smslink, run_id: int) -> Any:
+    """A second delivery of the run, claimed for its POST but without a sid stored yet
+    (Twilio's answer on its way to the store); the store, for the test to go on."""
+    store = smslink._store
+    store.deliveries.add_deliveries(
+        run_id, [Delivery(run_id, 1, {"phone": "+12125550101"}, "+12125550101", "Hi", 1)], ["phone"]
+    )
+    store.deliveries.claim_pending(run_id, 1, datetime.now(UTC))
+    return store
+
+
 def test_a_signed_callback_is_applied_once(smslink: Smslink, tmp_path, base_url: str) -> None:
     run_id = _tracked_delivery(smslink, tmp_path, base_url)
     callback = _callback(_form(), idempotency_token="tok-1")
@@ -144,11 +155,7 @@ def test_a_callback_before_its_sid_is_stored_is_applied_when_tried_again(
     """The create's answer reaches the store a moment after Twilio may call: the callback
     is kept, and applied at a later try once the delivery holds its sid."""
     run_id = _tracked_delivery(smslink, tmp_path, base_url)
-    store = smslink._store
-    store.deliveries.add_deliveries(
-        run_id, [Delivery(run_id, 1, {"phone": "+12125550101"}, "+12125550101", "Hi", 1)], ["phone"]
-    )
-    store.deliveries.claim_pending(run_id, 1, datetime.now(UTC))
+    store = _posting_delivery(smslink, run_id)
     early = _callback(
         _form(sid="SMlate", status="failed", ErrorCode="30007"), idempotency_token="e1"
     )
@@ -190,11 +197,7 @@ def test_a_later_callback_of_a_kept_message_is_applied_after_the_kept_ones(
     once it is stored, before their next try: all three are applied, in Twilio's order,
     so the delivery's events show every change rather than only the last."""
     run_id = _tracked_delivery(smslink, tmp_path, base_url)
-    store = smslink._store
-    store.deliveries.add_deliveries(
-        run_id, [Delivery(run_id, 1, {"phone": "+12125550101"}, "+12125550101", "Hi", 1)], ["phone"]
-    )
-    store.deliveries.claim_pending(run_id, 1, datetime.now(UTC))
+    store = _posting_delivery(smslink, run_id)
     for status in ("sending", "sent"):
         assert smslink.callbacks.receive(_callback(_form(sid="SMlate", status=status))) is (
             CallbackOutcome.UNKNOWN
@@ -221,11 +224,7 @@ def test_a_retry_under_way_is_never_overtaken_by_a_later_status_of_its_message(
     are queued, sent, delivered (applied the other way round, `sent` would be stale and
     its event missing). The retry is held at its write to make the race certain."""
     run_id = _tracked_delivery(smslink, tmp_path, base_url)
-    store = smslink._store
-    store.deliveries.add_deliveries(
-        run_id, [Delivery(run_id, 1, {"phone": "+12125550101"}, "+12125550101", "Hi", 1)], ["phone"]
-    )
-    store.deliveries.claim_pending(run_id, 1, datetime.now(UTC))
+    store = _posting_delivery(smslink, run_id)
     assert smslink.callbacks.receive(_callback(_form(sid="SMlate", status="sent"))) is (
         CallbackOutcome.UNKNOWN
     )

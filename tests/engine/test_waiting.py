@@ -1,4 +1,4 @@
-"""wait_until (engine/waiting.py): waits for an event at most so long, and a task asked to
+"""wait_until (smslink/waiting.py): waits for an event at most so long, and a task asked to
 stop while its wait ends is stopped. With asyncio.wait_for on Python 3.11 that cancel was
 lost (seen: a run's progress writer went on for ever after the run's last message)."""
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from smslink.engine.waiting import at_most, wait_until
+from smslink.waiting import at_most, wait_until
 
 
 def test_it_says_whether_the_event_came_in_time():

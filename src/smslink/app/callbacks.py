@@ -176,7 +176,7 @@ class Callbacks:
             # With them, whatever is kept of the same messages (not due yet), all in the
             # order they arrived: a message's statuses are applied in Twilio's order.
             along = self._early.take_of({kept.write.update.sid for kept in due})
-            tried = sorted([*due, *along], key=lambda kept: (kept.arrived, kept.order))
+            tried = sorted([*due, *along], key=lambda kept: kept.order)
             due_ids = {id(kept) for kept in due}
             try:
                 applied = self._apply([kept.write for kept in tried])
@@ -270,7 +270,7 @@ class _KeptWrite:
 
     write: CallbackWrite
     arrived: float  # time.monotonic()
-    order: int  # arrival order, also among callbacks that arrived in one batch
+    order: int  # arrival order (unique), also among callbacks that arrived in one batch
     tries: int = 0
 
     @property
@@ -284,8 +284,7 @@ class _Kept:
     threads."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _KeptWrite]] = []
-        self._order = itertools.count()  # arrival order among equal due times
+        self._heap: list[tuple[float, int, _KeptWrite]] = []  # (due, order, kept)
         self._by_sid: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -296,7 +295,7 @@ class _Kept:
         with self._lock:
             self._push(kept)
             if len(self._heap) > MAX_EARLY:  # let the one that arrived first go
-                first = min(self._heap, key=lambda entry: entry[2].arrived)
+                first = min(self._heap, key=lambda entry: entry[1])
                 self._remove([first])
 
     def put_back(self, kept: Sequence[_KeptWrite]) -> None:
@@ -322,10 +321,10 @@ class _Kept:
                 return []
             taken = [entry for entry in self._heap if entry[2].write.update.sid in sids]
             self._remove(taken)
-        return sorted((kept for _, _, kept in taken), key=lambda k: (k.arrived, k.order))
+        return [kept for _, _, kept in sorted(taken, key=lambda entry: entry[1])]
 
     def _push(self, kept: _KeptWrite) -> None:
-        heapq.heappush(self._heap, (kept.due, next(self._order), kept))
+        heapq.heappush(self._heap, (kept.due, kept.order, kept))
         self._by_sid[kept.write.update.sid] += 1
 
     def _remove(self, entries: list[tuple[float, int, _KeptWrite]]) -> None:

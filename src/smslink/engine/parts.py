@@ -47,9 +47,9 @@ from smslink.engine.send import Sender, SendingShare
 from smslink.engine.start import recipe_for, touchpoint_of
 from smslink.engine.timings import Timings
 from smslink.engine.track import Tracker
-from smslink.engine.waiting import at_most, wait_until
 from smslink.store import Store
 from smslink.twilio import Message, TwilioClient
+from smslink.waiting import at_most, wait_until
 
 
 class PartOutcome(Enum):

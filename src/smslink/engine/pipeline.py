@@ -28,9 +28,9 @@ from smslink.engine.send import Sender
 from smslink.engine.start import recipe_for, touchpoint_of
 from smslink.engine.timings import Timings
 from smslink.engine.track import Tracker
-from smslink.engine.waiting import wait_until
 from smslink.store import Store
 from smslink.twilio import TwilioClient
+from smslink.waiting import wait_until
 
 
 async def send_and_track(

@@ -25,8 +25,8 @@ import asyncio
 import time
 
 from smslink.domain.models import Progress
-from smslink.engine.waiting import wait_until
 from smslink.store import Store
+from smslink.waiting import wait_until
 
 
 class ProgressWriter:

@@ -44,7 +44,7 @@ from typing import Protocol
 
 from smslink.domain.models import Connection
 from smslink.engine.pacing import BACKOFF_FACTOR, INITIAL_WINDOW, PROBE_SLOWDOWN
-from smslink.engine.waiting import wait_until
+from smslink.waiting import wait_until
 
 log = logging.getLogger(__name__)
 

@@ -40,10 +40,10 @@ from smslink.domain.models import (
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import lease_lost
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.engine.waiting import wait_until
 from smslink.store import Store
 from smslink.twilio import ApiError, Message, TwilioClient, TwilioError
 from smslink.twilio.client import parse_twilio_date
+from smslink.waiting import wait_until
 
 LIST_PAGE_SIZE = 1000
 #: Messages a round observes before it lets the event loop run the senders again.

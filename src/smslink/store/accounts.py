@@ -68,7 +68,7 @@ class Accounts:
 
     def get_user(self, user_id: int) -> User:
         with self._engine.connect() as conn:
-            row = conn.execute(select(users).where(users.c.id == user_id)).first()
+            row = conn.execute(_USER_BY_ID, {"user_id": user_id}).first()
         if row is None:
             raise NotFound(say("no user %(user)s", user=str(user_id)))
         return _to_user(row)

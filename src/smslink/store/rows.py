@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from smslink import fastjson
 from smslink.domain.models import (
     Delivery,
     OptOut,
@@ -22,21 +21,16 @@ from smslink.domain.models import (
 )
 from smslink.domain.parts import part_of
 
+# The JSON columns: compact, non-ASCII kept as is (rows are mostly names, and \u escapes
+# would make a "Zoë" row larger for no reader's benefit); `loads` also reads what an older
+# smslink's json module wrote.
+from smslink.fastjson import dumps as dumps
+from smslink.fastjson import loads as loads
+
 #: Enum members by stored value: a dict lookup is several times cheaper than calling the
 #: enum, which shows when streaming a 100,000-row run into a results file.
 STAGES = {s.value: s for s in Stage}
 STATUSES = {s.value: s for s in ResultStatus}
-
-
-def dumps(value: object) -> str:
-    """Compact JSON with non-ASCII kept as is: rows are mostly names, and \\u escapes would
-    make a "Zoë" row larger for no reader's benefit."""
-    return fastjson.dumps(value)
-
-
-def loads(text: str) -> Any:
-    """What `dumps` wrote (or an older smslink's json module), read back."""
-    return fastjson.loads(text)
 
 
 def sqlite_datetime_text(moment: datetime) -> str:

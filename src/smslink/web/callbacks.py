@@ -18,7 +18,6 @@ security headers and Starlette's error handling wrap it, as every answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from urllib.parse import parse_qsl
 
@@ -29,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smslink.app import Smslink
 from smslink.app.callbacks import CallbackOutcome, StatusCallback
+from smslink.waiting import wait_until
 from smslink.web.batching import BatchedCalls
 from smslink.web.twilio_requests import capped_body, requested_url
 
@@ -111,18 +111,11 @@ async def retry_early_callbacks(smslink: Smslink, stop: asyncio.Event) -> None:
     any wait, and after a store failure once it had time to pass. Never cancelled: a try
     under way (a worker thread in a transaction) ends before the service closes the
     store."""
-    while not await _stopped_within(stop, RETRY_TICK_S):
+    while not await wait_until(stop, RETRY_TICK_S):
         if not smslink.callbacks.early_waiting:
             continue
         try:
             await run_in_threadpool(smslink.callbacks.retry_early)
         except Exception:
             log.exception("early status callbacks could not be applied; trying again")
-            await _stopped_within(stop, RETRY_AFTER_FAILURE_S)
-
-
-async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    return stop.is_set()
+            await wait_until(stop, RETRY_AFTER_FAILURE_S)

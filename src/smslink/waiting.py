@@ -5,6 +5,9 @@ ends (fixed in 3.12, where it is built on `asyncio.timeout`): the task goes on a
 never asked, and whoever awaits its end after cancelling it waits for ever. A run's
 progress writer did exactly that in testing, after a run whose every message was done.
 `asyncio.timeout` keeps the cancel.
+
+Outside the layers (like `fastjson.py`): the engine's tasks and the web service's wait
+the same way.
 """
 
 from __future__ import annotations
