@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# Byte-compiled like an installed package: an editable install never writes smslink's
+	# .pyc where PYTHONDONTWRITEBYTECODE is set, and each start then compiled its modules.
+	$(BIN)/python -m compileall -q src/smslink
 	touch $(STAMP)
 
 # The web face's German catalogue, compiled from messages.po (the .mo is not committed).

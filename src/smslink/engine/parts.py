@@ -38,6 +38,7 @@ from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.ingest import check_audience_unchanged, read_audience
 from smslink.engine.lease import RunLease
 from smslink.engine.optouts import OptOuts
+from smslink.engine.owned_sids import OwnedSids
 from smslink.engine.pacing import Pacing
 from smslink.engine.pipeline import STOPPED_ON_REQUEST
 from smslink.engine.progress_writer import ProgressWriter
@@ -155,9 +156,10 @@ async def send_part(
             stop_run(store, run_id, str(problem))
             return PartOutcome.STOPPED
         client = _client(connection, pacing, timings)
-        async with client, ProgressWriter(store) as writer:
+        owned = OwnedSids(store, run_id)
+        async with client, ProgressWriter(store, on_stored=owned.stored) as writer:
             handoff = HandOff(run_id, writer, counters)
-            reconciler = Reconciler(client, _sids_of_part(store, run_id, part))
+            reconciler = Reconciler(client, owned)
             sender = Sender(
                 store=store,
                 client=client,
@@ -332,18 +334,6 @@ def _still_to_send(store: Store, run_id: int) -> bool:
     """False when the run is completed or was asked to stop: its parts wait."""
     run = store.runs.get_run(run_id)
     return run.state is not RunState.COMPLETED and not store.runs.stop_requested(run_id)
-
-
-def _sids_of_part(store: Store, run_id: int, part: int) -> set[str]:
-    """Every sid the part owns already: a look-up for a lost answer never takes one of
-    them (the part holds every record of its recipients, domain/parts.py)."""
-    return {
-        delivery.message_sid
-        for delivery in store.deliveries.iter_deliveries(
-            run_id, stages=(Stage.TRACKING, Stage.DONE), with_row=False, part=part
-        )
-        if delivery.message_sid
-    }
 
 
 async def _halt_when_asked(

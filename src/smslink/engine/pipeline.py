@@ -21,6 +21,7 @@ from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
 from smslink.engine.ingest import read_audience
 from smslink.engine.optouts import OptOuts
+from smslink.engine.owned_sids import OwnedSids
 from smslink.engine.pacing import ConnectionPacing, Pacing, Window
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.engine.reconcile import Reconciler, settle_posting
@@ -58,7 +59,8 @@ async def send_and_track(
     pacing = pacing or ConnectionPacing()
     window = pacing.window(connection)
     client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
-    writer = ProgressWriter(store, hold_s=accepted_hold_s(connection))
+    owned = OwnedSids(store, run.id)
+    writer = ProgressWriter(store, hold_s=accepted_hold_s(connection), on_stored=owned.stored)
     async with _reporting(window, counters), client, writer:
         tracker = Tracker(
             client=client,
@@ -70,7 +72,8 @@ async def send_and_track(
             lease_held=lease_held,
             store=store,
         )
-        reconciler = Reconciler(client, _resume_tracking(store, run.id, tracker))
+        counters.posted = _resume_tracking(store, run.id, tracker)
+        reconciler = Reconciler(client, owned)
         await settle_posting(
             store,
             reconciler,
@@ -80,7 +83,6 @@ async def send_and_track(
             counters=counters,
             timings=timings,
         )
-        counters.posted = len(reconciler.known_sids)
         sender = Sender(
             store=store,
             client=client,
@@ -244,14 +246,15 @@ def _after_reading(task: asyncio.Task[None], sender: Sender) -> None:
         )
 
 
-def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> set[str]:
-    """Put TRACKING deliveries back under tracking; return every sid the run owns."""
-    known: set[str] = set()
+def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> int:
+    """Put TRACKING deliveries back under tracking; return how many messages the run has
+    sent so far (the deliveries that hold a sid)."""
+    sent = 0
     for delivery in store.deliveries.iter_deliveries(
         run_id, stages=(Stage.TRACKING, Stage.DONE), with_row=False
     ):
         if delivery.message_sid:
-            known.add(delivery.message_sid)
+            sent += 1
             if delivery.stage is Stage.TRACKING:
                 tracker.resume(
                     delivery.seq,
@@ -260,4 +263,4 @@ def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> set[str]:
                     polls=delivery.polls,
                     updated_at=delivery.updated_at,
                 )
-    return known
+    return sent

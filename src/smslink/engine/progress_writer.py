@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from smslink.domain.models import Progress
 from smslink.store import Store
@@ -40,8 +41,11 @@ class ProgressWriter:
         max_delay_s: float = 0.25,
         chunk: int = 500,
         hold_s: float = 0.0,
+        on_stored: Callable[[list[Progress]], None] | None = None,
     ) -> None:
         self._store = store
+        #: Told, after each commit, which of the states were written (not skipped).
+        self._on_stored = on_stored
         self._max_items = max_items
         self._max_delay_s = max_delay_s
         self._chunk = max(1, chunk)
@@ -111,10 +115,12 @@ class ProgressWriter:
             return
         batch, self._pending = self._pending[:count], self._pending[count:]
         try:
-            self._store.deliveries.save_progress(batch)
+            written = self._store.deliveries.save_progress(batch)
         except BaseException:
             self._pending[:0] = batch
             raise
+        if self._on_stored is not None:
+            self._on_stored([p for p in batch if (p.run_id, p.seq) in written])
 
     def _release_held(self, put_before: float) -> None:
         """Move held states put before `put_before` to the pending writes."""

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from smslink.domain.errors import say
 from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
@@ -35,6 +36,14 @@ CLOCK_SKEW = timedelta(minutes=5)
 PAGE_SIZE = 50
 
 
+class SidSet(Protocol):
+    """The sids a run owns: an OwnedSids (engine/owned_sids.py), or a plain set."""
+
+    def add(self, sid: str, /) -> None: ...
+
+    def __contains__(self, sid: object, /) -> bool: ...
+
+
 class Reconciler:
     """Looks up lost POSTs for one run, one look-up per (recipient, body) at a time.
 
@@ -42,7 +51,7 @@ class Reconciler:
     twice in an audience) can never both claim the one message that went out.
     """
 
-    def __init__(self, client: TwilioClient, known_sids: set[str]) -> None:
+    def __init__(self, client: TwilioClient, known_sids: SidSet) -> None:
         self._client = client
         self.known_sids = known_sids  # every sid the run owns, shared with the sender
         # One lock per (to, body) ever looked up: only lost answers get here, so few.

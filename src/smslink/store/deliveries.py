@@ -89,6 +89,25 @@ _INSERT_DELIVERY_SQL = (
 
 _HELD_SQL = "SELECT seq, stage, twilio_status, segments, claimed_at FROM deliveries"
 
+#: Claiming the next PENDING deliveries (`claim_pending`), in driver SQL like the two
+#: statements above: it runs once per claim batch, and building it with SQLAlchemy's Core
+#: each time cost more than the database's work. `{part}` is empty or a filter on `part`.
+_PICK_SQL = (
+    f"SELECT seq FROM deliveries WHERE run_id = {{p}} AND stage = '{_PENDING}'{{part}} "
+    "ORDER BY seq LIMIT {p}"
+)
+_CLAIM_SQLITE_SQL = (
+    f"UPDATE deliveries SET stage = '{_POSTING}', claimed_at = {{p}} "
+    f"WHERE run_id = {{p}} AND stage = '{_PENDING}' AND seq IN ({_PICK_SQL}) "
+    "RETURNING seq, to_number, body, segments"
+)
+_CLAIM_POSTGRES_SQL = (
+    f"WITH picked AS MATERIALIZED ({_PICK_SQL} FOR UPDATE SKIP LOCKED) "
+    f"UPDATE deliveries SET stage = '{_POSTING}', claimed_at = {{p}} FROM picked "
+    "WHERE deliveries.run_id = {p} AND deliveries.seq = picked.seq "
+    "RETURNING deliveries.seq, deliveries.to_number, deliveries.body, deliveries.segments"
+)
+
 _RESULTS_SQL = (
     "SELECT seq, row_json, to_number, segments, stage, status, twilio_status, message_sid, "
     "error_code, error_message, updated_at FROM deliveries"
@@ -112,6 +131,16 @@ class DeliveryStore:
         self._placeholder = db.placeholder
         self._save_progress_sql = _SAVE_PROGRESS_SQL.format(p=db.placeholder)
         self._insert_delivery_sql = _INSERT_DELIVERY_SQL.format(p=db.placeholder)
+        self._holds_sid_sql = (
+            f"SELECT 1 FROM deliveries WHERE message_sid = {db.placeholder} "
+            f"AND run_id = {db.placeholder} LIMIT 1"
+        )
+        claim = _CLAIM_POSTGRES_SQL if db.postgres else _CLAIM_SQLITE_SQL
+        #: The claim statement for the whole run, and for one part.
+        self._claim_sql = (
+            claim.format(p=db.placeholder, part=""),
+            claim.format(p=db.placeholder, part=f" AND part = {db.placeholder}"),
+        )
         self._events = EventWriter(db)
 
     def add_deliveries(
@@ -195,33 +224,21 @@ class DeliveryStore:
         and a rescan skips the rows this very statement just locked and claims the next
         ones too: a LIMIT 3 claiming 5, seen in testing).
         """
-        pick = (
-            select(_D.seq)
-            .where(_D.run_id == run_id, _D.stage == _PENDING, *_in_part(part))
-            .order_by(_D.seq)
-            .limit(limit)
-        )
+        pick: tuple[object, ...] = (run_id, limit) if part is None else (run_id, part, limit)
+        claimed_at = self._bind_time(now)
         if self._postgres:
-            picked = (
-                pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-            )
-            where = [_D.run_id == run_id, _D.seq == picked.c.seq]
+            sql, params = self._claim_sql[part is not None], (*pick, claimed_at, run_id)
         else:  # SQLite runs one writer at a time; the plain subquery is evaluated once
-            where = [_D.run_id == run_id, _D.stage == _PENDING, _D.seq.in_(pick)]
-        stmt = (
-            update(deliveries)
-            .where(*where)
-            .values(stage=_POSTING, claimed_at=now)
-            .returning(_D.seq, _D.to_number, _D.body, _D.segments)
-        )
+            sql, params = self._claim_sql[part is not None], (claimed_at, run_id, *pick)
         with self._engine.begin() as conn:
-            rows = sorted(conn.execute(stmt).all(), key=lambda r: r.seq)  # RETURNING: any order
+            rows = sorted(conn.exec_driver_sql(sql, params).all())  # RETURNING: any order
         # claimed_at is `now` for all of them: no need to read (and parse) it back.
-        return [Outgoing(run_id, r.seq, r.to_number, r.body, r.segments, now) for r in rows]
+        return [Outgoing(run_id, seq, to, body, parts, now) for seq, to, body, parts in rows]
 
-    def save_progress(self, updates: Sequence[Progress]) -> None:
+    def save_progress(self, updates: Sequence[Progress]) -> set[tuple[int, int]]:
         """Write each delivery's whole mutable state in one executemany; DONE rows are
-        skipped. A missing `updated_at` is stamped with the time of saving.
+        skipped. A missing `updated_at` is stamped with the time of saving. Returns the
+        (run, seq) of the deliveries written.
 
         In the same transaction, one event for each row whose Twilio status or final
         result this changes. The rows are read first, under the write (SQLite's write
@@ -233,7 +250,7 @@ class DeliveryStore:
         sequence leaves (never backwards), and an event for each change on the way.
         """
         if not updates:
-            return
+            return set()
         now = self._bind_time(datetime.now(UTC))
         bind_time = self._bind_time
         with self._engine.begin() as conn:
@@ -288,6 +305,14 @@ class DeliveryStore:
             if params:
                 conn.exec_driver_sql(self._save_progress_sql, list(params.values()))
             self._events.write(conn, changes)
+        return set(params)
+
+    def holds_sid(self, run_id: int, sid: str) -> bool:
+        """Whether a delivery of the run has stored this message sid (by the sid's index):
+        how a lost answer's look-up knows a message the run already owns."""
+        with self._engine.connect() as conn:
+            found = conn.exec_driver_sql(self._holds_sid_sql, (sid, run_id)).first()
+        return found is not None
 
     def _held(
         self, conn: Connection, updates: Sequence[Progress], *, batch: int = 500

@@ -1,0 +1,48 @@
+"""The message sids a run owns, for a lost answer's look-up, in memory only until stored.
+
+A look-up (engine/reconcile.py) must never take a message the run already owns: two
+records of one recipient with one body would then share a message, and one of them would
+never be sent. Keeping every sid of the run in a set did that, at ~110 bytes a message: a
+100,000-record run grew by 11 MB, and a journey's run grew for as long as it lived
+(bench/RESULTS.md section 15). Once the progress writer has committed a sid, the store's
+sid index answers for it, so the set holds only the sids accepted but not stored yet: a few
+seconds' worth of sending, whatever the run's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from smslink.domain.models import Progress
+from smslink.store import Store
+
+
+class OwnedSids:
+    """Answers `sid in owned` for one run: the sids not stored yet, then the store."""
+
+    def __init__(self, store: Store, run_id: int) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._unstored: set[str] = set()
+
+    def add(self, sid: str) -> None:
+        """A message Twilio accepted for the run (before its state is stored)."""
+        self._unstored.add(sid)
+
+    def stored(self, written: Iterable[Progress]) -> None:
+        """The progress writer committed these states: their sids are in the store now.
+
+        Given to the writer as its `on_stored`, after the commit, so a sid is always in
+        one place or the other (never in neither) while a look-up asks."""
+        for progress in written:
+            if progress.message_sid is not None:
+                self._unstored.discard(progress.message_sid)
+
+    def __contains__(self, sid: object) -> bool:
+        if sid in self._unstored:
+            return True
+        return isinstance(sid, str) and self._store.deliveries.holds_sid(self._run_id, sid)
+
+    def unstored(self) -> int:
+        """How many sids are held in memory (for tests and benchmarks)."""
+        return len(self._unstored)
