@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -93,6 +94,43 @@ def test_a_sid_leaves_memory_once_stored_and_is_still_owned(
     assert sid not in OwnedSids(store, other_run)  # another run's, not this one's
     assert "SM" + "b" * 32 not in owned
     assert 42 not in owned  # not a sid at all
+
+
+def test_of_two_states_of_one_delivery_in_a_batch_only_the_stored_sid_leaves_memory(
+    store: Store, base_url: str, tmp_path: Path
+) -> None:
+    run_id = _run_with_twins(store, base_url, tmp_path)
+    owned = OwnedSids(store, run_id)
+    first, last = "SM" + "d" * 32, "SM" + "e" * 32
+    owned.add(first)
+    owned.add(last)
+
+    writer = ProgressWriter(store, on_stored=owned.stored)
+    # One row is written per delivery: the last state's. `first` is stored nowhere.
+    writer.put(Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid=first))
+    writer.put(Progress(run_id, 0, Stage.TRACKING, twilio_status="sent", message_sid=last))
+    writer.flush()
+
+    assert owned.unstored() == 1
+    assert first in owned and last in owned
+
+
+def test_a_failed_write_keeps_the_sid_in_memory(
+    store: Store, base_url: str, tmp_path: Path
+) -> None:
+    run_id = _run_with_twins(store, base_url, tmp_path)
+    owned = OwnedSids(store, run_id)
+    sid = "SM" + "f" * 32
+    owned.add(sid)
+    with sqlite3.connect(tmp_path / "smslink.db") as raw:  # events cannot be written now
+        raw.execute("ALTER TABLE events RENAME TO events_away")
+
+    writer = ProgressWriter(store, on_stored=owned.stored)
+    writer.put(Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid=sid))
+    with pytest.raises(Exception, match="events"):
+        writer.flush()
+
+    assert owned.unstored() == 1 and sid in owned
 
 
 def test_a_sid_whose_state_was_not_written_stays_in_memory(

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
+from smslink.domain.parts import part_of
 from smslink.store import NotFound, Store, open_store
 from smslink.store.deliveries import UNFINISHED
 from smslink.store.schema import deliveries as deliveries_table
@@ -89,6 +90,38 @@ def test_claim_pending_takes_lowest_seq_pending_and_commits(store: Store, url: s
     finally:
         other.close()
     assert store.deliveries.claim_pending(run_id, 4, NOW) == []
+
+
+def test_a_claim_of_one_part_takes_only_that_part_in_seq_order(store: Store):
+    run_id = new_run(store)
+    rows = deliveries(run_id, range(40))
+    store.deliveries.add_deliveries(run_id, rows, ["mobile"])
+    part = part_of(rows[0].to)
+    of_part = [d.seq for d in rows if part_of(d.to) == part]
+    assert 1 < len(of_part) < len(rows)  # the phones fall into more than one part
+
+    claimed = store.deliveries.claim_pending(run_id, 100, NOW, part=part)
+
+    assert [o.seq for o in claimed] == of_part
+    assert all(o.claimed_at == NOW for o in claimed)
+    posting = store.deliveries.iter_deliveries(run_id, stages={Stage.POSTING})
+    assert [d.seq for d in posting] == of_part  # committed, and nothing of the other parts
+    assert store.deliveries.claim_pending(run_id, 100, NOW, part=part) == []
+
+
+def test_holds_sid_answers_for_sids_stored_in_this_run_only(store: Store):
+    run_id, other_run = new_run(store), new_run(store)
+    for run in (run_id, other_run):
+        store.deliveries.add_deliveries(run, deliveries(run, range(2)), ["mobile"])
+        store.deliveries.claim_pending(run, 2, NOW)
+    written = store.deliveries.save_progress(
+        [Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid="SM0")]
+    )
+
+    assert written == ["SM0"]
+    assert store.deliveries.holds_sid(run_id, "SM0")
+    assert not store.deliveries.holds_sid(other_run, "SM0")
+    assert not store.deliveries.holds_sid(run_id, "SM1")
 
 
 def test_concurrent_claims_never_overlap(url: str, key: bytes):

@@ -6,14 +6,14 @@ never be sent. Keeping every sid of the run in a set did that, at ~110 bytes a m
 100,000-record run grew by 11 MB, and a journey's run grew for as long as it lived
 (bench/RESULTS.md section 15). Once the progress writer has committed a sid, the store's
 sid index answers for it, so the set holds only the sids accepted but not stored yet: a few
-seconds' worth of sending, whatever the run's size.
+seconds' worth of sending, whatever the run's size. (A look-up now asks the store, so
+it needs the database as the run's other writes do.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from smslink.domain.models import Progress
 from smslink.store import Store
 
 
@@ -29,19 +29,20 @@ class OwnedSids:
         """A message Twilio accepted for the run (before its state is stored)."""
         self._unstored.add(sid)
 
-    def stored(self, written: Iterable[Progress]) -> None:
-        """The progress writer committed these states: their sids are in the store now.
+    def stored(self, sids: Iterable[str]) -> None:
+        """The progress writer committed rows that hold these sids: the store has them.
 
-        Given to the writer as its `on_stored`, after the commit, so a sid is always in
-        one place or the other (never in neither) while a look-up asks."""
-        for progress in written:
-            if progress.message_sid is not None:
-                self._unstored.discard(progress.message_sid)
+        Given to the writer as its `on_stored`, called after the commit with the sids the
+        written rows hold (not those of states it skipped or overwrote in the batch), so
+        a sid is always in one place or the other, never in neither, while a look-up asks.
+        A sid whose state the store skipped (its delivery was final already) stays here
+        until the run ends."""
+        self._unstored.difference_update(sids)
 
     def __contains__(self, sid: object) -> bool:
-        if sid in self._unstored:
-            return True
-        return isinstance(sid, str) and self._store.deliveries.holds_sid(self._run_id, sid)
+        if not isinstance(sid, str):
+            return False
+        return sid in self._unstored or self._store.deliveries.holds_sid(self._run_id, sid)
 
     def unstored(self) -> int:
         """How many sids are held in memory (for tests and benchmarks)."""

@@ -41,10 +41,10 @@ class ProgressWriter:
         max_delay_s: float = 0.25,
         chunk: int = 500,
         hold_s: float = 0.0,
-        on_stored: Callable[[list[Progress]], None] | None = None,
+        on_stored: Callable[[list[str]], None] | None = None,
     ) -> None:
         self._store = store
-        #: Told, after each commit, which of the states were written (not skipped).
+        #: Told, after each commit, the message sids the rows written now hold.
         self._on_stored = on_stored
         self._max_items = max_items
         self._max_delay_s = max_delay_s
@@ -120,7 +120,7 @@ class ProgressWriter:
             self._pending[:0] = batch
             raise
         if self._on_stored is not None:
-            self._on_stored([p for p in batch if (p.run_id, p.seq) in written])
+            self._on_stored(written)
 
     def _release_held(self, put_before: float) -> None:
         """Move held states put before `put_before` to the pending writes."""

@@ -204,6 +204,7 @@ async def settle_posting(
                 )
             )
             return
+        counters.posted += 1  # it went out before the stop: sent, though not by this process
         tracker.accept(delivery.seq, found)
 
     await asyncio.gather(*(settle(d) for d in posting))

@@ -88,6 +88,8 @@ _INSERT_DELIVERY_SQL = (
 )
 
 _HELD_SQL = "SELECT seq, stage, twilio_status, segments, claimed_at FROM deliveries"
+#: Where the message sid sits among a `_SAVE_PROGRESS_SQL` row's parameters.
+_SID_PARAM = 4
 
 #: Claiming the next PENDING deliveries (`claim_pending`), in driver SQL like the two
 #: statements above: it runs once per claim batch, and building it with SQLAlchemy's Core
@@ -235,10 +237,10 @@ class DeliveryStore:
         # claimed_at is `now` for all of them: no need to read (and parse) it back.
         return [Outgoing(run_id, seq, to, body, parts, now) for seq, to, body, parts in rows]
 
-    def save_progress(self, updates: Sequence[Progress]) -> set[tuple[int, int]]:
+    def save_progress(self, updates: Sequence[Progress]) -> list[str]:
         """Write each delivery's whole mutable state in one executemany; DONE rows are
         skipped. A missing `updated_at` is stamped with the time of saving. Returns the
-        (run, seq) of the deliveries written.
+        message sids now stored: those of the rows written (each row's last state).
 
         In the same transaction, one event for each row whose Twilio status or final
         result this changes. The rows are read first, under the write (SQLite's write
@@ -250,7 +252,7 @@ class DeliveryStore:
         sequence leaves (never backwards), and an event for each change on the way.
         """
         if not updates:
-            return set()
+            return []
         now = self._bind_time(datetime.now(UTC))
         bind_time = self._bind_time
         with self._engine.begin() as conn:
@@ -305,7 +307,7 @@ class DeliveryStore:
             if params:
                 conn.exec_driver_sql(self._save_progress_sql, list(params.values()))
             self._events.write(conn, changes)
-        return set(params)
+        return [sid for row in params.values() if isinstance(sid := row[_SID_PARAM], str)]
 
     def holds_sid(self, run_id: int, sid: str) -> bool:
         """Whether a delivery of the run has stored this message sid (by the sid's index):
