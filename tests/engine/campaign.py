@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from smslink.audience.readers import open_audience
 from smslink.domain.models import Connection, Touchpoint
 from smslink.engine import RunRequest, start_run
+from smslink.engine.counters import RunCounters
+from smslink.engine.ingest import ingest_batches
+from smslink.engine.prepare import Recipe
 from smslink.store import Store
 
 ACCOUNT = "AC" + "ca3a1900000000000000000000000001"
@@ -41,3 +45,14 @@ def started_run(store: Store, folder: Path, records: int, **request: object) -> 
     add_touchpoint(store)
     audience = write_audience(folder / "audience.csv", records)
     return start_run(store, RunRequest("t", audience, folder / "results.csv", **request))  # type: ignore[arg-type]
+
+
+def store_audience(store: Store, run_id: int) -> None:
+    """Store every record of the run's audience and mark it read, as a run does before
+    its last sends."""
+    run = store.runs.get_run(run_id)
+    recipe = Recipe.from_touchpoint(TOUCHPOINT, "US")
+    with open_audience(Path(run.input_path)) as reader:
+        for _ in ingest_batches(store, run_id, reader, recipe, RunCounters()):
+            pass
+    store.runs.update_run(run_id, audience_complete=True)

@@ -14,21 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from smslink.audience.readers import open_audience
-from smslink.domain.models import Connection, Progress, ResultStatus, Stage, Touchpoint
+from smslink.domain.models import Progress, ResultStatus, Stage
 from smslink.engine import RunRequest, execute_run, start_run
 from smslink.engine.counters import RunCounters
-from smslink.engine.ingest import ingest_batches
 from smslink.engine.owned_sids import OwnedSids
-from smslink.engine.prepare import Recipe
 from smslink.engine.progress_writer import ProgressWriter
 from smslink.simulator import SimulatorConfig, run_in_thread
 from smslink.store import Store
 from smslink.twilio import TwilioClient
+from tests.engine.campaign import ACCOUNT, SENDER, TOKEN, add_touchpoint, store_audience
 
-ACCOUNT = "AC" + "3ec00000000000000000000000000002"
-TOKEN = "owned-token"
-SENDER = "+15005550006"
 TWIN = "+12125550131"  # the recipient who is twice in the audience
 
 
@@ -39,25 +34,17 @@ def base_url() -> Iterator[str]:
         yield url
 
 
-def _run_with_twins(store: Store, base_url: str, tmp_path: Path, name: str = "t") -> int:
-    """A run of one recipient twice with the same message, both records claimed (POSTING),
-    as a run stopped mid-send leaves them."""
+def _run_with_twins(store: Store, base_url: str, tmp_path: Path, name: str = "Ann") -> int:
+    """A run of one recipient twice with the same message ("Hi `name`"), both records
+    claimed (POSTING), as a run stopped mid-send leaves them."""
     if not store.catalogue.list_connections():
-        store.catalogue.add_connection(
-            Connection(
-                "c", ACCOUNT, TOKEN, from_number=SENDER, base_url=base_url, poll_interval_ms=100
-            )
-        )
-    touchpoint = Touchpoint(name, "c", "Hi <Name>", "phone", {"Name": "name"})
-    store.catalogue.add_touchpoint(touchpoint)
-    audience = tmp_path / f"{name}.csv"
-    audience.write_text(f"name,phone\nAnn,{TWIN}\nAnn,{TWIN}\n", encoding="utf-8")
-    run_id = start_run(store, RunRequest(name, audience, tmp_path / f"{name}-out.csv"))
-    recipe = Recipe.from_touchpoint(touchpoint, "US")
-    with open_audience(audience) as reader:
-        for _ in ingest_batches(store, run_id, reader, recipe, RunCounters()):
-            pass
-    store.runs.update_run(run_id, audience_complete=True)
+        add_touchpoint(store, base_url=base_url)
+    folder = tmp_path / name
+    folder.mkdir()
+    audience = f"name,phone\n{name},{TWIN}\n{name},{TWIN}\n"
+    (folder / "audience.csv").write_text(audience, encoding="utf-8")
+    run_id = start_run(store, RunRequest("t", folder / "audience.csv", folder / "out.csv"))
+    store_audience(store, run_id)
     claimed = store.deliveries.claim_pending(run_id, 10, datetime.now(UTC))
     assert [o.seq for o in claimed] == [0, 1]
     return run_id
@@ -79,7 +66,7 @@ def test_a_sid_leaves_memory_once_stored_and_is_still_owned(
     store: Store, base_url: str, tmp_path: Path
 ) -> None:
     run_id = _run_with_twins(store, base_url, tmp_path)
-    other_run = _run_with_twins(store, base_url, tmp_path, name="other")
+    other_run = _run_with_twins(store, base_url, tmp_path, name="Bea")
     owned = OwnedSids(store, run_id)
     sid = "SM" + "a" * 32
     owned.add(sid)

@@ -7,6 +7,8 @@ any file: the store, not the file, is where a run's results live.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,16 +32,108 @@ class ExportSummary:
     unfinished: int  # rows whose result is not final yet
 
 
-def write_results(store: Store, run: Run) -> Path:
-    """Write (atomically) the results of a finished `run` to its output path.
+def write_results(store: Store, run: Run, ahead: ResultsAhead | None = None) -> Path:
+    """Write (atomically) the results of a finished `run` to its output path: the rows
+    `ahead` has not written yet, when given, and then the file is put in place.
 
     Raises AudienceError when the file cannot be written there (it became the input, or a
     file that is not a results file appeared, or the folder refuses): the run stops and
     its results can be written elsewhere.
     """
     path = Path(run.output_path)
+    if ahead is not None and ahead.finish():
+        return path
     _write(store, run, path, overwrite=run.snapshot.overwrite)
     return path
+
+
+class ResultsAhead:
+    """A file run's results, written while its last messages are still being tracked.
+
+    A finished (DONE) delivery is never written again, so its row can go to the results
+    file's temporary as soon as it and every row before it are done, a few hundred at a
+    time while the run sends. When the last message is final, only the rest is left:
+    at 100,000 records, writing the whole file had taken ~2 s after the last send
+    (bench/RESULTS.md section 17). Nothing is at the output path until `finish` (called
+    by `write_results`) puts the file there, with the same checks; a run that stops
+    leaves none. Rows are read back from the store, as `write_results` reads them.
+
+    Only a head start: when anything goes wrong here (the output path refused, the
+    store failing), the temporary is dropped and `write_results` writes the whole file
+    itself, and reports what is wrong.
+    """
+
+    def __init__(self, store: Store, run_id: int, *, chunk: int = 500) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._chunk = chunk
+        self._writer: ResultWriter | None = None
+        self._written_to = -1  # the seq of the last row written
+        self._given_up = False
+
+    @property
+    def rows_written(self) -> int:
+        """Rows in the temporary so far (the first ones, in input order)."""
+        return self._written_to + 1
+
+    async def follow(self, every_s: float = 1.0) -> None:
+        """Catch up every `every_s` seconds until cancelled."""
+        while not self._given_up:
+            await asyncio.sleep(every_s)
+            await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Write the finished rows that follow those written, `chunk` rows at a time
+        with the event loop's other work in between."""
+        if self._given_up:
+            return
+        try:
+            if self._writer is None:
+                run = self._store.runs.get_run(self._run_id)
+                if not run.audience_complete:
+                    return  # a JSON Lines audience may still add columns to the header
+                self._writer = run_results_writer(
+                    run, Path(run.output_path), overwrite=run.snapshot.overwrite
+                )
+            while self._write_finished() == self._chunk:
+                await asyncio.sleep(0)
+        except Exception:
+            self.abort()
+            self._given_up = True
+
+    def _write_finished(self) -> int:
+        """Write up to `chunk` rows that are done, in order; how many were written."""
+        assert self._writer is not None
+        written = 0
+        rows = self._store.deliveries.iter_results(
+            self._run_id, after_seq=self._written_to, batch=self._chunk
+        )
+        for delivery in itertools.islice(rows, self._chunk):
+            if delivery.stage is not Stage.DONE:
+                break
+            self._writer.write(delivery.row, result_fields(delivery))
+            self._written_to = delivery.seq
+            written += 1
+        return written
+
+    def finish(self) -> bool:
+        """Write the rest of a finished run's rows and put the file in place; False (and
+        nothing written) when there is no head start to finish."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return False
+        with writer:  # closed (checked, put in place) or, on an error, dropped
+            for delivery in self._store.deliveries.iter_results(
+                self._run_id, after_seq=self._written_to
+            ):
+                writer.write(delivery.row, result_fields(delivery))
+        return True
+
+    def abort(self) -> None:
+        """Drop the temporary, if any: nothing was put in place."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.abort()
 
 
 def export_results(store: Store, run: Run, path: Path, *, overwrite: bool = False) -> ExportSummary:

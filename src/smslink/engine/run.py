@@ -10,8 +10,10 @@ same code path. It ends `completed` (every delivery final, results written), `st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from datetime import UTC, datetime
+from typing import Any
 
 from smslink.audience.readers import AudienceError
 from smslink.domain.connection_rules import stored_connection_problem
@@ -23,7 +25,7 @@ from smslink.engine.ingest import check_audience_unchanged
 from smslink.engine.lease import RunBusy, RunLease
 from smslink.engine.pacing import Pacing
 from smslink.engine.pipeline import send_and_track
-from smslink.engine.results import write_results
+from smslink.engine.results import ResultsAhead, write_results
 from smslink.engine.timings import Timings
 from smslink.store import Store
 
@@ -70,8 +72,9 @@ async def execute_run(
         store.runs.clear_stop_request(run_id)  # resuming is asking it to go on
         store.runs.update_run(run_id, state=RunState.SENDING, error=None)
         _count_done(store, run, counters)
+        ahead = None if run.is_journey else ResultsAhead(store, run_id)
         try:
-            await send_and_track(
+            sending = send_and_track(
                 store,
                 run,
                 connection,
@@ -82,6 +85,7 @@ async def execute_run(
                 arrivals=arrivals,
                 pacing=pacing,
             )
+            await _writing_results_ahead(ahead, sending)
         except LeaseLost:
             raise  # the run's new owner keeps its state: write nothing
         except RunHalted as halt:
@@ -94,32 +98,67 @@ async def execute_run(
             if lease.held():
                 store.runs.update_run(run_id, state=RunState.INTERRUPTED)
             raise
-        if not lease.held():
-            raise lease_lost(run_id)
-        unfinished = store.deliveries.totals(run_id)
-        if unfinished.done != unfinished.total:
-            _stop(
-                store, run_id, RunHalted(unfinished_after_all(unfinished.total - unfinished.done))
-            )
         try:
-            if not run.is_journey:
-                write_results(store, store.runs.get_run(run_id))
-        except (AudienceError, OSError) as error:
-            _stop(
-                store,
-                run_id,
-                RunHalted(
-                    say(
-                        "every message is done, but the results file could not be written: "
-                        "%(error)s; write them to another file (the results stay in the store)",
-                        error=_reason(error),
-                    ),
-                    remedy=Remedy(Action.RESUME_RUN, {"run_id": run_id, "output": "OTHER-FILE"}),
-                ),
-                cause=error,
-            )
-        store.runs.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
+            _finish(store, run, clock, lease.held, ahead)
+        finally:
+            if ahead is not None:
+                ahead.abort()  # nothing once the file is in place
     return store.runs.get_run(run_id)
+
+
+def _finish(
+    store: Store,
+    run: Run,
+    clock: Callable[[], datetime],
+    lease_held: Callable[[], bool],
+    ahead: ResultsAhead | None,
+) -> None:
+    """After sending and tracking: check every delivery is done, write the results file
+    and mark the run COMPLETED; raises RunHalted (run STOPPED) when it cannot."""
+    run_id = run.id
+    if not lease_held():
+        raise lease_lost(run_id)
+    unfinished = store.deliveries.totals(run_id)
+    if unfinished.done != unfinished.total:
+        _stop(store, run_id, RunHalted(unfinished_after_all(unfinished.total - unfinished.done)))
+    try:
+        if not run.is_journey:
+            write_results(store, store.runs.get_run(run_id), ahead)
+    except (AudienceError, OSError) as error:
+        _stop(
+            store,
+            run_id,
+            RunHalted(
+                say(
+                    "every message is done, but the results file could not be written: "
+                    "%(error)s; write them to another file (the results stay in the store)",
+                    error=_reason(error),
+                ),
+                remedy=Remedy(Action.RESUME_RUN, {"run_id": run_id, "output": "OTHER-FILE"}),
+            ),
+            cause=error,
+        )
+    store.runs.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
+
+
+async def _writing_results_ahead(
+    ahead: ResultsAhead | None, sending: Coroutine[Any, Any, None]
+) -> None:
+    """Await `sending` while `ahead` writes the finished rows to the results file; the
+    head start is dropped unless sending ends normally."""
+    if ahead is None:
+        await sending
+        return
+    following = asyncio.create_task(ahead.follow())
+    try:
+        await sending
+    except BaseException:
+        ahead.abort()
+        raise
+    finally:
+        following.cancel()
+        with suppress(asyncio.CancelledError):
+            await following
 
 
 def unfinished_after_all(count: int) -> Sentence:

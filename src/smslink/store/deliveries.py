@@ -393,19 +393,21 @@ class DeliveryStore:
                 return
             last = rows[-1].seq
 
-    def iter_results(self, run_id: int, *, batch: int = 1000) -> Iterator[Delivery]:
+    def iter_results(
+        self, run_id: int, *, after_seq: int = -1, batch: int = 1000
+    ) -> Iterator[Delivery]:
         """Stream a run's deliveries in seq order as a results file needs them: the input
         row and the outcome (no body, claim or identity), a page of `batch` at a time.
 
         Driver SQL over the primary key: a results file reads every row of the run, and
         SQLAlchemy's per-row processing cost more than the rest of writing it (measured
         ~14 of ~28 us a row on SQLite). Each page is its own short query, as in
-        `iter_deliveries`.
+        `iter_deliveries`. Starts after `after_seq`.
         """
         p = self._placeholder
         sql = f"{_RESULTS_SQL} WHERE run_id = {p} AND seq > {p} ORDER BY seq LIMIT {p}"
         read_time = self._db_read_time
-        last = -1
+        last = after_seq
         while True:
             with self._engine.connect() as conn:
                 rows = conn.exec_driver_sql(sql, (run_id, last, batch)).all()
