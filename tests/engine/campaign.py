@@ -19,11 +19,15 @@ SENDER = "+15005550006"
 TOUCHPOINT = Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"})
 
 
-def add_touchpoint(store: Store, *, base_url: str | None = None) -> Touchpoint:
+def add_touchpoint(
+    store: Store, *, base_url: str | None = None, poll_interval_ms: int | None = None
+) -> Touchpoint:
     """Connection "c" and touchpoint "t" ("Hi <Name>" to the `phone` column)."""
     connection = Connection("c", ACCOUNT, TOKEN, from_number=SENDER)
     if base_url is not None:
         connection.base_url = base_url
+    if poll_interval_ms is not None:
+        connection.poll_interval_ms = poll_interval_ms
     store.catalogue.add_connection(connection)
     store.catalogue.add_touchpoint(TOUCHPOINT)
     return TOUCHPOINT

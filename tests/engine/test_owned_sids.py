@@ -38,7 +38,7 @@ def _run_with_twins(store: Store, base_url: str, tmp_path: Path, name: str = "An
     """A run of one recipient twice with the same message ("Hi `name`"), both records
     claimed (POSTING), as a run stopped mid-send leaves them."""
     if not store.catalogue.list_connections():
-        add_touchpoint(store, base_url=base_url)
+        add_touchpoint(store, base_url=base_url, poll_interval_ms=100)
     folder = tmp_path / name
     folder.mkdir()
     audience = f"name,phone\n{name},{TWIN}\n{name},{TWIN}\n"

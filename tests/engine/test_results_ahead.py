@@ -5,6 +5,8 @@ written all at once. Real SQLite, real files."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from smslink.domain.models import Progress, ResultStatus, Stage
 from smslink.engine.results import ResultsAhead, export_results, write_results
+from smslink.engine.start import redirect_results
 from smslink.store import Store
 from tests.engine.campaign import started_run, store_audience
 
@@ -98,7 +101,9 @@ def test_nothing_is_written_ahead_before_the_audience_is_read(store: Store, tmp_
     asyncio.run(ahead.catch_up())
 
     assert _temporaries(tmp_path) == []
-    assert ahead.finish() is False  # no head start: write_results writes it all
+    assert (
+        ahead.finish(store.runs.get_run(run_id)) is False
+    )  # no head start: write_results writes it all
 
 
 def test_a_refused_output_path_leaves_the_whole_file_to_the_end(
@@ -112,7 +117,44 @@ def test_a_refused_output_path_leaves_the_whole_file_to_the_end(
     asyncio.run(ahead.catch_up())  # refused: not a results file of ours
 
     assert _temporaries(tmp_path) == []
-    assert ahead.finish() is False
+    assert ahead.finish(store.runs.get_run(run_id)) is False
     with pytest.raises(Exception, match="results"):
         write_results(store, store.runs.get_run(run_id), ahead)
     assert (tmp_path / "results.csv").read_text(encoding="utf-8") == "someone's notes\n"
+
+
+def test_a_head_start_for_an_output_redirected_meanwhile_is_dropped(
+    store: Store, tmp_path: Path
+) -> None:
+    run_id = _claimed_run(store, tmp_path)
+    ahead = ResultsAhead(store, run_id)
+    _finish(store, run_id, range(0, 300))
+    asyncio.run(ahead.catch_up())
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    redirect_results(store, run_id, elsewhere)  # `runs resume --output` from another shell
+    _finish(store, run_id, range(300, RECORDS))
+
+    write_results(store, store.runs.get_run(run_id), ahead)
+
+    assert not (tmp_path / "results.csv").exists()
+    assert len(elsewhere.read_text(encoding="utf-8").splitlines()) == RECORDS
+    assert _temporaries(tmp_path) == []
+
+
+def test_temporaries_of_killed_processes_are_removed_and_live_ones_kept(
+    store: Store, tmp_path: Path
+) -> None:
+    run_id = _claimed_run(store, tmp_path)
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # a pid that no process has now
+    killed = tmp_path / f".results.csv.{finished.pid}.0badc0de.tmp"
+    alive = tmp_path / f".results.csv.{os.getppid()}.0badc0de.tmp"
+    other = tmp_path / f".notes.csv.{finished.pid}.0badc0de.tmp"
+    for leftover in (killed, alive, other):
+        leftover.write_text("phone\n+12125550000\n", encoding="utf-8")
+    _finish(store, run_id, range(10))
+
+    asyncio.run(ResultsAhead(store, run_id).catch_up())
+
+    assert not killed.exists()  # its process is gone: nobody will finish or remove it
+    assert alive.exists() and other.exists()  # a live process's, another file's

@@ -68,7 +68,8 @@ def test_a_run_asked_to_stop_stops_resumably_and_a_resume_finishes_it(
 
     async def send_then_ask_to_stop() -> None:
         sending = asyncio.create_task(execute_run(store, run_id, RunCounters(), timings=QUICK))
-        while _stats(slow_twilio)["posts"] < 20:
+        # Mid-send, with the results already being written ahead (engine/results.py).
+        while _stats(slow_twilio)["posts"] < 20 or not _temporaries(tmp_path):
             await asyncio.sleep(0.02)
         assert request_stop(store, run_id).state is RunState.SENDING
         await sending
@@ -81,6 +82,7 @@ def test_a_run_asked_to_stop_stops_resumably_and_a_resume_finishes_it(
     assert halted.value.remedy is not None and halted.value.remedy["run_id"] == run_id
     posted = _stats(slow_twilio)["posts"]
     assert 20 <= posted < RECORDS  # it stopped, it did not finish
+    assert _temporaries(tmp_path) == [] and not (tmp_path / "out.csv").exists()
 
     run = asyncio.run(execute_run(store, run_id, RunCounters(), timings=QUICK))
 
@@ -89,6 +91,14 @@ def test_a_run_asked_to_stop_stops_resumably_and_a_resume_finishes_it(
     assert statuses == [ResultStatus.DELIVERED] * RECORDS
     by_to = _stats(slow_twilio)["messages_by_to"]
     assert len(by_to) == RECORDS and max(by_to.values()) == 1  # nobody got two
+    lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 + RECORDS and lines[-1].startswith(f"N{RECORDS - 1},")
+    assert _temporaries(tmp_path) == []
+
+
+def _temporaries(folder: Path) -> list[Path]:
+    """Results written ahead, not yet put in place."""
+    return list(folder.glob(".out.csv.*.tmp"))
 
 
 def test_a_run_that_is_not_being_sent_has_nothing_to_stop(

@@ -50,6 +50,7 @@ audience's separator (``;`` from European Excel, tab), ``.tsv`` results always u
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import enum
 import io
@@ -312,6 +313,32 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries of a results file at `path` that processes which no longer
+    run left behind (killed while writing: kill -9, out of memory, a power cut). They
+    hold recipients' data, and a run's results are written ahead for as long as it is
+    tracked (engine/results.py), so a killed run would leave one. Only on POSIX, where
+    signal 0 asks whether a process lives without touching it."""
+    if os.name != "posix":
+        return
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return
+    for candidate in candidates:
+        pid, _, rest = candidate.name[len(prefix) :].partition(".")
+        if not (pid.isdigit() and rest.endswith(".tmp")) or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+        except OSError:
+            pass  # it lives (another user's process): not ours to judge
+
+
 def _delimited_suffixes() -> frozenset[str]:
     # Read at call time: readers.CSV_SUFFIXES may or may not list ".tsv" itself.
     return frozenset(readers.CSV_SUFFIXES) | {TSV_SUFFIX}
@@ -518,11 +545,17 @@ class ResultWriter:
             raise
 
     def abort(self) -> None:
-        """Discard everything written; any earlier file at the path stays as it was."""
-        if self._file is not None:
-            file, self._file = self._file, None
-            file.close()
-        self._tmp.unlink(missing_ok=True)
+        """Discard everything written; any earlier file at the path stays as it was.
+        Never raises for the file: closing flushes what is buffered, which fails on a
+        full disk, and the error being handled (a stop, Ctrl-C) is the one to report."""
+        try:
+            if self._file is not None:
+                file, self._file = self._file, None
+                with contextlib.suppress(OSError):
+                    file.close()
+        finally:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> ResultWriter:
         return self

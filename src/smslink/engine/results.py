@@ -15,7 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from smslink.audience.readers import AudienceError, file_digest, open_audience
-from smslink.audience.writers import ResultWriter, check_results_path, open_results
+from smslink.audience.writers import (
+    ResultWriter,
+    check_results_path,
+    open_results,
+    remove_stale_temporaries,
+)
 from smslink.domain.errors import say
 from smslink.domain.models import Delivery, Run, Stage
 from smslink.store import Store
@@ -41,7 +46,7 @@ def write_results(store: Store, run: Run, ahead: ResultsAhead | None = None) -> 
     its results can be written elsewhere.
     """
     path = Path(run.output_path)
-    if ahead is not None and ahead.finish():
+    if ahead is not None and ahead.finish(run):
         return path
     _write(store, run, path, overwrite=run.snapshot.overwrite)
     return path
@@ -68,6 +73,8 @@ class ResultsAhead:
         self._run_id = run_id
         self._chunk = chunk
         self._writer: ResultWriter | None = None
+        #: The output path and overwrite setting the temporary was opened for.
+        self._opened_for: tuple[str, bool] | None = None
         self._written_to = -1  # the seq of the last row written
         self._given_up = False
 
@@ -92,9 +99,10 @@ class ResultsAhead:
                 run = self._store.runs.get_run(self._run_id)
                 if not run.audience_complete:
                     return  # a JSON Lines audience may still add columns to the header
-                self._writer = run_results_writer(
-                    run, Path(run.output_path), overwrite=run.snapshot.overwrite
-                )
+                path = Path(run.output_path)
+                remove_stale_temporaries(path)  # an earlier process of this run was killed
+                self._writer = run_results_writer(run, path, overwrite=run.snapshot.overwrite)
+                self._opened_for = (run.output_path, run.snapshot.overwrite)
             while self._write_finished() == self._chunk:
                 await asyncio.sleep(0)
         except Exception:
@@ -116,9 +124,12 @@ class ResultsAhead:
             written += 1
         return written
 
-    def finish(self) -> bool:
-        """Write the rest of a finished run's rows and put the file in place; False (and
-        nothing written) when there is no head start to finish."""
+    def finish(self, run: Run) -> bool:
+        """Write the rest of the finished `run`'s rows and put the file in place; False
+        (and nothing written) when there is no head start to finish, or it was for
+        another output than the run's now (redirected meanwhile: `runs resume --output`)."""
+        if self._opened_for != (run.output_path, run.snapshot.overwrite):
+            self.abort()
         writer, self._writer = self._writer, None
         if writer is None:
             return False

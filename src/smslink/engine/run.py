@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,8 +156,7 @@ async def _writing_results_ahead(
         raise
     finally:
         following.cancel()
-        with suppress(asyncio.CancelledError):
-            await following
+        await asyncio.wait([following])  # raises nothing of its own: a Ctrl-C still counts
 
 
 def unfinished_after_all(count: int) -> Sentence:
