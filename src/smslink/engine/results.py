@@ -105,7 +105,7 @@ class ResultsAhead:
                 self._opened_for = (run.output_path, run.snapshot.overwrite)
             while self._write_finished() == self._chunk:
                 await asyncio.sleep(0)
-        except Exception:
+        except Exception:  # any failure: write_results writes it all and says what is wrong
             self.abort()
             self._given_up = True
 
