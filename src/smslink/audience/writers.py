@@ -315,10 +315,10 @@ def _temp_path(path: Path) -> Path:
 
 def remove_stale_temporaries(path: Path) -> None:
     """Remove the temporaries of a results file at `path` that processes which no longer
-    run left behind (killed while writing: kill -9, out of memory, a power cut). They
-    hold recipients' data, and a run's results are written ahead for as long as it is
-    tracked (engine/results.py), so a killed run would leave one. Only on POSIX, where
-    signal 0 asks whether a process lives without touching it."""
+    run left behind (killed while writing: kill -9, out of memory, a power cut), as each
+    writer of `path` starts. They hold recipients' data, and a run's results are written
+    ahead for as long as it is tracked (engine/results.py), so a killed run would leave
+    one. Only on POSIX, where signal 0 asks whether a process lives without touching it."""
     if os.name != "posix":
         return
     prefix = f".{path.name}."
@@ -467,6 +467,7 @@ class ResultWriter:
         refusal = _refusal(path, self.input_path, overwrite)
         if refusal is not None:
             raise refusal
+        remove_stale_temporaries(path)
         self._tmp = _temp_path(path)
         # O_EXCL: never write into someone else's file; mode 0o666 lets the umask decide the
         # final permissions, as for any file the user creates (mkstemp would force 0600).

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from smslink.audience.readers import AudienceError, file_digest, open_audience
-from smslink.audience.writers import (
-    ResultWriter,
-    check_results_path,
-    open_results,
-    remove_stale_temporaries,
-)
+from smslink.audience.writers import ResultWriter, check_results_path, open_results
 from smslink.domain.errors import say
 from smslink.domain.models import Delivery, Run, Stage
 from smslink.store import Store
@@ -100,7 +95,6 @@ class ResultsAhead:
                 if not run.audience_complete:
                     return  # a JSON Lines audience may still add columns to the header
                 path = Path(run.output_path)
-                remove_stale_temporaries(path)  # an earlier process of this run was killed
                 self._writer = run_results_writer(run, path, overwrite=run.snapshot.overwrite)
                 self._opened_for = (run.output_path, run.snapshot.overwrite)
             while self._write_finished() == self._chunk:
@@ -134,10 +128,10 @@ class ResultsAhead:
         if writer is None:
             return False
         with writer:  # closed (checked, put in place) or, on an error, dropped
-            for delivery in self._store.deliveries.iter_results(
-                self._run_id, after_seq=self._written_to
-            ):
-                writer.write(delivery.row, result_fields(delivery))
+            _write_rows(
+                writer,
+                self._store.deliveries.iter_results(self._run_id, after_seq=self._written_to),
+            )
         return True
 
     def abort(self) -> None:
@@ -157,18 +151,24 @@ def export_results(store: Store, run: Run, path: Path, *, overwrite: bool = Fals
 
 
 def _write(store: Store, run: Run, path: Path, *, overwrite: bool) -> tuple[int, int]:
-    rows = unfinished = 0
     with run_results_writer(run, path, overwrite=overwrite) as writer:
-        for delivery in store.deliveries.iter_results(run.id):
-            fields = result_fields(delivery)
-            rows += 1
-            unfinished += fields["status"] == UNFINISHED
-            writer.write(delivery.row, fields)
+        rows, unfinished = _write_rows(writer, store.deliveries.iter_results(run.id))
         if not run.audience_complete:
             for values in _unread_records(run, writer.input_columns):
                 rows += 1
                 unfinished += 1
                 writer.write(values, {"status": UNFINISHED, "error_message": "not read yet"})
+    return rows, unfinished
+
+
+def _write_rows(writer: ResultWriter, deliveries: Iterable[Delivery]) -> tuple[int, int]:
+    """Write each delivery's row; (rows, rows whose result is not final yet)."""
+    rows = unfinished = 0
+    for delivery in deliveries:
+        fields = result_fields(delivery)
+        rows += 1
+        unfinished += fields["status"] == UNFINISHED
+        writer.write(delivery.row, fields)
     return rows, unfinished
 
 
