@@ -54,6 +54,44 @@ def test_add_deliveries_is_atomic_with_the_total(store: Store):
     assert store.runs.get_run(run_id).total == 20 == store.deliveries.totals(run_id).total
 
 
+#: What COPY's text format and array literals must escape: tabs, newlines, backslashes,
+#: its NULL marker, quotes, braces and commas, and text beyond ASCII.
+HOSTILE_TEXT = 'a\tb\nc\\d \\N "q" {x,y} NULL \r Zoë 😀'
+
+
+def test_hostile_text_is_stored_and_updated_exactly(store: Store):
+    """Values go in by COPY and are updated over arrays on PostgreSQL (executemany on
+    SQLite): every character a field can hold comes back as it went in."""
+    run_id = new_run(store)
+    batch = deliveries(run_id, range(2))
+    batch[0].row = {"mobile": HOSTILE_TEXT, "first_name": "\\N"}
+    batch[0].body = HOSTILE_TEXT
+    batch[1].identity = {"id": HOSTILE_TEXT}
+    store.deliveries.add_deliveries(run_id, batch, ["mobile"])
+    assert list(store.deliveries.iter_deliveries(run_id)) == batch
+    store.deliveries.claim_pending(run_id, 2, NOW)
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, 0, Stage.DONE, ResultStatus.FAILED, "failed", "SM0", 30008,
+                     HOSTILE_TEXT, polls=2, updated_at=NOW),
+            Progress(run_id, 1, Stage.TRACKING, twilio_status="sent", message_sid=None),
+        ]
+    )  # fmt: skip
+    d0, d1 = store.deliveries.iter_deliveries(run_id)
+    assert (d0.error_message, d0.error_code, d0.body, d0.row) == (
+        HOSTILE_TEXT,
+        30008,
+        HOSTILE_TEXT,
+        batch[0].row,
+    )
+    assert (d1.stage, d1.message_sid, d1.error_code, d1.identity) == (
+        Stage.TRACKING,
+        None,
+        None,
+        {"id": HOSTILE_TEXT},
+    )
+
+
 def test_add_deliveries_to_a_missing_run(store: Store):
     with pytest.raises(NotFound):
         store.deliveries.add_deliveries(42, deliveries(42, range(2)), [])

@@ -77,6 +77,22 @@ _SAVE_PROGRESS_SQL = (
     "message_sid = {p}, error_code = {p}, error_message = {p}, polls = {p}, updated_at = {p} "
     "WHERE run_id = {p} AND seq = {p} AND stage != 'done'"
 )
+#: The same on PostgreSQL as one statement over column arrays (parameters in the same
+#: order, each a list): ~20 us a row against ~33 for psycopg's executemany of the statement
+#: above (bench/RESULTS.md section 18).
+_SAVE_PROGRESS_POSTGRES_SQL = (
+    "UPDATE deliveries SET stage = v.new_stage, status = v.new_status, "
+    f"twilio_status = CASE WHEN {TWILIO_RANK_SQL} > v.new_rank "
+    "THEN twilio_status ELSE v.new_twilio_status END, "
+    "message_sid = v.new_sid, error_code = v.new_code, error_message = v.new_error, "
+    "polls = v.new_polls, updated_at = v.new_at "
+    "FROM unnest(%s::varchar[], %s::varchar[], %s::integer[], %s::varchar[], %s::varchar[], "
+    "%s::integer[], %s::text[], %s::integer[], %s::timestamptz[], %s::integer[], "
+    "%s::integer[]) AS v(new_stage, new_status, new_rank, new_twilio_status, new_sid, "
+    "new_code, new_error, new_polls, new_at, new_run_id, new_seq) "
+    "WHERE deliveries.run_id = v.new_run_id AND deliveries.seq = v.new_seq "
+    "AND deliveries.stage != 'done'"
+)
 _INSERT_DELIVERY_COLUMNS = (
     "run_id", "seq", "row_json", "to_number", "body", "segments", "stage", "status",
     "twilio_status", "message_sid", "error_code", "error_message", "polls", "claimed_at",
@@ -144,6 +160,7 @@ class DeliveryStore:
             claim.format(p=db.placeholder, part=f" AND part = {db.placeholder}"),
         )
         self._events = EventWriter(db)
+        self._copy_rows = db.copy_rows
 
     def add_deliveries(
         self, run_id: int, deliveries_: Sequence[Delivery], columns: list[str]
@@ -189,7 +206,9 @@ class DeliveryStore:
             for d in deliveries_
             if d.stage is Stage.DONE
         ]
-        if rows:
+        if rows and self._postgres:
+            self._copy_rows(conn, "deliveries", _INSERT_DELIVERY_COLUMNS, rows)
+        elif rows:
             conn.exec_driver_sql(self._insert_delivery_sql, rows)
         self._events.write(conn, finished)
 
@@ -304,7 +323,10 @@ class DeliveryStore:
                         )
                     )
                 held[key] = (p.stage.value, kept, segments, claimed)  # a later update of the batch
-            if params:
+            if params and self._postgres:
+                columns = tuple(list(column) for column in zip(*params.values(), strict=True))
+                conn.exec_driver_sql(_SAVE_PROGRESS_POSTGRES_SQL, columns)
+            elif params:
                 conn.exec_driver_sql(self._save_progress_sql, list(params.values()))
             self._events.write(conn, changes)
         return [sid for row in params.values() if isinstance(sid := row[_SID_PARAM], str)]
