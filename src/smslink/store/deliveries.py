@@ -360,9 +360,10 @@ class DeliveryStore:
                 else:
                     sql = f"{_HELD_SQL} WHERE run_id = ? AND seq IN ({', '.join('?' * len(chunk))})"
                     params = (run_id, *chunk)
+                # all(): one fetch, where iterating the result fetches row by row.
                 for seq, stage, twilio_status, segments, claimed in conn.exec_driver_sql(
                     sql, params
-                ):
+                ).all():
                     found[(run_id, seq)] = (stage, twilio_status, segments, claimed)
         return found
 

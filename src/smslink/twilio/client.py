@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import random
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -138,7 +139,13 @@ def parse_twilio_date(value: object) -> datetime | None:
     """
     if not value:
         return None
-    text = str(value)
+    return _parse_twilio_date_text(value if type(value) is str else str(value))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_twilio_date_text(text: str) -> datetime | None:
+    """Cached: dates are to the second, so the answers and listed messages of a busy
+    second share a few (a datetime is immutable, so sharing one is safe)."""
     if len(text) == 31 and text.endswith(" +0000"):
         try:
             return datetime(
