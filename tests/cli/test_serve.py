@@ -4,8 +4,16 @@ administrator)."""
 
 from __future__ import annotations
 
+import gc
 import socket
+import subprocess
+import sys
 
+from smslink.cli.collector import (
+    PYTHON_THRESHOLDS,
+    SENDING_YOUNG_THRESHOLD,
+    collect_for_sending,
+)
 from tests.clikit import InProcessCli
 
 
@@ -32,3 +40,33 @@ def test_a_user_added_first_opens_the_way_beyond_loopback(cli: InProcessCli) -> 
 
     assert attempt.returncode != 0
     assert "reachable from other machines" not in attempt.stdout + attempt.stderr
+
+
+def test_the_service_keeps_pythons_collector_where_sending_collects_less_often(
+    cli: InProcessCli,
+) -> None:
+    """The `smslink` script collects young objects every 10,000 allocations (a send spent
+    ~6% of its CPU collecting at Python's 700); a long-running service keeps Python's
+    thresholds, so garbage cycles holding request bodies are freed as soon as before."""
+    script = (
+        "import gc, sys\n"
+        "sys.argv = ['smslink', '--version']\n"
+        "from smslink.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(gc.get_threshold()[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines()[-1] == str(SENDING_YOUNG_THRESHOLD)
+
+    before = gc.get_threshold()
+    try:
+        collect_for_sending()
+        cli.run("serve", "--host", "0.0.0.0", "--port", "8", check=False)  # refused at once
+        assert gc.get_threshold() == PYTHON_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)

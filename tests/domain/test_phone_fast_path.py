@@ -201,3 +201,50 @@ def test_length_limits_match_the_library() -> None:
     assert phonenumberutil._MIN_LENGTH_FOR_NSN == phone._MIN_NSN_LENGTH
     assert phonenumberutil._MAX_LENGTH_FOR_NSN == phone._MAX_NSN_LENGTH
     assert phonenumberutil._MAX_LENGTH_COUNTRY_CODE == phone._MAX_COUNTRY_CODE_LENGTH
+
+
+#: Calling codes several regions share: where `_is_valid` walks the regions itself.
+SHARED_CODES = [code for code in CALLING_CODES if len(COUNTRY_CODE_TO_REGION_CODE[code]) > 1]
+near_shared = st.builds(
+    _mutate,
+    st.sampled_from(
+        [text for text in EXAMPLES if any(text.startswith(f"+{c}") for c in SHARED_CODES)]
+    ),
+    st.integers(0, 20),
+    st.sampled_from("0123456789"),
+    st.sampled_from(["keep", "replace", "insert", "delete"]),
+)
+shared_numbers = st.one_of(
+    near_shared,
+    st.builds(
+        lambda code, rest: f"+{code}{rest}",
+        st.sampled_from(SHARED_CODES),
+        st.text(alphabet="0123456789", min_size=1, max_size=15),
+    ),
+)
+
+
+def _assert_same_verdict(text: str) -> None:
+    try:
+        number = phonenumbers.parse(text, "US")
+    except phonenumbers.NumberParseException:
+        return
+    assert phone._is_valid(number) == phonenumbers.is_valid_number(number), text
+
+
+def test_validity_agrees_with_the_library_on_every_example_number() -> None:
+    assert SHARED_CODES and 1 in SHARED_CODES
+    for text in EXAMPLES:
+        _assert_same_verdict(text)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=shared_numbers)
+@example(text="+12125550147")  # US: the first of +1's regions
+@example(text="+14165550147")  # Canada: after the regions with leading digits
+@example(text="+12685550147")  # Antigua: leading digits 268
+@example(text="+447624123456")  # Isle of Man: leading digits within +44
+@example(text="+79123456789")  # +7: Russia by leading digits
+@example(text="+76123456789")  # +7: Kazakhstan
+def test_validity_agrees_with_the_library_for_shared_calling_codes(text: str) -> None:
+    _assert_same_verdict(text)

@@ -8,7 +8,8 @@ import threading
 from datetime import UTC, timedelta
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import create_engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
 from smslink.domain.parts import part_of
@@ -16,6 +17,7 @@ from smslink.store import NotFound, Store, open_store
 from smslink.store.deliveries import UNFINISHED
 from smslink.store.schema import deliveries as deliveries_table
 from smslink.store.secrets import SecretBox
+from tests.pg import PG_URL
 from tests.store.records import NOW, deliveries, new_run
 
 # The url, key and store fixtures are in conftest.py.
@@ -61,35 +63,81 @@ HOSTILE_TEXT = 'a\tb\nc\\d \\N "q" {x,y} NULL \r Zoë 😀'
 
 def test_hostile_text_is_stored_and_updated_exactly(store: Store):
     """Values go in by COPY and are updated over arrays on PostgreSQL (executemany on
-    SQLite): every character a field can hold comes back as it went in."""
+    SQLite): every character a field can hold comes back as it went in, an empty string
+    stays empty and the text NULL or \\N stays text, in text and varchar columns alike."""
     run_id = new_run(store)
-    batch = deliveries(run_id, range(2))
+    batch = deliveries(run_id, range(3))
     batch[0].row = {"mobile": HOSTILE_TEXT, "first_name": "\\N"}
     batch[0].body = HOSTILE_TEXT
     batch[1].identity = {"id": HOSTILE_TEXT}
+    batch[2].body = ""
+    batch[2].to = "\\N"  # varchar
     store.deliveries.add_deliveries(run_id, batch, ["mobile"])
     assert list(store.deliveries.iter_deliveries(run_id)) == batch
-    store.deliveries.claim_pending(run_id, 2, NOW)
+    store.deliveries.claim_pending(run_id, 3, NOW)
+    sid = 'SM\t\\N,{x}"NULL'  # no sid Twilio gives, in a varchar column
     store.deliveries.save_progress(
         [
-            Progress(run_id, 0, Stage.DONE, ResultStatus.FAILED, "failed", "SM0", 30008,
+            Progress(run_id, 0, Stage.DONE, ResultStatus.FAILED, "failed", sid, 30008,
                      HOSTILE_TEXT, polls=2, updated_at=NOW),
-            Progress(run_id, 1, Stage.TRACKING, twilio_status="sent", message_sid=None),
+            Progress(run_id, 1, Stage.TRACKING, twilio_status="sent", message_sid=None,
+                     error_message=""),
+            Progress(run_id, 2, Stage.TRACKING, twilio_status="queued", message_sid="NULL",
+                     error_message="NULL"),
         ]
     )  # fmt: skip
-    d0, d1 = store.deliveries.iter_deliveries(run_id)
-    assert (d0.error_message, d0.error_code, d0.body, d0.row) == (
+    d0, d1, d2 = store.deliveries.iter_deliveries(run_id)
+    assert (d0.stage, d0.status, d0.twilio_status, d0.message_sid, d0.polls) == (
+        Stage.DONE,
+        ResultStatus.FAILED,
+        "failed",
+        sid,
+        2,
+    )
+    assert (d0.error_message, d0.error_code, d0.updated_at, d0.body, d0.row) == (
         HOSTILE_TEXT,
         30008,
+        NOW,
         HOSTILE_TEXT,
         batch[0].row,
     )
-    assert (d1.stage, d1.message_sid, d1.error_code, d1.identity) == (
+    assert (d1.stage, d1.twilio_status, d1.message_sid, d1.error_code, d1.error_message) == (
         Stage.TRACKING,
+        "sent",
         None,
         None,
-        {"id": HOSTILE_TEXT},
+        "",
     )
+    assert d1.identity == {"id": HOSTILE_TEXT}
+    assert (d2.to, d2.body, d2.message_sid, d2.error_message) == ("\\N", "", "NULL", "NULL")
+
+
+def test_a_server_lost_mid_insert_fails_the_batch_and_the_next_one_goes_in(
+    store: Store, url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The server drops the connection while a batch is being inserted (on PostgreSQL,
+    just before its COPY): the batch fails as a database error naming that cause, the
+    total stays, and the next attempt gets a working connection and stores it."""
+    if not url.startswith("postgresql"):
+        pytest.skip("COPY, and a server to lose, are PostgreSQL's")
+    run_id = new_run(store)
+    copy_rows = store.deliveries._copy_rows
+
+    def server_lost_first(conn, *args):  # type: ignore[no-untyped-def]
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with create_engine(PG_URL).connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        monkeypatch.setattr(store.deliveries, "_copy_rows", copy_rows)  # once
+        copy_rows(conn, *args)
+
+    monkeypatch.setattr(store.deliveries, "_copy_rows", server_lost_first)
+    with pytest.raises(OperationalError) as lost:
+        store.deliveries.add_deliveries(run_id, deliveries(run_id, range(3)), ["mobile"])
+    assert lost.value.connection_invalidated
+    assert "terminating connection" in str(lost.value.orig)
+    assert store.runs.get_run(run_id).total == 0
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(3)), ["mobile"])
+    assert store.runs.get_run(run_id).total == 3 == store.deliveries.totals(run_id).total
 
 
 def test_add_deliveries_to_a_missing_run(store: Store):

@@ -10,6 +10,7 @@ import typer
 
 from smslink import __version__
 from smslink.cli import connections, demo, optouts, runs, serve, simulator, touchpoints, workers
+from smslink.cli.collector import collect_for_sending
 
 app = typer.Typer(
     name="smslink",
@@ -54,16 +55,8 @@ app.command("workers")(workers.workers)
 app.add_typer(serve.users_app, name="user")
 
 
-#: Net allocations between two collections of the young generation (Python's default:
-#: 700). A send makes and keeps objects for every message (records, states, answers), so
-#: at 700 a 10,000-message send ran ~300 collections and spent ~6% of its CPU in them;
-#: at 10,000 it runs ~15, at a tenth of the cost (bench/RESULTS.md section 18). Garbage
-#: in reference cycles waits a little longer to be freed, which peak memory does not show.
-GC_YOUNG_THRESHOLD = 10_000
-
-
 def main() -> None:
-    gc.set_threshold(GC_YOUNG_THRESHOLD)  # before the command imports what it needs
+    collect_for_sending()  # before the command imports what it needs; `serve` resets it
     # A command's work is done (files closed, the store closed) before the interpreter
     # exits; its last collection would only walk every object the imports made to free
     # them a moment before the process does (~0.1 s of CPU after a send: RESULTS §15).

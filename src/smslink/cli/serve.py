@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from smslink.cli.collector import collect_for_serving
 from smslink.cli.common import console, fail, session
 from smslink.domain.models import Role
 
@@ -36,6 +37,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the pages and the REST API (OpenAPI description at /docs) until Ctrl-C."""
+    collect_for_serving()  # a long-running service keeps Python's collector (collector.py)
     import uvicorn
 
     from smslink.app import Config

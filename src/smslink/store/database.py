@@ -104,20 +104,28 @@ class Database:
         `conn`'s transaction: ~5 us a row, where psycopg's executemany of an INSERT costs
         ~35 (bench/RESULTS.md section 18). The driver's errors are raised as SQLAlchemy
         raises them for its own statements (IntegrityError, OperationalError, ...), so
-        callers handle a failed COPY as they handle a failed INSERT."""
+        callers handle a failed COPY as they handle a failed INSERT, and a connection the
+        server dropped is invalidated, as SQLAlchemy does when its own statements meet one."""
         if not self.postgres:
             raise RuntimeError("COPY is PostgreSQL's: insert with executemany on SQLite")
         import psycopg
         from sqlalchemy.exc import DBAPIError
 
         sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        driver = conn.connection.driver_connection
         try:
-            driver = conn.connection.driver_connection
             with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as error:
-            raise DBAPIError.instance(sql, None, error, psycopg.Error) from error
+            # As SQLAlchemy does for its own statements: a lost server invalidates the
+            # connection at once (the pool never hands it out again), and the error says so.
+            lost = conn.dialect.is_disconnect(error, driver, None)  # type: ignore[arg-type]
+            if lost:
+                conn.invalidate(error)
+            raise DBAPIError.instance(
+                sql, None, error, psycopg.Error, connection_invalidated=lost, dialect=conn.dialect
+            ) from error
 
     def dispose(self) -> None:
         self.engine.dispose()
