@@ -339,14 +339,21 @@ def run_child(
 ):
     """Run cmd to completion; return (wall s, cpu s, peak RSS MB, exit code).
 
-    CPU and RSS come from wait4's rusage of exactly this child (and anything it waited for).
+    CPU comes from wait4's rusage of exactly this child (and anything it waited for). Peak
+    RSS is the child's own high-water mark (VmHWM), read every 10 ms while it runs: wait4's
+    ru_maxrss also holds this (parent) process's high-water mark, because subprocess
+    starts the child with vfork and the kernel keeps the larger of the two at exec (a
+    /bin/true started by a parent that once held 160 MB reports 160 MB). That made every
+    child look as large as this process had been (RESULTS section 18).
     """
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         on_start(proc.pid)
         deadline = started + timeout_s
+        peak_kb = 0
         while True:
+            peak_kb = max(peak_kb, high_water_kb(proc.pid))
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid == proc.pid:
                 break
@@ -359,7 +366,19 @@ def run_child(
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, usage.ru_maxrss / 1024, proc.returncode
+    return wall, cpu, (peak_kb or usage.ru_maxrss) / 1024, proc.returncode
+
+
+def high_water_kb(pid: int) -> int:
+    """The process's peak RSS so far in kB (VmHWM); 0 once it has exited, or without /proc."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def base_env(home: Path) -> dict[str, str]:
