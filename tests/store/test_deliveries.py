@@ -125,8 +125,10 @@ def test_a_server_lost_mid_insert_fails_the_batch_and_the_next_one_goes_in(
 
     def server_lost_first(conn, *args):  # type: ignore[no-untyped-def]
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-        with create_engine(PG_URL).connect() as other:
-            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        other = create_engine(PG_URL)
+        with other.connect() as killer:
+            killer.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        other.dispose()
         monkeypatch.setattr(store.deliveries, "_copy_rows", copy_rows)  # once
         copy_rows(conn, *args)
 

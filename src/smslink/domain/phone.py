@@ -137,28 +137,6 @@ def _parse(raw: str, text: str, region: str) -> PhoneNumber:
         raise _error(raw, text, region, _PARSE_REASONS.get(exc.error_type, str(exc))) from exc
 
 
-def _check(
-    raw: str,
-    text: str,
-    region: str,
-    number: PhoneNumber,
-    e164: str,
-    *,
-    is_valid: Callable[[PhoneNumber], bool] | None = None,
-) -> str:
-    """Return `e164` if `number` can take an SMS, else raise a PhoneError saying why."""
-    if _TWILIO_MAGIC.fullmatch(e164):
-        return e164
-    if number.extension:
-        raise _error(raw, text, region, say("it has an extension, and SMS cannot reach one"))
-    possible = phonenumbers.is_possible_number_with_reason(number)
-    if possible != ValidationResult.IS_POSSIBLE:
-        raise _error(raw, text, region, _LENGTH_REASONS.get(possible, say("impossible number")))
-    if not (is_valid or _is_valid)(number):
-        raise _error(raw, text, region, say("no such number range"))
-    return e164
-
-
 #: libphonenumber's number typing (private): None if a release renames it, and then every
 #: number takes `is_valid_number` itself.
 _number_type = getattr(phonenumbers.phonenumberutil, "_number_type_helper", None)
@@ -193,6 +171,28 @@ def _is_valid(number: PhoneNumber) -> bool:
                 return True  # what is_valid_number_for_region(number, region) would find
             return phonenumbers.is_valid_number_for_region(number, region)
     return False  # no region: is_valid_number_for_region(number, None) is False
+
+
+def _check(
+    raw: str,
+    text: str,
+    region: str,
+    number: PhoneNumber,
+    e164: str,
+    *,
+    is_valid: Callable[[PhoneNumber], bool] = _is_valid,
+) -> str:
+    """Return `e164` if `number` can take an SMS, else raise a PhoneError saying why."""
+    if _TWILIO_MAGIC.fullmatch(e164):
+        return e164
+    if number.extension:
+        raise _error(raw, text, region, say("it has an extension, and SMS cannot reach one"))
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible != ValidationResult.IS_POSSIBLE:
+        raise _error(raw, text, region, _LENGTH_REASONS.get(possible, say("impossible number")))
+    if not is_valid(number):
+        raise _error(raw, text, region, say("no such number range"))
+    return e164
 
 
 #: "+" and ASCII digits only, the first not 0 (no country code starts with 0). Not \d,

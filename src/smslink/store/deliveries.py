@@ -47,7 +47,15 @@ from smslink.domain.models import (
 from smslink.store.database import Database
 from smslink.store.errors import NotFound
 from smslink.store.events import EventRow, EventWriter
-from smslink.store.rows import STAGES, STATUSES, delivery_row, dumps, loads, to_delivery
+from smslink.store.rows import (
+    STAGES,
+    STATUSES,
+    column_arrays,
+    delivery_row,
+    dumps,
+    loads,
+    to_delivery,
+)
 from smslink.store.schema import deliveries, runs
 
 _PENDING = Stage.PENDING.value
@@ -324,8 +332,7 @@ class DeliveryStore:
                     )
                 held[key] = (p.stage.value, kept, segments, claimed)  # a later update of the batch
             if params and self._postgres:
-                columns = tuple(list(column) for column in zip(*params.values(), strict=True))
-                conn.exec_driver_sql(_SAVE_PROGRESS_POSTGRES_SQL, columns)
+                conn.exec_driver_sql(_SAVE_PROGRESS_POSTGRES_SQL, column_arrays(params.values()))
             elif params:
                 conn.exec_driver_sql(self._save_progress_sql, list(params.values()))
             self._events.write(conn, changes)

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Row, and_, func, select
 
 from smslink.domain.events import DeliveryEvent
 from smslink.store.database import Database
+from smslink.store.rows import column_arrays
 from smslink.store.schema import deliveries, events, runs
 
 _E = events.c
@@ -65,8 +66,7 @@ class EventWriter:
         if self._db.postgres:
             # One statement over column arrays: a third of what psycopg's executemany
             # costs per row here (measured on 500-row batches).
-            columns = tuple(list(column) for column in zip(*rows, strict=True))
-            conn.exec_driver_sql(_PG_INSERT_SQL, columns)
+            conn.exec_driver_sql(_PG_INSERT_SQL, column_arrays(rows))
         else:
             conn.exec_driver_sql(self._insert_sql, list(rows))
 

@@ -3,7 +3,7 @@ the tables (JSON text for dicts and lists, enum values as strings)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +50,12 @@ def sqlite_datetime_of(stored: str | None) -> datetime | None:
     if stored is None:
         return None
     return datetime.fromisoformat(stored).replace(tzinfo=UTC)
+
+
+def column_arrays(rows: Iterable[Sequence[object]]) -> tuple[list[object], ...]:
+    """Rows as one list per column: the parameters of a PostgreSQL statement over
+    `unnest` arrays, which binds a batch far cheaper than psycopg's executemany."""
+    return tuple(list(column) for column in zip(*rows, strict=True))
 
 
 def delivery_row(
