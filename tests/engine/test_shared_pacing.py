@@ -356,7 +356,10 @@ def test_four_processes_together_keep_within_the_segment_cap(prefix: str) -> Non
     assert all(len(sends) > 30 for sends in per_process)  # each process had its share
     sends = sorted(t for ts in per_process for t in ts)
     rate = (len(sends) - 1) / (sends[-1] - sends[0])
-    assert abs(rate - cap) <= 0.05 * cap, rate
+    # Never above the cap; below it only by what late wake-ups on two busy cores cost
+    # (90/s seen under a full suite). A process booking its own full share (the bug this
+    # guards against) would show 50/s or less.
+    assert 0.8 * cap <= rate <= 1.05 * cap, rate
     # No burst either: no second holds more than the cap. The bookings are exactly 10 ms
     # apart; a send that wakes late (a busy machine) can only bunch up with the next few,
     # so the busiest second on both cores fully loaded held 104.

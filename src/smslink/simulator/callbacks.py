@@ -9,7 +9,8 @@ callback twice. This module reproduces it so those receivers can be tested over 
 Status itself stays derived from the clock (see lifecycle.snapshot); callbacks only read it.
 At creation every change of the message is known in advance, so each one is a timer on the
 event loop (`loop.call_later`) firing at the moment that status begins, and only then a task
-that POSTs it through one shared aiohttp session opened on app startup.
+that POSTs it through one shared aiohttp session opened on app startup. Unless disorder is
+asked for, a message's callbacks go one after another, as a receiver's tests expect.
 
 The signature is computed here rather than with smslink's own `smslink.twilio.signature`:
 the simulator stands in for Twilio and must stay independent of the product it tests, so
@@ -168,6 +169,10 @@ class CallbackDispatcher:
         config = self._state.config
         spread = max(changes[-1][1] - changes[0][1], MIN_DISORDER_S)
         now = self._state.clock()
+        # In order unless disorder is asked for: each callback of the message waits until
+        # the one before it is done (answered or given up), because timers due together
+        # (a busy loop) and POSTs racing on the wire could otherwise swap two of them.
+        before: asyncio.Future[None] | None = None
         for status, at in changes:
             if config.callback_drop_share and self._rng.random() < config.callback_drop_share:
                 self._state.stats.callbacks_dropped += 1  # lost on the way, retries and all
@@ -177,14 +182,35 @@ class CallbackDispatcher:
                 delay += self._rng.uniform(0.0, spread)
             params = callback_params(msg, status, at)
             key = next(self._ids)
-            self._timers[key] = loop.call_later(delay, self._fire, key, url, params)
+            done: asyncio.Future[None] = loop.create_future()
+            wait_for = None if config.callback_disorder else before
+            self._timers[key] = loop.call_later(
+                delay, self._fire, key, url, params, wait_for, done
+            )
+            before = done
 
-    def _fire(self, key: int, url: str, params: dict[str, str]) -> None:
+    def _fire(
+        self,
+        key: int,
+        url: str,
+        params: dict[str, str],
+        wait_for: asyncio.Future[None] | None,
+        done: asyncio.Future[None],
+    ) -> None:
         """The timer went off: start the POST as a task, tracked so close() can end it."""
         self._timers.pop(key, None)
-        task = asyncio.ensure_future(self._deliver(url, params))
+        task = asyncio.ensure_future(self._deliver_after(wait_for, url, params))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _task: _finish(done))
+
+    async def _deliver_after(
+        self, wait_for: asyncio.Future[None] | None, url: str, params: dict[str, str]
+    ) -> None:
+        """POST one callback once the message's previous one (if any) is done."""
+        if wait_for is not None:
+            await asyncio.shield(wait_for)
+        await self._deliver(url, params)
 
     async def _deliver(self, url: str, params: dict[str, str]) -> None:
         """POST one callback, retrying a failure (connection error, non-2xx) as configured."""
@@ -216,6 +242,12 @@ class CallbackDispatcher:
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 continue  # unreachable, reset, timed out or not a usable URL: a failure
         self._state.stats.callbacks_failed += 1
+
+
+def _finish(done: asyncio.Future[None]) -> None:
+    """Let the message's next callback go (once, whether this one was answered or not)."""
+    if not done.done():
+        done.set_result(None)
 
 
 def retry_count(fragment: str, default: int) -> int:
