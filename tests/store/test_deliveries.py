@@ -322,6 +322,53 @@ def test_updates_of_one_delivery_in_a_batch_leave_the_last_state_and_every_event
     ]
 
 
+def test_a_later_status_keeps_the_stored_sid_and_a_new_sid_replaces_it(store: Store):
+    """SQLite writes rows whose sid is already stored without SETting it (the sid index is
+    left alone); whichever statement a row takes, what is stored and found by sid is the
+    same as writing every column."""
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(4)), ["mobile"])
+    store.deliveries.claim_pending(run_id, 4, NOW)
+    store.deliveries.save_progress(
+        [
+            Progress(run_id, 0, Stage.TRACKING, twilio_status="queued", message_sid="SM0"),
+            Progress(run_id, 1, Stage.TRACKING, twilio_status="queued", message_sid="SM1"),
+            Progress(run_id, 3, Stage.TRACKING, twilio_status="queued", message_sid="SM3"),
+        ]
+    )
+    written = store.deliveries.save_progress(
+        [
+            Progress(run_id, 0, Stage.DONE, ResultStatus.DELIVERED, "delivered", "SM0", polls=2),
+            # The same delivery twice in one batch, both times with a sid not stored yet.
+            Progress(run_id, 1, Stage.TRACKING, twilio_status="sending", message_sid="SM1b"),
+            Progress(run_id, 1, Stage.TRACKING, twilio_status="sent", message_sid="SM1b"),
+            Progress(run_id, 2, Stage.TRACKING, twilio_status="queued", message_sid="SM2"),
+            Progress(run_id, 3, Stage.TRACKING, twilio_status="sent", message_sid="SM3", polls=1),
+        ]
+    )
+
+    assert sorted(written) == ["SM0", "SM1b", "SM2", "SM3"]
+    d0, d1, d2, d3 = store.deliveries.iter_deliveries(run_id)
+    assert (d0.stage, d0.status, d0.twilio_status, d0.message_sid, d0.polls) == (
+        Stage.DONE,
+        ResultStatus.DELIVERED,
+        "delivered",
+        "SM0",
+        2,
+    )
+    assert (d1.twilio_status, d1.message_sid) == ("sent", "SM1b")
+    assert (d2.twilio_status, d2.message_sid) == ("queued", "SM2")
+    assert (d3.stage, d3.twilio_status, d3.message_sid, d3.polls) == (
+        Stage.TRACKING,
+        "sent",
+        "SM3",
+        1,
+    )
+    for sid in ("SM0", "SM1b", "SM2", "SM3"):
+        assert store.deliveries.holds_sid(run_id, sid), sid
+    assert not store.deliveries.holds_sid(run_id, "SM1")
+
+
 # -- iter_deliveries -----------------------------------------------------------------------
 
 
