@@ -35,21 +35,30 @@ STATUSES = {s.value: s for s in ResultStatus}
 
 def sqlite_datetime_text(moment: datetime) -> str:
     """A datetime as SQLAlchemy's SQLite DateTime type stores it (UTC, naive, microseconds),
-    for the statements that bypass SQLAlchemy's type processing; reads parse it back."""
-    utc = moment.astimezone(UTC) if moment.tzinfo is not None else moment
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}"
-    )
+    for the statements that bypass SQLAlchemy's type processing; reads parse it back.
+
+    Several run for every message (its row, its claim, its progress and events), so the
+    common case, a UTC datetime, is one C call: its isoformat without the "+00:00"."""
+    zone = moment.tzinfo
+    if zone is UTC:
+        return moment.isoformat(" ", "microseconds")[:-6]
+    utc = moment.astimezone(UTC).replace(tzinfo=None) if zone is not None else moment
+    return utc.isoformat(" ", "microseconds")
 
 
 def sqlite_datetime_of(stored: str | None) -> datetime | None:
     """The aware UTC datetime of what `sqlite_datetime_text` (or SQLAlchemy's SQLite
     DateTime) stored, for driver-level reads: one C call, where SQLAlchemy's result
-    processing costs several microseconds a value."""
+    processing costs several microseconds a value. Parsing the text with a UTC offset
+    appended is ~6x cheaper than parsing it and then replacing its tzinfo."""
     if stored is None:
         return None
-    return datetime.fromisoformat(stored).replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(stored + "+00:00")
+    except ValueError:  # not the stored form (an offset of its own, say)
+        parsed = datetime.fromisoformat(stored)
+    # A date without a time drops the offset: UTC, as for any text read here.
+    return parsed if parsed.tzinfo is UTC else parsed.replace(tzinfo=UTC)
 
 
 def column_arrays(rows: Iterable[Sequence[object]]) -> tuple[list[object], ...]:
