@@ -649,8 +649,7 @@ class DeliveryStore:
 
 
 #: A delivery's row as save_progress reads it under the write lock: stage, Twilio status,
-#: segments and claimed_at (as the driver returns it).
-#: A delivery as `_held` reads it: stage, twilio_status, segments, claimed_at, message_sid.
+#: segments, claimed_at (as the driver returns it) and message sid.
 HeldRow = tuple[str, str | None, int, object, str | None]
 
 
