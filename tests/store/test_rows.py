@@ -56,4 +56,6 @@ def test_other_stored_forms_are_read_as_utc_and_none_stays_none() -> None:
     assert sqlite_datetime_of("2026-11-30T10:00:00.5") == datetime(
         2026, 11, 30, 10, 0, 0, 500000, tzinfo=UTC
     )
+    # An offset of its own is converted, as the store's UTCDateTime converts it on read.
+    assert sqlite_datetime_of("2026-11-30 10:00:00+05:00") == datetime(2026, 11, 30, 5, tzinfo=UTC)
     assert sqlite_datetime_of(None) is None

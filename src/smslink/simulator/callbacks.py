@@ -10,7 +10,9 @@ Status itself stays derived from the clock (see lifecycle.snapshot); callbacks o
 At creation every change of the message is known in advance, so each one is a timer on the
 event loop (`loop.call_later`) firing at the moment that status begins, and only then a task
 that POSTs it through one shared aiohttp session opened on app startup. Unless disorder is
-asked for, a message's callbacks go one after another, as a receiver's tests expect.
+asked for, a message's callbacks go one after another, as a receiver's tests expect: so a
+slow or retried callback holds back the message's later ones (up to its retries times the
+15 s timeout), where Twilio would send them anyway; `callback_disorder` is that case.
 
 The signature is computed here rather than with smslink's own `smslink.twilio.signature`:
 the simulator stands in for Twilio and must stay independent of the product it tests, so

@@ -55,10 +55,13 @@ def sqlite_datetime_of(stored: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(stored + "+00:00")
-    except ValueError:  # not the stored form (an offset of its own, say)
+    except ValueError:  # not the stored form: a text with an offset of its own, say
         parsed = datetime.fromisoformat(stored)
-    # A date without a time drops the offset: UTC, as for any text read here.
-    return parsed if parsed.tzinfo is UTC else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is UTC:
+        return parsed
+    # Naive (a date without a time drops the appended offset) is UTC, as everything the
+    # store writes; an offset of its own is honoured, as SQLAlchemy's UTCDateTime does.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def column_arrays(rows: Iterable[Sequence[object]]) -> tuple[list[object], ...]:
