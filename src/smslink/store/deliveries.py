@@ -118,6 +118,9 @@ _INSERT_DELIVERY_SQL = (
 )
 
 _HELD_SQL = "SELECT seq, stage, twilio_status, segments, claimed_at, message_sid FROM deliveries"
+#: PostgreSQL needs no stored sid (`_update_sqlite` is SQLite's): a NULL in its place costs
+#: psycopg nothing to read, where the sid's text cost ~1.5 us a row (callgrind).
+_HELD_POSTGRES_SQL = _HELD_SQL.replace("message_sid", "NULL")
 #: Where the message sid sits among a `_SAVE_PROGRESS_SQL` row's parameters.
 _SID_PARAM = 4
 
@@ -391,7 +394,7 @@ class DeliveryStore:
             for start in range(0, len(ordered), batch):
                 chunk = ordered[start : start + batch]
                 if self._postgres:  # one array parameter: cheaper to bind than 500
-                    sql = f"{_HELD_SQL} WHERE run_id = %s AND seq = ANY(%s){lock}"
+                    sql = f"{_HELD_POSTGRES_SQL} WHERE run_id = %s AND seq = ANY(%s){lock}"
                     params: tuple[object, ...] = (run_id, chunk)
                 else:
                     sql = f"{_HELD_SQL} WHERE run_id = ? AND seq IN ({', '.join('?' * len(chunk))})"
