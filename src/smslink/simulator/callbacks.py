@@ -211,7 +211,7 @@ class CallbackDispatcher:
     ) -> None:
         """POST one callback once the message's previous one (if any) is done."""
         if wait_for is not None:
-            await asyncio.shield(wait_for)
+            await wait_for
         await self._deliver(url, params)
 
     async def _deliver(self, url: str, params: dict[str, str]) -> None:

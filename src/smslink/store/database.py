@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from smslink.store.location import normalise_database_url
-from smslink.store.rows import sqlite_datetime_of, sqlite_datetime_text
+from smslink.store.rows import as_utc, sqlite_datetime_of, sqlite_datetime_text
 from smslink.store.secrets import check_folder, check_private_file
 
 #: How long a SQLite writer waits for another process's write to finish before failing.
@@ -141,7 +141,7 @@ _PG_LOCK = (
 
 def _aware_or_none(moment: datetime | None) -> datetime | None:
     """A driver's datetime in UTC (psycopg gives the session's time zone)."""
-    return None if moment is None else _aware(moment).astimezone(UTC)
+    return None if moment is None else as_utc(moment)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -57,11 +57,14 @@ def sqlite_datetime_of(stored: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(stored + "+00:00")
     except ValueError:  # not the stored form: a text with an offset of its own, say
         parsed = datetime.fromisoformat(stored)
-    if parsed.tzinfo is UTC:
-        return parsed
-    # Naive (a date without a time drops the appended offset) is UTC, as everything the
-    # store writes; an offset of its own is honoured, as SQLAlchemy's UTCDateTime does.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    # Naive only when a date without a time dropped the appended offset.
+    return parsed if parsed.tzinfo is UTC else as_utc(parsed)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` as an aware UTC datetime; a naive one is taken to be UTC already, as
+    everything the store writes is. How every datetime the store reads comes back."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def column_arrays(rows: Iterable[Sequence[object]]) -> tuple[list[object], ...]:
