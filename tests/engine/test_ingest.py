@@ -65,6 +65,26 @@ def test_each_batch_is_stored_with_the_runs_total(store: Store, tmp_path: Path) 
     assert (counters.ingested, counters.total, counters.errors, counters.done) == (10, 10, 1, 1)
 
 
+def test_a_batch_being_prepared_pauses_for_the_event_loop(store: Store, tmp_path: Path) -> None:
+    """With `pause_every`, preparing a batch yields None every that many records (where
+    read_audience lets answers in), and a batch is still stored whole, with its count."""
+    add_touchpoint(store)
+    audience = write_audience(tmp_path / "audience.csv", 12)
+    run_id = start_run(store, RunRequest("t", audience, tmp_path / "results.csv"))
+    seen: list[tuple[int | None, int]] = []
+
+    with open_audience(audience) as reader:
+        for stored in ingest_batches(
+            store, run_id, reader, RECIPE, RunCounters(), batch_size=5, pause_every=2
+        ):
+            seen.append((stored, store.deliveries.totals(run_id).total))
+
+    assert seen == [
+        (None, 0), (None, 0), (5, 5), (None, 5), (None, 5), (10, 10), (None, 10), (12, 12)
+    ]  # fmt: skip
+    assert [seq for seq, _, _ in _stored(store, run_id)] == list(range(12))
+
+
 def test_a_resume_skips_exactly_the_stored_records_and_reads_on(
     store: Store, tmp_path: Path
 ) -> None:

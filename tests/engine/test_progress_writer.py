@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -155,3 +158,110 @@ def test_a_failed_write_loses_nothing(store: Store, monkeypatch: pytest.MonkeyPa
     with pytest.raises(RuntimeError, match="locked"):
         asyncio.run(main())  # the failure is not swallowed
     assert [d.stage for d in store.deliveries.iter_deliveries(run_id)] == [Stage.TRACKING] * 6
+
+
+def _slowed(store: Store, monkeypatch: pytest.MonkeyPatch, delay_s: float) -> list[str]:
+    """Make each save_progress take `delay_s` longer; returns the names of the threads
+    that ran them."""
+    save = store.deliveries.save_progress
+    threads: list[str] = []
+
+    def slow(batch: list[Progress]) -> list[str]:
+        threads.append(threading.current_thread().name)
+        time.sleep(delay_s)
+        return save(batch)
+
+    monkeypatch.setattr(store.deliveries, "save_progress", slow)
+    return threads
+
+
+def test_the_flusher_writes_beside_the_loop(store: Store, monkeypatch: pytest.MonkeyPatch):
+    """A transaction of the flusher does not hold the event loop: answers are handled
+    while it runs (here a ticker keeps ticking through a 0.3 s write)."""
+    run_id = _claimed_run(store, 4)
+    threads = _slowed(store, monkeypatch, 0.3)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def main() -> None:
+        ticking = asyncio.create_task(ticker())
+        async with ProgressWriter(store, max_delay_s=0.01) as writer:
+            for seq in range(4):
+                writer.put(_accepted(run_id, seq))
+            await asyncio.sleep(0.2)  # the flusher's write is under way
+            assert ticks >= 10
+        ticking.cancel()
+
+    asyncio.run(main())
+    assert threads and threading.main_thread().name not in threads
+    assert [d.stage for d in store.deliveries.iter_deliveries(run_id)] == [Stage.TRACKING] * 4
+
+
+def test_leaving_while_a_write_runs_beside_waits_for_it_and_keeps_the_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+):
+    """Cancelled (Ctrl-C) while the flusher's write runs on its thread: the block's end
+    waits for that write, then writes what came after it, so a later state is never
+    overwritten by an earlier one and the events keep their order."""
+    run_id = _claimed_run(store, 2)
+    _slowed(store, monkeypatch, 0.3)
+
+    async def main() -> None:
+        async with ProgressWriter(store, max_delay_s=0.01) as writer:
+            writer.put(_accepted(run_id, 0))
+            writer.put(_accepted(run_id, 1))
+            await asyncio.sleep(0.1)  # that write is under way on its thread
+            writer.put(_delivered(run_id, 0))
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(main())
+    [first, second] = store.deliveries.iter_deliveries(run_id)
+    assert (first.stage, first.status, second.stage) == (
+        Stage.DONE,
+        ResultStatus.DELIVERED,
+        Stage.TRACKING,
+    )
+    events = [(e.seq, e.twilio_status) for e in store.events.after(0, 100)]
+    assert events == [(0, "queued"), (1, "queued"), (0, "delivered")]
+
+
+def test_a_write_cancelled_before_its_thread_began_is_written_at_the_end(store: Store):
+    """The executor's thread is busy when the flusher hands it a write, and the flusher
+    is cancelled before that write begins: it never begins, and the block's end writes
+    those states itself (nothing lost, nothing written twice)."""
+    run_id = _claimed_run(store, 3)
+    busy = threading.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        blocker = loop.run_in_executor(None, busy.wait, 5)
+        try:
+            async with ProgressWriter(store, max_delay_s=0.01) as writer:
+                for seq in range(3):
+                    writer.put(_accepted(run_id, seq))
+                await asyncio.sleep(0.1)  # the write waits behind the blocker
+                stages = [d.stage for d in store.deliveries.iter_deliveries(run_id)]
+                assert stages == [Stage.POSTING] * 3
+                [flusher] = [
+                    task
+                    for task in asyncio.all_tasks()
+                    if task.get_coro().__qualname__ == "ProgressWriter._flush_periodically"
+                ]
+                flusher.cancel()
+                await asyncio.sleep(0)  # the flusher takes the cancel
+        finally:
+            busy.set()
+            await blocker
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(main())
+    assert [d.stage for d in store.deliveries.iter_deliveries(run_id)] == [Stage.TRACKING] * 3
+    events = [(e.seq, e.twilio_status) for e in store.events.after(0, 100)]
+    assert events == [(0, "queued"), (1, "queued"), (2, "queued")]

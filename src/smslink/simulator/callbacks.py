@@ -186,9 +186,7 @@ class CallbackDispatcher:
             key = next(self._ids)
             done: asyncio.Future[None] = loop.create_future()
             wait_for = None if config.callback_disorder else before
-            self._timers[key] = loop.call_later(
-                delay, self._fire, key, url, params, wait_for, done
-            )
+            self._timers[key] = loop.call_later(delay, self._fire, key, url, params, wait_for, done)
             before = done
 
     def _fire(
