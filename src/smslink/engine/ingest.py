@@ -66,7 +66,13 @@ def ingest_batches(
             seq += 1
             batch_yielded_last = False
             if pause_every and seq % pause_every == 0 and len(batch) < batch_size:
-                yield None
+                try:
+                    yield None
+                except GeneratorExit:
+                    # The caller stopped reading (its task cancelled, a lease lost, say):
+                    # store nothing more, as another process may read on from the total.
+                    batch = []
+                    raise
             if len(batch) >= batch_size:
                 store.deliveries.add_deliveries(run_id, batch, columns())
                 counters.ingested = seq

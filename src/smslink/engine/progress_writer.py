@@ -5,14 +5,12 @@ hundred per transaction makes persistence nearly free. Nothing is lost by the de
 delivery whose POST succeeded but whose progress was not yet flushed is still POSTING in the
 store, and a resume reconciles it with Twilio instead of resending it.
 
-A transaction written on the event loop that sends holds the loop for its whole length:
-every answer that arrives meanwhile waits, and 99 senders then go out again in one burst.
-So, inside `async with`, a full buffer wakes the flushing task instead of writing inline,
-and that task writes up to `chunk` rows a transaction on a thread of the loop's executor:
-the database's own work, most of a transaction's time, runs without the GIL, and answers
-are handled meanwhile (at 100,000 messages this took the loop's stalls over 2 ms from 3.9 s
-to none, bench/RESULTS.md section 20). One such write runs at a time, and any other write
-first waits for it, so the order of writes is the order of `put`.
+The writes run on the event loop that sends, and a transaction holds the loop for its
+whole length: every answer that arrives meanwhile waits, and 99 senders then go out again
+in one burst. So, inside `async with`, a full buffer wakes the flushing task instead of
+writing inline (a tracking round that finishes 2,000 messages no longer stalls the loop
+for four transactions in a row), and that task writes up to `chunk` rows a transaction, letting
+the loop run between transactions. The order of writes is the order of `put`.
 
 `put_later` holds a state that may be written late (a message Twilio just accepted, when
 no status callback needs its sid in the store) until the delivery's next state arrives
@@ -26,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 
 from smslink.domain.models import Progress
 from smslink.store import Store
@@ -59,8 +56,6 @@ class ProgressWriter:
         self._task: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
         self._closing = False
-        #: The write running on a thread now, and its batch (see `_write_beside`).
-        self._beside: tuple[Future[list[str]], list[Progress]] | None = None
 
     def put(self, progress: Progress) -> None:
         held = self._held.pop((progress.run_id, progress.seq), None)
@@ -84,10 +79,7 @@ class ProgressWriter:
         self._held[key] = (progress, time.monotonic())
 
     def flush(self) -> None:
-        """Write everything pending now (held states too), in one transaction, after
-        the write running beside the loop, if any (its batch is back in front if it
-        failed or never began)."""
-        self._settle_beside()
+        """Write everything pending now (held states too), in one transaction."""
         self._release_held(float("inf"))
         self._write(len(self._pending))
 
@@ -112,64 +104,18 @@ class ProgressWriter:
             self._full.clear()
             self._release_held(time.monotonic() - self._hold_s)
             while self._pending:
-                await self._write_beside(self._chunk)
+                self._write(self._chunk)
+                await asyncio.sleep(0)  # let answers that came in meanwhile be handled
 
     def _write(self, count: int) -> None:
         """Write the first `count` pending states in one transaction. When the store
         fails they stay in front, in order: the next write (a full buffer's, or the
         block's end) tries them again, and raises if the store still fails."""
-        self._settle_beside()
         if count <= 0 or not self._pending:
             return
         batch, self._pending = self._pending[:count], self._pending[count:]
         try:
             written = self._store.deliveries.save_progress(batch)
-        except BaseException:
-            self._pending[:0] = batch
-            raise
-        if self._on_stored is not None:
-            self._on_stored(written)
-
-    async def _write_beside(self, count: int) -> None:
-        """`_write` on a thread of the loop's executor: SQLite's and psycopg's own work,
-        most of a transaction's time, runs without the GIL, so answers are handled while
-        it runs (on the loop, a 500-row transaction held every answer for ~10 ms).
-
-        Only this task writes beside the loop, one transaction at a time, and `_write`
-        first waits for it: so the writes stay in the order of `put`.
-        """
-        batch, self._pending = self._pending[:count], self._pending[count:]
-        outcome: Future[list[str]] = Future()
-        self._beside = (outcome, batch)
-
-        def save() -> None:
-            if not outcome.set_running_or_notify_cancel():
-                return  # cancelled before it began: the batch is back in front
-            try:
-                outcome.set_result(self._store.deliveries.save_progress(batch))
-            except BaseException as error:
-                outcome.set_exception(error)
-
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, save)
-        except asyncio.CancelledError:
-            outcome.cancel()  # not begun yet: it never will; begun: it ends on its own
-            raise
-        self._settle_beside()
-
-    def _settle_beside(self) -> None:
-        """Wait for the write running beside the loop, if any, and account for it: its
-        sids are stored, or (failed, or cancelled before it began) its batch goes back in
-        front of the pending states."""
-        if self._beside is None:
-            return
-        outcome, batch = self._beside
-        self._beside = None
-        if outcome.cancelled():
-            self._pending[:0] = batch  # never written: the next write takes it
-            return
-        try:
-            written = outcome.result()
         except BaseException:
             self._pending[:0] = batch
             raise
