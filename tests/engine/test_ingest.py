@@ -65,45 +65,6 @@ def test_each_batch_is_stored_with_the_runs_total(store: Store, tmp_path: Path) 
     assert (counters.ingested, counters.total, counters.errors, counters.done) == (10, 10, 1, 1)
 
 
-def test_a_batch_being_prepared_pauses_for_the_event_loop(store: Store, tmp_path: Path) -> None:
-    """With `pause_every`, preparing a batch yields None every that many records (where
-    read_audience lets answers in), and a batch is still stored whole, with its count."""
-    add_touchpoint(store)
-    audience = write_audience(tmp_path / "audience.csv", 12)
-    run_id = start_run(store, RunRequest("t", audience, tmp_path / "results.csv"))
-    seen: list[tuple[int | None, int]] = []
-
-    with open_audience(audience) as reader:
-        for stored in ingest_batches(
-            store, run_id, reader, RECIPE, RunCounters(), batch_size=5, pause_every=2
-        ):
-            seen.append((stored, store.deliveries.totals(run_id).total))
-
-    assert seen == [
-        (None, 0), (None, 0), (5, 5), (None, 5), (None, 5), (10, 10), (None, 10), (12, 12)
-    ]  # fmt: skip
-    assert [seq for seq, _, _ in _stored(store, run_id)] == list(range(12))
-
-
-def test_reading_stopped_at_a_pause_stores_no_part_of_a_batch(store: Store, tmp_path: Path) -> None:
-    """The reader's task is cancelled at a pause (a lost lease, Ctrl-C): the records
-    prepared since the last batch are not stored, so the run's total stays where another
-    process, or a resume, reads on from."""
-    add_touchpoint(store)
-    audience = write_audience(tmp_path / "audience.csv", 12)
-    run_id = start_run(store, RunRequest("t", audience, tmp_path / "results.csv"))
-
-    with open_audience(audience) as reader:
-        batches = ingest_batches(
-            store, run_id, reader, RECIPE, RunCounters(), batch_size=5, pause_every=2
-        )
-        assert [next(batches) for _ in range(4)] == [None, None, 5, None]
-        batches.close()  # what cancelling read_audience's task does to it
-
-    assert _run(store, run_id).total == 5
-    assert [seq for seq, _, _ in _stored(store, run_id)] == list(range(5))
-
-
 def test_a_resume_skips_exactly_the_stored_records_and_reads_on(
     store: Store, tmp_path: Path
 ) -> None:

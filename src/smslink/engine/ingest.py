@@ -19,10 +19,6 @@ from smslink.engine.counters import RunCounters
 from smslink.engine.prepare import Recipe, prepare
 from smslink.store import Store
 
-#: Records prepared between two looks at the event loop while an audience is read (a
-#: record costs ~35 us: 50 hold the loop under 2 ms).
-PAUSE_EVERY = 50
-
 
 def ingest_batches(
     store: Store,
@@ -34,14 +30,9 @@ def ingest_batches(
     already_stored: int = 0,
     known_columns: list[str] | None = None,
     batch_size: int = 250,
-    pause_every: int = 0,
-) -> Iterator[int | None]:
+) -> Iterator[int]:
     """Store every record of `reader` after the first `already_stored`, yielding the
     number stored after each batch.
-
-    With `pause_every`, also yields None after every that many records prepared: a
-    caller on the event loop lets answers in there, as preparing a batch (reading,
-    checking each phone, rendering) holds the loop for milliseconds.
 
     `known_columns` are the columns seen before a resume: a JSON Lines audience learns its
     columns as it goes, and skipped records may have had keys the rest do not.
@@ -65,14 +56,6 @@ def ingest_batches(
                 counters.finished(delivery.status)
             seq += 1
             batch_yielded_last = False
-            if pause_every and seq % pause_every == 0 and len(batch) < batch_size:
-                try:
-                    yield None
-                except GeneratorExit:
-                    # The caller stopped reading (its task cancelled, a lease lost, say):
-                    # store nothing more, as another process may read on from the total.
-                    batch = []
-                    raise
             if len(batch) >= batch_size:
                 store.deliveries.add_deliveries(run_id, batch, columns())
                 counters.ingested = seq
@@ -107,7 +90,7 @@ async def read_audience(
     """
     encoding = run.snapshot.encoding
     with open_audience(Path(run.input_path), encoding) as reader:
-        for stored in ingest_batches(
+        for _ in ingest_batches(
             store,
             run.id,
             reader,
@@ -116,11 +99,9 @@ async def read_audience(
             already_stored=run.total,
             known_columns=run.columns,
             batch_size=batch_size,
-            pause_every=PAUSE_EVERY,
         ):
-            if stored is not None:
-                on_batch()
-            await asyncio.sleep(0)  # let the sender and tracker run between slices
+            on_batch()
+            await asyncio.sleep(0)  # let the sender and tracker run between batches
         columns = list(run.columns) + [c for c in reader.columns if c not in run.columns]
         _check_same_file(run, reader)
     store.runs.update_run(run.id, columns=columns, audience_complete=True)
