@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from smslink.store.location import normalise_database_url
-from smslink.store.rows import as_utc, sqlite_datetime_of, sqlite_datetime_text
+from smslink.store.rows import sqlite_datetime_of, sqlite_datetime_text, utc_or_none
 from smslink.store.secrets import check_folder, check_private_file
 
 #: How long a SQLite writer waits for another process's write to finish before failing.
@@ -42,9 +42,10 @@ class Database:
         self.bind_time: Callable[[datetime], object] = (
             _aware if self.postgres else sqlite_datetime_text
         )
-        #: How a datetime comes back from a driver-level read (the reverse of bind_time).
+        #: How a datetime comes back from a driver-level read (the reverse of bind_time):
+        #: psycopg gives it in the session's time zone, SQLite as SQLAlchemy's text.
         self.read_time: Callable[[Any], datetime | None] = (
-            _aware_or_none if self.postgres else sqlite_datetime_of
+            utc_or_none if self.postgres else sqlite_datetime_of
         )
 
     @property
@@ -137,11 +138,6 @@ class Database:
 _PG_LOCK = (
     "SELECT pg_advisory_xact_lock(hashtext(CAST(:name AS text) || coalesce(current_schema(), '')))"
 )
-
-
-def _aware_or_none(moment: datetime | None) -> datetime | None:
-    """A driver's datetime in UTC (psycopg gives the session's time zone)."""
-    return None if moment is None else as_utc(moment)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -117,10 +117,11 @@ _INSERT_DELIVERY_SQL = (
     f"VALUES ({', '.join(['{p}'] * len(_INSERT_DELIVERY_COLUMNS))})"
 )
 
-_HELD_SQL = "SELECT seq, stage, twilio_status, segments, claimed_at, message_sid FROM deliveries"
+_HELD_COLUMNS = "seq, stage, twilio_status, segments, claimed_at"
+_HELD_SQL = f"SELECT {_HELD_COLUMNS}, message_sid FROM deliveries"
 #: PostgreSQL needs no stored sid (`_update_sqlite` is SQLite's): a NULL in its place costs
 #: psycopg nothing to read, where the sid's text cost ~1.5 us a row (callgrind).
-_HELD_POSTGRES_SQL = _HELD_SQL.replace("message_sid", "NULL")
+_HELD_POSTGRES_SQL = f"SELECT {_HELD_COLUMNS}, NULL FROM deliveries"
 #: Where the message sid sits among a `_SAVE_PROGRESS_SQL` row's parameters.
 _SID_PARAM = 4
 

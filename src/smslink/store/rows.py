@@ -67,6 +67,11 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def utc_or_none(moment: datetime | None) -> datetime | None:
+    """`as_utc` for a column that may be NULL."""
+    return None if moment is None else as_utc(moment)
+
+
 def column_arrays(rows: Iterable[Sequence[object]]) -> tuple[list[object], ...]:
     """Rows as one list per column: the parameters of a PostgreSQL statement over
     `unnest` arrays, which binds a batch far cheaper than psycopg's executemany."""

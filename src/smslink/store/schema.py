@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from smslink.domain.models import DEFAULT_REQUEST_TIMEOUT_S
-from smslink.store.rows import as_utc
+from smslink.store.rows import utc_or_none
 
 #: Bump with every change to the tables below, together with a new revision in
 #: store/migrations/versions named after it (see the README there).
@@ -61,7 +61,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else as_utc(value)
+        return utc_or_none(value)
 
 
 metadata = MetaData()
