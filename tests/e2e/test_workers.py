@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import psycopg
 import pytest
@@ -145,6 +146,93 @@ def test_killed_and_paused_workers_lose_nothing_and_send_nothing_twice(
         assert row["status"] == message["status"], (row, message)
     statuses = Counter(row["status"] for row in rows)
     assert statuses["delivered"] and statuses["undelivered"] and statuses["failed"], statuses
+
+
+#: Loaded into the workers of the freeze test (PYTHONPATH): the first worker to POST after
+#: the test drops the file `freeze` in FREEZE_DIR stops itself (SIGSTOP) between the
+#: client's check of its lease and its request, as a process paused at that very point.
+FREEZE_HOOK = """
+import os, signal
+from pathlib import Path
+from smslink.twilio import client
+
+_request_once = client.TwilioClient._request_once
+FREEZE = Path(os.environ["FREEZE_DIR"])
+
+async def _frozen_first(self, method, url, body, *args, **kwargs):
+    mine = FREEZE / f"frozen-{os.getpid()}"
+    if method == "POST" and (FREEZE / "freeze").exists():
+        try:
+            (FREEZE / "freeze").rename(mine)  # one worker wins it
+        except OSError:
+            pass
+        else:
+            mine.write_bytes(body)
+            os.kill(os.getpid(), signal.SIGSTOP)
+    return await _request_once(self, method, url, body, *args, **kwargs)
+
+client.TwilioClient._request_once = _frozen_first
+"""
+
+
+def test_a_worker_frozen_between_its_lease_check_and_a_post_sends_nothing_when_it_thaws(
+    pg_cli: Cli, workers: Workers, tmp_path: Path
+) -> None:
+    """A worker stops (SIGSTOP) after its lease said yes to a POST and before the request
+    left. The other worker takes its parts over, finds no such message at Twilio and
+    sends it. When the frozen worker thaws, its request must not go out: asked again as
+    its bytes are written, the lease has passed. (Before that second check, every freeze
+    at this point sent the recipient a second message; RESULTS §21.)"""
+    config = SimulatorConfig(auth_token=TOKEN, queued_s=0.05, sending_s=0.05, sent_s=0.1)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FREEZE_HOOK)
+    freeze = tmp_path / "freeze"
+    freeze.mkdir()
+    records = 4000
+    with run_in_thread(config) as base_url:
+        simulator = Simulator(base_url)
+        pg_cli.add_touchpoint(base_url)
+        paths = [str(hook), *filter(None, [pg_cli.env.get("PYTHONPATH")])]
+        pg_cli.env.update(PYTHONPATH=os.pathsep.join(paths), FREEZE_DIR=str(freeze))
+        fleet = workers.start(
+            2, "--concurrency", "25", "--jobs", "32", "--stalled-s", "1", "--lease-s", "3"
+        )
+        source = _distinct_recipients(tmp_path / "many.csv", records)
+        output = tmp_path / "results.csv"
+        sending = pg_cli.start(
+            "send", "hello", "--input", str(source), "--output", str(output), "--queue"
+        )
+        _wait_for_posts(simulator, records // 5, sending)
+        (freeze / "freeze").touch()
+        deadline = time.monotonic() + 60
+        while not (frozen := list(freeze.glob("frozen-*"))) or not frozen[0].read_bytes():
+            assert time.monotonic() < deadline, "no worker froze"
+            time.sleep(0.01)
+        pid = int(frozen[0].name.removeprefix("frozen-"))
+        [worker] = [w for w in fleet if w.pid == pid]
+        to = parse_qs(frozen[0].read_text())["To"][0]
+        # Until the other worker has taken the part over and sent that message itself.
+        while not any(m["to"] == to for m in simulator.messages().values()):
+            assert time.monotonic() < deadline, f"nobody sent {to} while the worker was frozen"
+            assert _state(pid) == "T", "the worker was not frozen"
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGCONT)
+        out, err = sending.communicate(timeout=300)
+        assert sending.returncode == 0, f"send exited {sending.returncode}\n{out}\n{err}"
+        time.sleep(1)  # a request the thawed worker let go would have landed by now
+        messages = simulator.messages()
+    rows = read_csv(output)
+    assert [m["to"] for m in messages.values()].count(to) == 1
+    assert len(messages) == len(rows) == records
+    assert len({m["to"] for m in messages.values()}) == records
+    for row in rows:
+        assert messages[row["message_sid"]]["to"] == row["phone"]
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (R running, S sleeping, T stopped, ...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2][:1]
 
 
 def _distinct_recipients(path: Path, count: int) -> Path:

@@ -117,6 +117,36 @@ def test_a_holder_that_was_not_renewed_in_time_is_replaced_and_knows_it(store: S
     assert store.runs.run_lease(run_id) == (None, None)
 
 
+def test_a_slow_look_up_while_taking_the_lease_is_not_trusted_past_its_expiry(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store answers the look-up of the current holder slowly (a loaded database):
+    the expiry written is counted from before the look-up, so the trust must be too, or
+    the holder believes itself alone while a successor may already hold the run."""
+    run_id = _run(store)
+    ttl_s, look_up_s = 0.6, 0.3
+    looked_up = store.runs.run_lease
+
+    def slow_look_up(run: int) -> tuple[str | None, datetime | None]:
+        time.sleep(look_up_s)
+        return looked_up(run)
+
+    monkeypatch.setattr(store.runs, "run_lease", slow_look_up)
+    seen: dict[str, object] = {}
+
+    async def scenario() -> None:
+        entered = time.monotonic()
+        async with RunLease(store, run_id, ttl_s=ttl_s) as holder:
+            time.sleep(max(0.0, entered + ttl_s + 0.05 - time.monotonic()))  # no renewal
+            seen["expired"] = looked_up(run_id)[1] < datetime.now(UTC)
+            seen["held"] = holder.held()
+
+    asyncio.run(scenario())
+
+    assert seen["expired"] is True  # another process may take the run now
+    assert seen["held"] is False
+
+
 def test_a_lease_renewed_in_time_outlives_its_ttl(store: Store) -> None:
     run_id = _run(store)
     ttl_s = 0.5

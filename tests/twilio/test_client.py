@@ -22,6 +22,7 @@ from smslink.twilio import (
     Withheld,
 )
 from smslink.twilio.client import RETRY_AFTER_CAP_S, RetryPolicy, _parse_retry_after
+from tests.clikit import Simulator
 
 ACCOUNT = "AC" + "c1000000000000000000000000000001"
 TOKEN = "client-token"
@@ -208,6 +209,47 @@ def test_a_withheld_request_never_leaves_and_frees_its_place_in_the_window(base_
         asyncio.run(scenario())
     assert _stats(base_url)["posts"] == before
     assert window.in_flight == 0
+
+
+def test_a_post_whose_permission_lapses_while_it_waits_for_a_connection_never_leaves() -> None:
+    """The lease of a paused worker lapses between the check before a POST and its bytes
+    (here: the only pooled connection is busy for 0.4 s): the POST is withheld, even its
+    headers, and the connection pool goes on working. Sent anyway, it would duplicate the
+    message the run's new holder sends after finding none at Twilio."""
+    slow = SimulatorConfig(auth_token=TOKEN, latency_ms=400)
+    with run_in_thread(slow) as url:
+
+        async def scenario() -> list[object]:
+            async with _client(url, max_connections=1) as client:
+                loop = asyncio.get_running_loop()
+                held_until = loop.time() + 0.15
+                checks: list[float] = []
+
+                def lease_held() -> bool:
+                    checks.append(loop.time())
+                    return loop.time() < held_until
+
+                first = asyncio.create_task(
+                    client.create_message(to="+12125550100", body="a", from_number=SENDER)
+                )
+                await asyncio.sleep(0.05)  # the first holds the only connection
+                waiting = await asyncio.gather(
+                    client.create_message(
+                        to="+12125550101", body="b", from_number=SENDER, may_send=lease_held
+                    ),
+                    return_exceptions=True,
+                )
+                await first
+                after = await client.create_message(to="+12125550102", body="c", from_number=SENDER)
+                return [*waiting, after, checks]
+
+        withheld, after, checks = asyncio.run(scenario())
+        stats = Simulator(url).stats()
+        messages = Simulator(url).messages()
+    assert isinstance(withheld, Withheld), withheld
+    assert len(checks) == 2 and checks[0] < checks[1]  # before the wait, and at the write
+    assert sorted(m["to"] for m in messages.values()) == ["+12125550100", "+12125550102"]
+    assert stats["posts"] == 2 and after.to == "+12125550102"
 
 
 @pytest.mark.parametrize(

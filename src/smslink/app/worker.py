@@ -283,7 +283,9 @@ class _Working:
         self._tally.live.append(self._counters)
 
     def __exit__(self, *exc: object) -> None:
-        self._tally.live.remove(self._counters)
+        # By identity: two jobs' counters that hold the same numbers are equal, and
+        # list.remove would take the other job's (then fail on this job's at its end).
+        self._tally.live = [c for c in self._tally.live if c is not self._counters]
         self._tally.posted += self._counters.posted
         left = self._tally.runs[self._run_id] - 1
         if left:

@@ -108,13 +108,15 @@ class RunLease:
         return _clock() < self._held_until
 
     async def __aenter__(self) -> RunLease:
+        # Trusted from before the lease's expiry is computed: a slow look-up in between
+        # (a loaded database) then shortens the trust, never stretches it past the expiry.
+        started = _clock()
         now = datetime.now(UTC)
         runs, part = self._store.runs, self._part
         if part is None:
             holder, expires = runs.run_lease(self._run_id)
         else:
             holder, expires = runs.part_lease(self._run_id, part)
-        started = _clock()
         until, replacing = now + self._ttl, _dead_local_holder(holder)
         if part is None:
             refused = runs.acquire_run(

@@ -40,6 +40,7 @@ from smslink.twilio.errors import (
     TwilioError,
     Withheld,
 )
+from smslink.twilio.guarded_body import GuardedBody
 
 #: The longest a server's Retry-After is obeyed for one retry: past it the answer is more
 #: likely a misconfigured proxy than Twilio, and the caller's own patience takes over.
@@ -345,10 +346,11 @@ class TwilioClient:
             ticket = await gate.acquire() if gate is not None else None
             answered = throttled = False
             try:
-                # Asked once the gate admits the request: waiting there can take a while.
+                # Asked once the gate admits the request (waiting there can take a while),
+                # and again as the body is written (a pooled connection may be awaited).
                 if may_send is not None and not may_send():
                     raise Withheld(f"{method} {url.path} withheld by the caller: not sent")
-                data = await self._request_once(method, url, body)
+                data = await self._request_once(method, url, body, may_send)
                 answered = True
                 return data
             except Withheld:
@@ -367,29 +369,30 @@ class TwilioClient:
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _request_once(self, method: str, url: URL, body: bytes | None) -> dict:
+    async def _request_once(
+        self,
+        method: str,
+        url: URL,
+        body: bytes | None,
+        may_send: Callable[[], bool] | None = None,
+    ) -> dict:
         session = self._session
         if session is None:
             raise RuntimeError("TwilioClient is used outside `async with`")
         headers = self._post_headers if body is not None else self._headers
+        payload = GuardedBody(body, may_send) if body is not None and may_send else body
         try:
-            async with session.request(method, url, data=body, headers=headers) as response:
+            async with session.request(method, url, data=payload, headers=headers) as response:
                 raw = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 content_type = response.headers.get("Content-Type", "")
-        except aiohttp.ClientConnectorError as error:
-            raise ConnectFailed(_describe_connect_error(error)) from error
-        except aiohttp.ConnectionTimeoutError as error:
-            raise ConnectFailed(f"timed out connecting to {url.host}") from error
-        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
-            raise AnswerLost(f"no answer from {url.host} in time", method=method) from error
-        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as error:
-            raise AnswerLost(
-                f"connection to {url.host} lost before the answer: {error}", method=method
-            ) from error
         except aiohttp.ClientError as error:
-            raise AnswerLost(f"{type(error).__name__}: {error}", method=method) from error
+            if isinstance(payload, GuardedBody) and payload.withheld:
+                raise Withheld(f"{method} {url.path} withheld by the caller: not sent") from None
+            raise _lost_or_unreachable(error, url, method) from error
+        except TimeoutError as error:
+            raise AnswerLost(f"no answer from {url.host} in time", method=method) from error
         if 200 <= status < 300:
             data = _decode(raw)
             if not isinstance(data, dict):
@@ -399,6 +402,22 @@ class TwilioClient:
         if refusal is None:
             raise _not_twilio(url, status, method, raw, content_type)
         raise refusal
+
+
+def _lost_or_unreachable(error: aiohttp.ClientError, url: URL, method: str) -> TwilioError:
+    """What an aiohttp failure means for the request: never connected (safe to retry), or
+    the answer lost (a POST may have been created all the same)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return ConnectFailed(_describe_connect_error(error))
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return ConnectFailed(f"timed out connecting to {url.host}")
+    if isinstance(error, aiohttp.ServerTimeoutError):
+        return AnswerLost(f"no answer from {url.host} in time", method=method)
+    if isinstance(error, aiohttp.ClientOSError | aiohttp.ServerDisconnectedError):
+        return AnswerLost(
+            f"connection to {url.host} lost before the answer: {error}", method=method
+        )
+    return AnswerLost(f"{type(error).__name__}: {error}", method=method)
 
 
 def _decode(raw: bytes) -> object:
