@@ -137,12 +137,14 @@ def test_a_slow_look_up_while_taking_the_lease_is_not_trusted_past_its_expiry(
     async def scenario() -> None:
         entered = time.monotonic()
         async with RunLease(store, run_id, ttl_s=ttl_s) as holder:
+            seen["held at first"] = holder.held()  # 0.3 s of its 0.45 s of trust gone
             time.sleep(max(0.0, entered + ttl_s + 0.05 - time.monotonic()))  # no renewal
             seen["expired"] = looked_up(run_id)[1] < datetime.now(UTC)
             seen["held"] = holder.held()
 
     asyncio.run(scenario())
 
+    assert seen["held at first"] is True
     assert seen["expired"] is True  # another process may take the run now
     assert seen["held"] is False
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from smslink.domain.models import Delivery, Progress, ResultStatus, RunSnapshot, Stage
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.store import Store
+from smslink.store import LeaseHolder, Store
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -137,10 +137,10 @@ def test_a_failed_write_loses_nothing(store: Store, monkeypatch: pytest.MonkeyPa
     save = store.deliveries.save_progress
     failures = [RuntimeError("database is locked")]
 
-    def flaky(batch: list[Progress]) -> None:
+    def flaky(batch: list[Progress], **fence: object) -> None:
         if failures:
             raise failures.pop()
-        save(batch)
+        save(batch, **fence)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store.deliveries, "save_progress", flaky)
 
@@ -155,3 +155,31 @@ def test_a_failed_write_loses_nothing(store: Store, monkeypatch: pytest.MonkeyPa
     with pytest.raises(RuntimeError, match="locked"):
         asyncio.run(main())  # the failure is not swallowed
     assert [d.stage for d in store.deliveries.iter_deliveries(run_id)] == [Stage.TRACKING] * 6
+
+
+def test_a_writer_whose_run_was_taken_over_writes_nothing_more_but_a_lapse_alone_writes(
+    store: Store,
+):
+    """The writer works under a lease (`holder`). Lapsed unrenewed with nobody taking it
+    (a paused `smslink send` that goes on when it wakes), it writes as before: what it
+    holds is all anybody knows. Taken by another process, what it holds is dropped, not
+    written over what the successor settled; the successor's own writes go in."""
+    run_id = _claimed_run(store, 4)
+    runs = store.runs
+    lapsed = NOW - timedelta(seconds=1)
+    assert runs.acquire_run(run_id, "paused", until=lapsed, now=NOW, replacing=None) is None
+    writer = ProgressWriter(store, holder=LeaseHolder(run_id, "paused"), hold_s=60)
+    writer.put(_delivered(run_id, 0))
+    writer.flush()
+    assert writer.dropped == 0
+    later = NOW + timedelta(minutes=1)
+    assert runs.acquire_run(run_id, "successor", until=later, now=NOW, replacing=None) is None
+    writer.put(_delivered(run_id, 1))
+    writer.put_later(_accepted(run_id, 2))  # held, then flushed with the rest
+    writer.flush()
+    assert writer.dropped == 2
+    successor = ProgressWriter(store, holder=LeaseHolder(run_id, "successor"))
+    successor.put(_delivered(run_id, 3))
+    successor.flush()
+    stages = {d.seq: d.stage for d in store.deliveries.iter_deliveries(run_id, with_row=False)}
+    assert stages == {0: Stage.DONE, 1: Stage.POSTING, 2: Stage.POSTING, 3: Stage.DONE}

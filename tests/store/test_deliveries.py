@@ -5,7 +5,7 @@ real PostgreSQL schema."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine
@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
 from smslink.domain.parts import part_of
-from smslink.store import NotFound, Store, open_store
+from smslink.store import LeaseHolder, LeaseTaken, NotFound, Store, open_store
 from smslink.store.deliveries import UNFINISHED
+from smslink.store.runs import holds_lease
 from smslink.store.schema import deliveries as deliveries_table
 from smslink.store.secrets import SecretBox
 from tests.pg import PG_URL
@@ -287,6 +288,71 @@ def test_save_progress_writes_fields_but_never_touches_done(store: Store):
     assert d1.error_message == "Unreachable destination handset"
     assert (d2.stage, d2.status, d2.error_message) == (Stage.DONE, ResultStatus.ERROR, "timeout")
     assert d2.row["first_name"] == "Zoë 2"  # the input row is never rewritten
+
+
+@pytest.mark.parametrize("part", [None, 3])
+def test_a_write_fenced_by_a_lease_lands_only_while_no_other_process_took_it(
+    store: Store, part: int | None
+):
+    """A write in the name of a run's (or part's) lease holder: written while the lease
+    names that process, even after it expired unrenewed (nobody took it); refused whole,
+    with LeaseTaken, once another process holds it."""
+    run_id = new_run(store)
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(3)), ["mobile"])
+    store.deliveries.claim_pending(run_id, 3, NOW)
+    runs = store.runs
+
+    def acquire(owner: str, until: datetime, replacing: str | None = None) -> str | None:
+        if part is None:
+            return runs.acquire_run(run_id, owner, until=until, now=NOW, replacing=replacing)
+        return runs.acquire_part(run_id, part, owner, until=until, now=NOW, replacing=replacing)
+
+    def done(seq: int) -> Progress:
+        return Progress(run_id, seq, Stage.DONE, ResultStatus.ERROR, error_message="x")
+
+    assert acquire("paused", until=NOW - timedelta(seconds=1)) is None  # expired already
+    paused = LeaseHolder(run_id, "paused", part)
+    store.deliveries.save_progress([done(0)], holder=paused)  # lapsed, not taken: written
+    assert acquire("successor", until=NOW + timedelta(minutes=1)) is None
+    with pytest.raises(LeaseTaken):
+        store.deliveries.save_progress([done(1), done(2)], holder=paused)
+    store.deliveries.save_progress([done(2)], holder=LeaseHolder(run_id, "successor", part))
+    stages = [d.stage for d in store.deliveries.iter_deliveries(run_id, with_row=False)]
+    assert stages == [Stage.DONE, Stage.POSTING, Stage.DONE]
+    other_part = None if part is not None else 5  # another lease fences nothing here
+    with pytest.raises(LeaseTaken):
+        store.deliveries.save_progress([done(1)], holder=LeaseHolder(run_id, "x", other_part))
+
+
+def test_a_process_taking_a_lease_over_waits_for_the_fenced_write_in_progress(
+    store: Store, url: str
+):
+    """PostgreSQL: the fence locks the lease's row FOR SHARE, so a successor's takeover
+    waits until the old holder's write commits (and then settles what it wrote), never
+    slips in between the check and the write."""
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite writes one transaction at a time: nothing can slip in")
+    run_id = new_run(store)
+    assert store.runs.acquire_run(run_id, "old", until=NOW, now=NOW, replacing=None) is None
+    took_over = threading.Event()
+
+    def successor() -> None:
+        later = NOW + timedelta(minutes=5)
+        store.runs.acquire_run(run_id, "new", until=later, now=later, replacing=None)
+        took_over.set()
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            assert holds_lease(conn, LeaseHolder(run_id, "old"), postgres=True)
+            thread = threading.Thread(target=successor)
+            thread.start()
+            assert not took_over.wait(1.0)  # waits for the fenced transaction
+        assert took_over.wait(10)
+        thread.join()
+    finally:
+        engine.dispose()
+    assert store.runs.run_lease(run_id)[0] == "new"
 
 
 def test_updates_of_one_delivery_in_a_batch_leave_the_last_state_and_every_event(store: Store):

@@ -213,16 +213,16 @@ def test_a_withheld_request_never_leaves_and_frees_its_place_in_the_window(base_
 
 def test_a_post_whose_permission_lapses_while_it_waits_for_a_connection_never_leaves() -> None:
     """The lease of a paused worker lapses between the check before a POST and its bytes
-    (here: the only pooled connection is busy for 0.4 s): the POST is withheld, even its
-    headers, and the connection pool goes on working. Sent anyway, it would duplicate the
-    message the run's new holder sends after finding none at Twilio."""
-    slow = SimulatorConfig(auth_token=TOKEN, latency_ms=400)
+    (here: the only pooled connection is busy for a second): the POST is withheld, and the
+    connection pool goes on working. Sent anyway, it would duplicate the message the run's
+    new holder sends after finding none at Twilio."""
+    slow = SimulatorConfig(auth_token=TOKEN, latency_ms=1000)
     with run_in_thread(slow) as url:
 
         async def scenario() -> list[object]:
             async with _client(url, max_connections=1) as client:
                 loop = asyncio.get_running_loop()
-                held_until = loop.time() + 0.15
+                held_until = loop.time() + 0.4
                 checks: list[float] = []
 
                 def lease_held() -> bool:

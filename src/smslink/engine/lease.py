@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from smslink.domain.errors import Busy, say
-from smslink.store import Store
+from smslink.store import LeaseHolder, Store
 
 
 def _clock() -> float:
@@ -102,6 +102,11 @@ class RunLease:
         self._held_until = 0.0  # _clock() up to which no one else can hold it
         self._ttl = timedelta(seconds=ttl_s)
         self._trust_s = self._ttl.total_seconds() * 0.75  # how long a renewal is trusted
+
+    @property
+    def holder(self) -> LeaseHolder:
+        """This lease as the store's writes in its name are fenced by."""
+        return LeaseHolder(self._run_id, self.owner, self._part)
 
     def held(self) -> bool:
         """True while the lease cannot have passed to another process."""

@@ -157,7 +157,8 @@ async def send_part(
             return PartOutcome.STOPPED
         client = _client(connection, pacing, timings)
         owned = OwnedSids(store, run_id)
-        async with client, ProgressWriter(store, on_stored=owned.stored) as writer:
+        writer = ProgressWriter(store, on_stored=owned.stored, holder=lease.holder)
+        async with client, writer:
             handoff = HandOff(run_id, writer, counters)
             reconciler = Reconciler(client, owned)
             sender = Sender(
@@ -234,7 +235,7 @@ async def track_sent(
             return run  # done, or a process took it back from the workers
         connection = store.catalogue.get_connection(run.connection)
         client = _client(connection, pacing, timings)
-        async with client, ProgressWriter(store) as writer:
+        async with client, ProgressWriter(store, holder=lease.holder) as writer:
             tracker = Tracker(
                 client=client,
                 connection=connection,

@@ -20,6 +20,7 @@ from smslink.domain.models import Connection, Run, Stage
 from smslink.engine.counters import RunCounters
 from smslink.engine.errors import RunHalted
 from smslink.engine.ingest import read_audience
+from smslink.engine.lease import RunLease
 from smslink.engine.optouts import OptOuts
 from smslink.engine.owned_sids import OwnedSids
 from smslink.engine.pacing import ConnectionPacing, Pacing, Window
@@ -41,7 +42,7 @@ async def send_and_track(
     counters: RunCounters,
     *,
     clock: Callable[[], datetime],
-    lease_held: Callable[[], bool],
+    lease: RunLease,
     timings: Timings,
     arrivals: asyncio.Event | None = None,
     pacing: Pacing | None = None,
@@ -60,7 +61,12 @@ async def send_and_track(
     window = pacing.window(connection)
     client = TwilioClient.for_connection(connection, gate=window, retry=timings.retry)
     owned = OwnedSids(store, run.id)
-    writer = ProgressWriter(store, hold_s=accepted_hold_s(connection), on_stored=owned.stored)
+    writer = ProgressWriter(
+        store,
+        hold_s=accepted_hold_s(connection),
+        on_stored=owned.stored,
+        holder=lease.holder,
+    )
     async with _reporting(window, counters), client, writer:
         tracker = Tracker(
             client=client,
@@ -69,7 +75,7 @@ async def send_and_track(
             writer=writer,
             counters=counters,
             since=run.created_at,
-            lease_held=lease_held,
+            lease_held=lease.held,
             store=store,
         )
         counters.posted = _resume_tracking(store, run.id, tracker)
@@ -92,7 +98,7 @@ async def send_and_track(
             tracker=tracker,
             counters=counters,
             reconciler=reconciler,
-            lease_held=lease_held,
+            lease_held=lease.held,
             clock=clock,
             optouts=OptOuts(store, connection.sender, run_id=run.id, clock=clock),
             timings=timings,

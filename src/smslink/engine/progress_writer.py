@@ -17,6 +17,14 @@ no status callback needs its sid in the store) until the delivery's next state a
 or `hold_s` passes: a message that is final by the next tracking round is then written
 once instead of twice, with both of its events. Nothing is lost by the wait: until then
 the delivery is POSTING in the store, which a resume reconciles with Twilio.
+
+`holder` (the lease this process works under) fences every transaction: once another
+process has taken the run (or part) over, this one writes nothing more about it, and what
+it held is dropped. The successor settled every unfinished delivery when it took over
+(POSTING ones looked up at Twilio, tracked ones polled again); a late write could only
+undo that (a DONE "outcome unknown" over a message the successor found and tracks). A
+process whose lease merely lapsed, with nobody taking it, still writes: the check is the
+store's lease row, in the same transaction as the write, not this process's clock.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import time
 from collections.abc import Callable
 
 from smslink.domain.models import Progress
-from smslink.store import Store
+from smslink.store import LeaseHolder, LeaseTaken, Store
 from smslink.waiting import wait_until
 
 
@@ -42,8 +50,12 @@ class ProgressWriter:
         chunk: int = 500,
         hold_s: float = 0.0,
         on_stored: Callable[[list[str]], None] | None = None,
+        holder: LeaseHolder | None = None,
     ) -> None:
         self._store = store
+        self._holder = holder
+        #: States dropped because another process had taken the run over.
+        self.dropped = 0
         #: Told, after each commit, the message sids the rows written now hold.
         self._on_stored = on_stored
         self._max_items = max_items
@@ -115,7 +127,10 @@ class ProgressWriter:
             return
         batch, self._pending = self._pending[:count], self._pending[count:]
         try:
-            written = self._store.deliveries.save_progress(batch)
+            written = self._store.deliveries.save_progress(batch, holder=self._holder)
+        except LeaseTaken:
+            self.dropped += len(batch)  # the run's new holder decided about these
+            return
         except BaseException:
             self._pending[:0] = batch
             raise

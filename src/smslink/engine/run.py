@@ -79,7 +79,7 @@ async def execute_run(
                 connection,
                 counters,
                 clock=clock,
-                lease_held=lease.held,
+                lease=lease,
                 timings=timings,
                 arrivals=arrivals,
                 pacing=pacing,

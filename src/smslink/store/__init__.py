@@ -41,6 +41,7 @@ from smslink.store.errors import (
     AlreadyExists,
     InUse,
     KeyReused,
+    LeaseTaken,
     NotFound,
     RunConflict,
     RunSealed,
@@ -51,7 +52,7 @@ from smslink.store.events import EventStore
 from smslink.store.intake import Incoming, IntakeStore
 from smslink.store.location import database_url
 from smslink.store.migrations import ensure_schema
-from smslink.store.runs import RunStore
+from smslink.store.runs import LeaseHolder, RunStore
 from smslink.store.secrets import SecretBox
 from smslink.store.webhooks import WebhookStore
 from smslink.store.workers import WorkerRow, WorkerStore
@@ -69,6 +70,8 @@ __all__ = [
     "Incoming",
     "IntakeStore",
     "KeyReused",
+    "LeaseHolder",
+    "LeaseTaken",
     "NotFound",
     "RunConflict",
     "RunSealed",

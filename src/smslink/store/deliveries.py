@@ -45,7 +45,7 @@ from smslink.domain.models import (
     twilio_rank,
 )
 from smslink.store.database import Database
-from smslink.store.errors import NotFound
+from smslink.store.errors import LeaseTaken, NotFound
 from smslink.store.events import EventRow, EventWriter
 from smslink.store.rows import (
     STAGES,
@@ -56,6 +56,7 @@ from smslink.store.rows import (
     loads,
     to_delivery,
 )
+from smslink.store.runs import LeaseHolder, holds_lease
 from smslink.store.schema import deliveries, runs
 
 _PENDING = Stage.PENDING.value
@@ -275,10 +276,16 @@ class DeliveryStore:
         # claimed_at is `now` for all of them: no need to read (and parse) it back.
         return [Outgoing(run_id, seq, to, body, parts, now) for seq, to, body, parts in rows]
 
-    def save_progress(self, updates: Sequence[Progress]) -> list[str]:
+    def save_progress(
+        self, updates: Sequence[Progress], *, holder: LeaseHolder | None = None
+    ) -> list[str]:
         """Write each delivery's whole mutable state in one executemany; DONE rows are
         skipped. A missing `updated_at` is stamped with the time of saving. Returns the
         message sids now stored: those of the rows written (each row's last state).
+
+        With `holder`, only while that process still holds the run's (or part's) lease,
+        checked in the same transaction: LeaseTaken, and nothing written, once another
+        process has taken it (a paused process must not undo what its successor settled).
 
         In the same transaction, one event for each row whose Twilio status or final
         result this changes. The rows are read first, under the write (SQLite's write
@@ -296,6 +303,9 @@ class DeliveryStore:
         with self._engine.begin() as conn:
             if not self._postgres:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if holder is not None and not holds_lease(conn, holder, postgres=self._postgres):
+                # Caught by the progress writer, never shown: not a translated message.
+                raise LeaseTaken(f"run {holder.run_id} is another process's now: not written")
             held = self._held(conn, updates)
             params: dict[tuple[int, int], tuple[object, ...]] = {}
             changes: list[EventRow] = []

@@ -50,3 +50,8 @@ class KeyReused(StoreError, InvalidInput):
 class RunSealed(StoreError, Busy):
     """A journey's standing run takes no more records (its touchpoint or connection was
     edited meanwhile): the caller opens the current one and tries again."""
+
+
+class LeaseTaken(StoreError, Busy):
+    """A write fenced by a lease found the lease in another process's hands: nothing was
+    written (that process settled the run's deliveries from Twilio when it took over)."""

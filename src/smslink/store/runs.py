@@ -9,6 +9,7 @@ for conflicts and inserts under one lock, and one UPDATE decides who holds a lea
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import EllipsisType
 from typing import Any
@@ -25,6 +26,33 @@ from smslink.store.schema import run_parts, runs
 
 #: Serialises run creation (its conflict checks) per PostgreSQL schema.
 _RUN_CREATION_LOCK = "smslink:runs:"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    """The process that must still hold a run's lease (or the lease of one `part` of it)
+    for a write in its name to land: see `holds_lease`."""
+
+    run_id: int
+    owner: str
+    part: int | None = None
+
+
+def holds_lease(conn: DBConnection, holder: LeaseHolder, *, postgres: bool) -> bool:
+    """True when the lease still names `holder.owner`, expired or not: no other process
+    has taken it. On PostgreSQL the lease's row is locked FOR SHARE until `conn`'s
+    transaction ends, so a process taking the lease over waits for the write to commit
+    (and then sees it); SQLite's one writer at a time gives the same, in a transaction
+    begun IMMEDIATE."""
+    if holder.part is None:
+        query = select(runs.c.lease_owner).where(runs.c.id == holder.run_id)
+    else:
+        query = select(run_parts.c.lease_owner).where(
+            run_parts.c.run_id == holder.run_id, run_parts.c.part == holder.part
+        )
+    if postgres:
+        query = query.with_for_update(read=True)
+    return conn.execute(query).scalar() == holder.owner
 
 
 class RunStore:

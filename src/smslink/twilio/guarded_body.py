@@ -9,7 +9,10 @@ found no such message at Twilio and sent it itself: one recipient, two messages.
 
 aiohttp writes a small body together with the headers in one synchronous call right after
 `write_with_length` starts, so asking there leaves no suspension point between the answer
-and the write: a request refused there sends nothing at all, not even its headers.
+and the write: a request refused there sends nothing at all, not even its headers. That is
+how aiohttp 3.14 writes (checked against its source; pyproject.toml asks for 3.14 or later,
+and tests/e2e/test_workers.py freezes a worker at that very point to prove it); `write` is
+guarded too, for a version that calls it instead.
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ class GuardedBody(BytesPayload):
     async def write_with_length(
         self, writer: AbstractStreamWriter, content_length: int | None
     ) -> None:
+        self._check()
+        await super().write_with_length(writer, content_length)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        self._check()
+        await super().write(writer)
+
+    def _check(self) -> None:
         if not self._may_send():
             self.withheld = True
             raise RuntimeError("withheld by the caller: not sent")
-        await super().write_with_length(writer, content_length)
