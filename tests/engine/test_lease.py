@@ -149,6 +149,24 @@ def test_a_slow_look_up_while_taking_the_lease_is_not_trusted_past_its_expiry(
     assert seen["held"] is False
 
 
+def test_a_lease_told_it_was_taken_is_not_held_any_more(store: Store) -> None:
+    """A fenced write found another process's name on the lease: `held()` says no at once,
+    long before the lease's own trust would lapse, and a later renewal cannot revive it."""
+    run_id = _run(store)
+    seen: dict[str, object] = {}
+
+    async def scenario() -> None:
+        async with RunLease(store, run_id, ttl_s=0.6) as lease:
+            seen["held"] = lease.held()
+            lease.taken()
+            seen["after"] = lease.held()
+            await asyncio.sleep(0.25)  # a renewal (every 0.1 s) would succeed here
+            seen["later"] = lease.held()
+
+    asyncio.run(scenario())
+    assert seen == {"held": True, "after": False, "later": False}
+
+
 def test_a_lease_renewed_in_time_outlives_its_ttl(store: Store) -> None:
     run_id = _run(store)
     ttl_s = 0.5

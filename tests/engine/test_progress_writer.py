@@ -168,16 +168,23 @@ def test_a_writer_whose_run_was_taken_over_writes_nothing_more_but_a_lapse_alone
     runs = store.runs
     lapsed = NOW - timedelta(seconds=1)
     assert runs.acquire_run(run_id, "paused", until=lapsed, now=NOW, replacing=None) is None
-    writer = ProgressWriter(store, holder=LeaseHolder(run_id, "paused"), hold_s=60)
+    told: list[str] = []
+    writer = ProgressWriter(
+        store,
+        holder=LeaseHolder(run_id, "paused"),
+        hold_s=60,
+        on_taken=lambda: told.append("taken"),
+    )
     writer.put(_delivered(run_id, 0))
     writer.flush()
-    assert writer.dropped == 0
+    assert writer.dropped == 0 and told == []
     later = NOW + timedelta(minutes=1)
     assert runs.acquire_run(run_id, "successor", until=later, now=NOW, replacing=None) is None
     writer.put(_delivered(run_id, 1))
     writer.put_later(_accepted(run_id, 2))  # held, then flushed with the rest
     writer.flush()
     assert writer.dropped == 2
+    assert told == ["taken"]  # the lease hears it: nothing more is sent
     successor = ProgressWriter(store, holder=LeaseHolder(run_id, "successor"))
     successor.put(_delivered(run_id, 3))
     successor.flush()

@@ -5,10 +5,11 @@ real PostgreSQL schema."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from smslink.domain.models import Delivery, Progress, ResultStatus, Stage
@@ -319,9 +320,19 @@ def test_a_write_fenced_by_a_lease_lands_only_while_no_other_process_took_it(
     store.deliveries.save_progress([done(2)], holder=LeaseHolder(run_id, "successor", part))
     stages = [d.stage for d in store.deliveries.iter_deliveries(run_id, with_row=False)]
     assert stages == [Stage.DONE, Stage.POSTING, Stage.DONE]
-    other_part = None if part is not None else 5  # another lease fences nothing here
+    # The successor's lease of this row fences nothing of another row (the run's own
+    # lease, or another part's), which it does not hold.
+    other_part = None if part is not None else 5
     with pytest.raises(LeaseTaken):
-        store.deliveries.save_progress([done(1)], holder=LeaseHolder(run_id, "x", other_part))
+        store.deliveries.save_progress(
+            [done(1)], holder=LeaseHolder(run_id, "successor", other_part)
+        )
+
+
+_WAITING_ON_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+    "AND query LIKE 'UPDATE runs SET lease_owner%'"
+)
 
 
 def test_a_process_taking_a_lease_over_waits_for_the_fenced_write_in_progress(
@@ -347,7 +358,12 @@ def test_a_process_taking_a_lease_over_waits_for_the_fenced_write_in_progress(
             assert holds_lease(conn, LeaseHolder(run_id, "old"), postgres=True)
             thread = threading.Thread(target=successor)
             thread.start()
-            assert not took_over.wait(1.0)  # waits for the fenced transaction
+            with engine.connect() as watcher:  # the successor is seen waiting on a lock
+                deadline = time.monotonic() + 10
+                while not watcher.execute(text(_WAITING_ON_A_LOCK)).scalar():
+                    assert time.monotonic() < deadline, "the takeover never waited"
+                    time.sleep(0.05)
+            assert not took_over.is_set()
         assert took_over.wait(10)
         thread.join()
     finally:

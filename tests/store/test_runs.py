@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from smslink.domain.models import RunSnapshot, RunState
-from smslink.store import NotFound, Store
+from smslink.domain.models import Progress, ResultStatus, RunSnapshot, RunState, Stage
+from smslink.store import LeaseHolder, LeaseTaken, NotFound, Store
 from tests.store.records import new_run
 
 # The url, key and store fixtures are in conftest.py.
@@ -78,3 +78,53 @@ def test_run_lease_admits_one_holder_until_it_expires_or_is_released(store: Stor
     store.runs.release_run(run_id, "c")
     assert store.runs.run_lease(run_id) == (None, None)
     assert store.runs.acquire_run(run_id, "d", until=later, now=now, replacing=None) is None
+
+
+def test_taking_a_run_back_from_the_workers_fences_the_lapsed_holders_of_its_parts(
+    store: Store,
+):
+    """`runs resume` of a queued run: refused, changing nothing, while a worker's part
+    lease runs; once every lease has lapsed, they all pass to the resuming process in the
+    same transaction that unqueues the run, so a paused worker that wakes can neither
+    renew its part nor write in its name."""
+    run_id = new_run(store)
+    runs = store.runs
+    runs.update_run(run_id, queued=True)
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    for part, owner, until in [
+        (0, "w0", now - timedelta(seconds=1)),
+        (1, "w1", now + timedelta(seconds=5)),
+    ]:
+        assert (
+            runs.acquire_part(
+                run_id, part, owner, until=until, now=now - timedelta(minutes=1), replacing=None
+            )
+            is None
+        )
+
+    assert runs.take_back_parts(run_id, "resumer", now=now) == ["w1"]
+    assert runs.get_run(run_id).queued is True
+    assert runs.part_lease(run_id, 0)[0] == "w0"  # the refusal took nothing
+
+    later = now + timedelta(seconds=10)  # w1's lease has lapsed too
+    assert runs.take_back_parts(run_id, "resumer", now=later) == []
+    assert runs.get_run(run_id).queued is False
+    assert [runs.part_lease(run_id, p)[0] for p in (0, 1)] == ["resumer", "resumer"]
+    assert not runs.renew_part(run_id, 0, "w0", until=later + timedelta(minutes=1))
+    with pytest.raises(LeaseTaken):
+        store.deliveries.save_progress(
+            [Progress(run_id, 0, Stage.DONE, ResultStatus.ERROR, error_message="x")],
+            holder=LeaseHolder(run_id, "w1", 1),
+        )
+    # Expired at once: a worker may take a part's lease, and then finds the run unqueued.
+    assert (
+        runs.acquire_part(
+            run_id,
+            0,
+            "w2",
+            until=later + timedelta(minutes=1),
+            now=later + timedelta(seconds=1),
+            replacing=None,
+        )
+        is None
+    )

@@ -100,6 +100,7 @@ class RunLease:
         self.owner = owner or owner_id()
         self._renewal: asyncio.Task[None] | None = None
         self._held_until = 0.0  # _clock() up to which no one else can hold it
+        self._taken = False  # the store showed it in another's hands (`taken`)
         self._ttl = timedelta(seconds=ttl_s)
         self._trust_s = self._ttl.total_seconds() * 0.75  # how long a renewal is trusted
 
@@ -111,6 +112,13 @@ class RunLease:
     def held(self) -> bool:
         """True while the lease cannot have passed to another process."""
         return _clock() < self._held_until
+
+    def taken(self) -> None:
+        """The store showed the lease in another process's hands (a fenced write was
+        refused): `held()` says no from now on, so nothing more is sent; no renewal
+        brings it back."""
+        self._taken = True
+        self._held_until = 0.0
 
     async def __aenter__(self) -> RunLease:
         # Trusted from before the lease's expiry is computed: a slow look-up in between
@@ -183,7 +191,7 @@ class RunLease:
                     )
             except Exception:  # database unreachable: held() lapses with the last renewal
                 continue
-            if not renewed:  # another process holds it now
+            if not renewed or self._taken:  # another process holds it now
                 self._held_until = 0.0
                 return
             self._held_until = started + self._trust_s

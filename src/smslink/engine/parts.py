@@ -157,7 +157,9 @@ async def send_part(
             return PartOutcome.STOPPED
         client = _client(connection, pacing, timings)
         owned = OwnedSids(store, run_id)
-        writer = ProgressWriter(store, on_stored=owned.stored, holder=lease.holder)
+        writer = ProgressWriter(
+            store, on_stored=owned.stored, holder=lease.holder, on_taken=lease.taken
+        )
         async with client, writer:
             handoff = HandOff(run_id, writer, counters)
             reconciler = Reconciler(client, owned)
@@ -235,7 +237,8 @@ async def track_sent(
             return run  # done, or a process took it back from the workers
         connection = store.catalogue.get_connection(run.connection)
         client = _client(connection, pacing, timings)
-        async with client, ProgressWriter(store, holder=lease.holder) as writer:
+        writer = ProgressWriter(store, holder=lease.holder, on_taken=lease.taken)
+        async with client, writer:
             tracker = Tracker(
                 client=client,
                 connection=connection,

@@ -66,6 +66,7 @@ async def send_and_track(
         hold_s=accepted_hold_s(connection),
         on_stored=owned.stored,
         holder=lease.holder,
+        on_taken=lease.taken,
     )
     async with _reporting(window, counters), client, writer:
         tracker = Tracker(

@@ -51,9 +51,12 @@ class ProgressWriter:
         hold_s: float = 0.0,
         on_stored: Callable[[list[str]], None] | None = None,
         holder: LeaseHolder | None = None,
+        on_taken: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._holder = holder
+        #: Told when a write found the lease taken (the lease's `taken`: stop sending).
+        self._on_taken = on_taken
         #: States dropped because another process had taken the run over.
         self.dropped = 0
         #: Told, after each commit, the message sids the rows written now hold.
@@ -130,6 +133,8 @@ class ProgressWriter:
             written = self._store.deliveries.save_progress(batch, holder=self._holder)
         except LeaseTaken:
             self.dropped += len(batch)  # the run's new holder decided about these
+            if self._on_taken is not None:
+                self._on_taken()
             return
         except BaseException:
             self._pending[:0] = batch

@@ -61,7 +61,7 @@ async def execute_run(
         if run.state is RunState.COMPLETED:
             return run
         if run.queued and not by_worker:
-            _take_back_from_workers(store, run_id)
+            _take_back_from_workers(store, run_id, lease.owner)
         connection = store.catalogue.get_connection(run.connection)
         problem = stored_connection_problem(connection)
         if problem:
@@ -168,12 +168,13 @@ def unfinished_after_all(count: int) -> Sentence:
     )
 
 
-def _take_back_from_workers(store: Store, run_id: int) -> None:
-    """A run the workers were sending is finished by this process from now on: refused
-    while a worker still holds a part of it (RunBusy), else no longer queued, so no
-    worker takes a part of it again (engine/parts.py checks, under each part's lease)."""
-    held = store.runs.holders(run_id, now=datetime.now(UTC))
-    working = sorted({owner for owner, parts in held.items() if any(p is not None for p in parts)})
+def _take_back_from_workers(store: Store, run_id: int, owner: str) -> None:
+    """A run the workers were sending is finished by this process (`owner`) from now on:
+    refused while a worker still holds a part of it (RunBusy), else its lapsed part leases
+    pass to this process (their old holders, paused workers, can no longer renew them or
+    write in their name) and it is no longer queued, so no worker takes a part of it
+    again (engine/parts.py checks, under each part's lease). One transaction decides."""
+    working = store.runs.take_back_parts(run_id, owner, now=datetime.now(UTC))
     if working:
         host, _, rest = working[0].partition(":")
         raise RunBusy(
@@ -186,7 +187,6 @@ def _take_back_from_workers(store: Store, run_id: int) -> None:
                 more=str(len(working) - 1),
             )
         )
-    store.runs.update_run(run_id, queued=False)
 
 
 def request_stop(

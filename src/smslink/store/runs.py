@@ -55,6 +55,14 @@ def holds_lease(conn: DBConnection, holder: LeaseHolder, *, postgres: bool) -> b
     return conn.execute(query).scalar() == holder.owner
 
 
+class _StillHeld(Exception):
+    """Inside `take_back_parts`: a part's lease is still running; undo the transaction."""
+
+    def __init__(self, holders: list[str]) -> None:
+        super().__init__(holders)
+        self.holders = holders
+
+
 class RunStore:
     """Runs and their leases; see the module docstring."""
 
@@ -394,6 +402,45 @@ class RunStore:
                 )
                 .values(lease_owner=None, lease_expires=None)
             )
+
+    def take_back_parts(self, run_id: int, owner: str, *, now: datetime) -> list[str]:
+        """Take a queued run back from the workers for `owner` (a process that will send
+        the rest itself), in one transaction: every part lease that has lapsed, or was
+        never taken, passes to `owner` (already expired, so it blocks no one), and the run
+        is no longer queued. Returns the holders of part leases still running (then
+        nothing changes), or [] on success.
+
+        Taking the lapsed leases is what fences their old holders: a worker paused past
+        its lease that wakes finds its renewal and its progress writes refused (the lease
+        names another process), instead of sending and writing beside the process that
+        took the run back. A worker that takes a part's lease later finds the run no
+        longer queued (engine/parts.py) and leaves it.
+        """
+        lapsed = or_(
+            run_parts.c.lease_owner.is_(None),
+            run_parts.c.lease_expires < now,
+            run_parts.c.lease_owner == owner,
+        )
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(run_parts)
+                    .where(run_parts.c.run_id == run_id, lapsed)
+                    .values(lease_owner=owner, lease_expires=now)
+                )
+                working = conn.execute(
+                    select(run_parts.c.lease_owner)
+                    .where(run_parts.c.run_id == run_id, run_parts.c.lease_owner != owner)
+                    .distinct()
+                    .order_by(run_parts.c.lease_owner)
+                ).scalars()
+                holders = [str(holder) for holder in working]
+                if holders:
+                    raise _StillHeld(holders)  # rolls the leases taken back
+                conn.execute(update(runs).where(runs.c.id == run_id).values(queued=False))
+        except _StillHeld as held:
+            return held.holders
+        return []
 
     def holders(self, run_id: int, *, now: datetime) -> dict[str, list[int | None]]:
         """Who works on the run now: each holder of an unexpired lease with the parts it
