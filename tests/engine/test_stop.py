@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,41 @@ def test_a_run_asked_to_stop_stops_resumably_and_a_resume_finishes_it(
     lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1 + RECORDS and lines[-1].startswith(f"N{RECORDS - 1},")
     assert _temporaries(tmp_path) == []
+
+
+def test_tracking_that_fails_mid_send_stops_the_sending_too_and_a_resume_finishes_it(
+    store: Store, slow_twilio: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tracking fails while the run is still sending (here the store fails its look-up of
+    what status callbacks finished): the sender stops at once, rather than send the rest
+    with nobody tracking it (a journey would send so until it is sealed). The run stops
+    resumably, and a resume finishes it with nobody sent twice."""
+    run_id = _run(store, slow_twilio, tmp_path)
+    connection = store.catalogue.get_connection("c")
+    connection.callback_base_url = "http://127.0.0.1:9"  # callbacks on (never received)
+    store.catalogue.update_connection(connection)
+    finished_among = store.deliveries.finished_among
+    looks = [0]
+
+    def failing_after_two(*args: object, **kwargs: object) -> object:
+        looks[0] += 1
+        if looks[0] > 2:
+            raise RuntimeError("database is locked")
+        return finished_among(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store.deliveries, "finished_among", failing_after_two)
+    with pytest.raises(RunHalted, match=re.escape("tracking stopped (database is locked)")):
+        asyncio.run(execute_run(store, run_id, RunCounters(), timings=QUICK))
+    assert looks[0] == 3
+    posted = _stats(slow_twilio)["posts"]
+    assert posted < RECORDS // 2, posted  # it stopped sending when tracking failed
+    assert store.runs.get_run(run_id).state is RunState.STOPPED
+
+    monkeypatch.setattr(store.deliveries, "finished_among", finished_among)
+    run = asyncio.run(execute_run(store, run_id, RunCounters(), timings=QUICK))
+    assert run.state is RunState.COMPLETED
+    by_to = _stats(slow_twilio)["messages_by_to"]
+    assert len(by_to) == RECORDS and max(by_to.values()) == 1  # nobody got two
 
 
 def _temporaries(folder: Path) -> list[Path]:

@@ -116,6 +116,7 @@ async def send_and_track(
         reading.add_done_callback(lambda task: _after_reading(task, sender))
         sending_done = asyncio.Event()
         tracking = asyncio.create_task(tracker.run(sending_done))
+        tracking.add_done_callback(lambda task: _after_tracking(task, sender))
         asked = asyncio.Event()
         watching = asyncio.create_task(
             _stop_when_asked(store, run.id, timings.stop_check_s, sender, tracking, asked)
@@ -251,6 +252,19 @@ def _after_reading(task: asyncio.Task[None], sender: Sender) -> None:
             "that point were sent or stay to be sent when the run resumes; the rest were "
             "not read. Resuming needs the file exactly as it was when the run started"
         )
+
+
+def _after_tracking(task: asyncio.Task[None], sender: Sender) -> None:
+    """Stop sending once tracking has failed (its lease looked lost for a while, the
+    store failed it): nothing more goes out that nobody would track. Otherwise a journey,
+    which sends until it is sealed, could send for days with no status, no result and no
+    event for any of it. What was sent stays TRACKING, and a resume tracks it again."""
+    if task.cancelled() or task.exception() is None:
+        return
+    sender.halt(
+        f"tracking stopped ({task.exception()}); nothing more was sent. The messages sent "
+        "so far are tracked again, and the rest sent, when the run resumes"
+    )
 
 
 def _resume_tracking(store: Store, run_id: int, tracker: Tracker) -> int:
