@@ -100,7 +100,6 @@ class RunLease:
         self.owner = owner or owner_id()
         self._renewal: asyncio.Task[None] | None = None
         self._held_until = 0.0  # _clock() up to which no one else can hold it
-        self._taken = False  # the store showed it in another's hands (`taken`)
         self._ttl = timedelta(seconds=ttl_s)
         self._trust_s = self._ttl.total_seconds() * 0.75  # how long a renewal is trusted
 
@@ -115,10 +114,11 @@ class RunLease:
 
     def taken(self) -> None:
         """The store showed the lease in another process's hands (a fenced write was
-        refused): `held()` says no from now on, so nothing more is sent; no renewal
-        brings it back."""
-        self._taken = True
+        refused): `held()` says no from now on, so nothing more is sent; renewing stops,
+        so nothing brings it back."""
         self._held_until = 0.0
+        if self._renewal is not None:
+            self._renewal.cancel()
 
     async def __aenter__(self) -> RunLease:
         # Trusted from before the lease's expiry is computed: a slow look-up in between
@@ -191,7 +191,7 @@ class RunLease:
                     )
             except Exception:  # database unreachable: held() lapses with the last renewal
                 continue
-            if not renewed or self._taken:  # another process holds it now
+            if not renewed:  # another process holds it now
                 self._held_until = 0.0
                 return
             self._held_until = started + self._trust_s

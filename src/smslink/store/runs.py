@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from types import EllipsisType
 from typing import Any
 
+from sqlalchemy import ColumnElement, Table, and_, insert, or_, select, update
 from sqlalchemy import Connection as DBConnection
-from sqlalchemy import and_, insert, or_, select, update
 
 from smslink.domain.errors import say
 from smslink.domain.models import JOURNEY, Run, RunSnapshot, RunState
@@ -55,12 +55,16 @@ def holds_lease(conn: DBConnection, holder: LeaseHolder, *, postgres: bool) -> b
     return conn.execute(query).scalar() == holder.owner
 
 
-class _StillHeld(Exception):
-    """Inside `take_back_parts`: a part's lease is still running; undo the transaction."""
-
-    def __init__(self, holders: list[str]) -> None:
-        super().__init__(holders)
-        self.holders = holders
+def _lease_free(
+    table: Table, owner: str, *, now: datetime, replacing: str | None = None
+) -> ColumnElement[bool]:
+    """The condition under which `owner` may take a lease row of `table` (runs or
+    run_parts): nobody holds it, it expired, it is `owner`'s already, or its holder is
+    `replacing` (proven dead by the caller)."""
+    free = or_(
+        table.c.lease_owner.is_(None), table.c.lease_expires < now, table.c.lease_owner == owner
+    )
+    return free if replacing is None else or_(free, table.c.lease_owner == replacing)
 
 
 class RunStore:
@@ -257,13 +261,7 @@ class RunStore:
         `replacing` (a holder the caller has proven dead, e.g. a killed process on this host).
         One UPDATE decides, so two processes can never both succeed.
         """
-        free = or_(
-            runs.c.lease_owner.is_(None),
-            runs.c.lease_expires < now,
-            runs.c.lease_owner == owner,
-        )
-        if replacing is not None:
-            free = or_(free, runs.c.lease_owner == replacing)
+        free = _lease_free(runs, owner, now=now, replacing=replacing)
         with self._engine.begin() as conn:
             result = conn.execute(
                 update(runs)
@@ -341,13 +339,7 @@ class RunStore:
         """Take the lease of one part of the run for `owner`, on the rules of
         `acquire_run`; None on success, else the holder."""
         p = self._db.placeholder
-        free = or_(
-            run_parts.c.lease_owner.is_(None),
-            run_parts.c.lease_expires < now,
-            run_parts.c.lease_owner == owner,
-        )
-        if replacing is not None:
-            free = or_(free, run_parts.c.lease_owner == replacing)
+        free = _lease_free(run_parts, owner, now=now, replacing=replacing)
         with self._engine.begin() as conn:
             conn.exec_driver_sql(
                 f"INSERT INTO run_parts (run_id, part) VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
@@ -416,30 +408,23 @@ class RunStore:
         took the run back. A worker that takes a part's lease later finds the run no
         longer queued (engine/parts.py) and leaves it.
         """
-        lapsed = or_(
-            run_parts.c.lease_owner.is_(None),
-            run_parts.c.lease_expires < now,
-            run_parts.c.lease_owner == owner,
-        )
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    update(run_parts)
-                    .where(run_parts.c.run_id == run_id, lapsed)
-                    .values(lease_owner=owner, lease_expires=now)
-                )
-                working = conn.execute(
-                    select(run_parts.c.lease_owner)
-                    .where(run_parts.c.run_id == run_id, run_parts.c.lease_owner != owner)
-                    .distinct()
-                    .order_by(run_parts.c.lease_owner)
-                ).scalars()
-                holders = [str(holder) for holder in working]
-                if holders:
-                    raise _StillHeld(holders)  # rolls the leases taken back
-                conn.execute(update(runs).where(runs.c.id == run_id).values(queued=False))
-        except _StillHeld as held:
-            return held.holders
+        with self._engine.connect() as conn, conn.begin() as transaction:
+            conn.execute(
+                update(run_parts)
+                .where(run_parts.c.run_id == run_id, _lease_free(run_parts, owner, now=now))
+                .values(lease_owner=owner, lease_expires=now)
+            )
+            working = conn.execute(
+                select(run_parts.c.lease_owner)
+                .where(run_parts.c.run_id == run_id, run_parts.c.lease_owner != owner)
+                .distinct()
+                .order_by(run_parts.c.lease_owner)
+            ).scalars()
+            holders = [str(holder) for holder in working]
+            if holders:
+                transaction.rollback()  # the leases taken above go back as they were
+                return holders
+            conn.execute(update(runs).where(runs.c.id == run_id).values(queued=False))
         return []
 
     def holders(self, run_id: int, *, now: datetime) -> dict[str, list[int | None]]:

@@ -349,7 +349,7 @@ class TwilioClient:
                 # Asked once the gate admits the request (waiting there can take a while),
                 # and again as the body is written (a pooled connection may be awaited).
                 if may_send is not None and not may_send():
-                    raise Withheld(f"{method} {url.path} withheld by the caller: not sent")
+                    raise _withheld(method, url)
                 data = await self._request_once(method, url, body, may_send)
                 answered = True
                 return data
@@ -387,12 +387,10 @@ class TwilioClient:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 content_type = response.headers.get("Content-Type", "")
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             if isinstance(payload, GuardedBody) and payload.withheld:
-                raise Withheld(f"{method} {url.path} withheld by the caller: not sent") from None
+                raise _withheld(method, url) from None
             raise _lost_or_unreachable(error, url, method) from error
-        except TimeoutError as error:
-            raise AnswerLost(f"no answer from {url.host} in time", method=method) from error
         if 200 <= status < 300:
             data = _decode(raw)
             if not isinstance(data, dict):
@@ -404,14 +402,20 @@ class TwilioClient:
         raise refusal
 
 
-def _lost_or_unreachable(error: aiohttp.ClientError, url: URL, method: str) -> TwilioError:
+def _withheld(method: str, url: URL) -> Withheld:
+    return Withheld(f"{method} {url.path} withheld by the caller: not sent")
+
+
+def _lost_or_unreachable(
+    error: aiohttp.ClientError | TimeoutError, url: URL, method: str
+) -> TwilioError:
     """What an aiohttp failure means for the request: never connected (safe to retry), or
     the answer lost (a POST may have been created all the same)."""
     if isinstance(error, aiohttp.ClientConnectorError):
         return ConnectFailed(_describe_connect_error(error))
-    if isinstance(error, aiohttp.ConnectionTimeoutError):
+    if isinstance(error, aiohttp.ConnectionTimeoutError):  # first: a TimeoutError too
         return ConnectFailed(f"timed out connecting to {url.host}")
-    if isinstance(error, aiohttp.ServerTimeoutError):
+    if isinstance(error, TimeoutError):  # aiohttp's ServerTimeoutError is one too
         return AnswerLost(f"no answer from {url.host} in time", method=method)
     if isinstance(error, aiohttp.ClientOSError | aiohttp.ServerDisconnectedError):
         return AnswerLost(
