@@ -167,3 +167,25 @@ def test_a_file_changed_after_the_run_started_is_caught_at_the_end_of_reading(
     assert run.total == 6  # what was read is stored (and sent); a resume is refused
     with pytest.raises(InvalidInput, match="has changed since the run started"):
         check_audience_unchanged(run)
+
+
+def test_preparing_pauses_for_the_loop_and_a_reader_closed_at_a_pause_stores_none_of_it(
+    store: Store, tmp_path: Path
+) -> None:
+    add_touchpoint(store)
+    audience = write_audience(tmp_path / "audience.csv", 10)
+    lines = audience.read_text(encoding="utf-8").splitlines()
+    lines[1], lines[8] = "N0,not a phone", "N7,not a phone"  # final on arrival
+    audience.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run_id = start_run(store, RunRequest("t", audience, tmp_path / "results.csv"))
+    counters = RunCounters()
+    with open_audience(audience) as reader:
+        steps = ingest_batches(store, run_id, reader, RECIPE, counters, batch_size=6, pause_every=2)
+        assert [next(steps) for _ in range(4)] == [None, None, 6, None]  # None: a pause
+        steps.close()  # cancelled at a pause, two records of the second batch in hand
+
+    # Another process may read on from the stored total: the two are not stored, nor
+    # counted (record 7's error comes when it is stored, by whoever reads on).
+    assert _run(store, run_id).total == 6
+    assert [seq for seq, _, _ in _stored(store, run_id)] == list(range(6))
+    assert (counters.ingested, counters.done, counters.errors) == (6, 1, 1)

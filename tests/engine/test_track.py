@@ -27,7 +27,7 @@ from smslink.domain.models import (
 )
 from smslink.engine.counters import RunCounters
 from smslink.engine.progress_writer import ProgressWriter
-from smslink.engine.track import Tracker
+from smslink.engine.track import OBSERVE_SLICE, Tracker
 from smslink.simulator import SimulatorConfig, run_in_thread
 from smslink.store import Store
 from smslink.twilio import Message, TwilioClient
@@ -404,3 +404,42 @@ def test_an_early_round_after_sending_does_not_poll_a_straggler_again(
     assert a_at_1_25 == [Stage.POSTING] or a_at_1_25 == [Stage.TRACKING]
     done = _deliveries(store, run_id)
     assert [(d.status, d.polls) for d in done] == [(ResultStatus.SENT, 3)] * 2
+
+
+def test_a_listing_round_lets_the_senders_answers_in_every_slice_of_a_page(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing page (up to a thousand messages) is decoded and matched a slice at a time:
+    a loop held for the whole page holds every answer the senders wait for."""
+    recipients = 3 * OBSERVE_SLICE
+    decoded = 0
+    from_json = Message.from_json
+
+    def counting(data: Any) -> Message:
+        nonlocal decoded
+        decoded += 1
+        return from_json(data)
+
+    monkeypatch.setattr(Message, "from_json", staticmethod(counting))
+    most_between_turns = 0
+
+    async def others_turns() -> None:
+        nonlocal most_between_turns
+        seen = decoded
+        while True:
+            await asyncio.sleep(0)
+            most_between_turns = max(most_between_turns, decoded - seen)
+            seen = decoded
+
+    async def track_with_another_task() -> None:
+        turns = asyncio.create_task(others_turns())
+        await _track(store, run_id, _connection(simulator, attempts=5), post=recipients)
+        turns.cancel()
+
+    with run_in_thread(SimulatorConfig(**FAST)) as simulator:
+        run_id = _claimed_run(store, recipients)
+        asyncio.run(track_with_another_task())
+        assert _stats(simulator)["lists"] >= 1  # read from the listing, not one by one
+
+    assert decoded >= recipients
+    assert 0 < most_between_turns <= OBSERVE_SLICE

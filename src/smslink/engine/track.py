@@ -46,8 +46,9 @@ from smslink.twilio.client import parse_twilio_date
 from smslink.waiting import wait_until
 
 LIST_PAGE_SIZE = 1000
-#: Messages a round observes before it lets the event loop run the senders again.
-OBSERVE_SLICE = 500
+#: Messages a round observes, or a listing page scans, before it lets the event loop
+#: handle the senders' answers again (100 take about 1 ms).
+OBSERVE_SLICE = 100
 #: Margin for clock skew between this machine and Twilio when deciding that a listing has
 #: gone back past the run's first message.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -272,10 +273,12 @@ class Tracker:
             async for page in self._client.list_message_pages(
                 from_number=from_number, page_size=LIST_PAGE_SIZE
             ):
-                for item in page:
+                for i, item in enumerate(page, 1):
                     if item.get("sid") in wanted:
                         message = Message.from_json(item)
                         found[message.sid] = message
+                    if i % OBSERVE_SLICE == 0:
+                        await asyncio.sleep(0)  # a full page must not hold the answers
                 if len(found) == len(wanted) or _older_than(page, self._since):
                     break
         except TwilioError:
