@@ -189,3 +189,28 @@ def test_preparing_pauses_for_the_loop_and_a_reader_closed_at_a_pause_stores_non
     assert _run(store, run_id).total == 6
     assert [seq for seq, _, _ in _stored(store, run_id)] == list(range(6))
     assert (counters.ingested, counters.done, counters.errors) == (6, 1, 1)
+
+
+def test_a_batch_the_store_refuses_is_not_tried_again_and_a_resume_reads_it_again(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = started_run(store, tmp_path, 10)
+    audience = Path(_run(store, run_id).input_path)
+    add_deliveries = store.deliveries.add_deliveries
+    calls = 0
+
+    def failing_second(run: int, batch: list, columns: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError("disk I/O error")  # the store fails, the transaction rolls back
+        add_deliveries(run, batch, columns)
+
+    monkeypatch.setattr(store.deliveries, "add_deliveries", failing_second)
+    with open_audience(audience) as reader, pytest.raises(OSError, match="disk I/O"):
+        list(ingest_batches(store, run_id, reader, RECIPE, RunCounters(), batch_size=3))
+
+    # Not retried at once (the store just failed it): the total says what a resume skips.
+    assert calls == 2
+    assert _run(store, run_id).total == 3
+    assert [seq for seq, _, _ in _stored(store, run_id)] == [0, 1, 2]

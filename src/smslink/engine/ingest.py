@@ -45,8 +45,9 @@ def ingest_batches(
 
     With `pause_every`, also yields None after every that many records prepared, for a
     caller on the event loop to let answers in. Closed at such a pause (the caller was
-    cancelled), it stores nothing of the batch in hand: another process may already be
-    reading on from the stored total.
+    cancelled), it stores nothing of the batch in hand: a generator may be closed at any
+    later time, when the run may have passed to another process reading on from the
+    stored total.
 
     `known_columns` are the columns seen before a resume: a JSON Lines audience learns its
     columns as it goes, and skipped records may have had keys the rest do not.
@@ -64,9 +65,14 @@ def ingest_batches(
     batch_yielded_last = False  # the last batch was yielded already: no count twice
 
     def store_batch() -> None:
-        store.deliveries.add_deliveries(run_id, batch, columns())
+        """Store the batch in hand, taken out first: one that failed to store is not
+        tried again here (a resume reads those records again), and one stored is never
+        stored twice, even when an interrupt lands while it is counted."""
+        nonlocal batch
+        stored, batch = batch, []
+        store.deliveries.add_deliveries(run_id, stored, columns())
         counters.ingested = seq
-        for delivery in batch:  # counted once stored: a batch given up is not
+        for delivery in stored:  # counted once stored: a batch given up is not
             if delivery.stage is Stage.DONE and delivery.status is not None:
                 counters.finished(delivery.status)
 
@@ -79,13 +85,13 @@ def ingest_batches(
                 yield None
             if len(batch) >= batch_size:
                 store_batch()
-                batch = []
                 batch_yielded_last = True
                 yield seq
     except GeneratorExit:
         raise  # closed at a pause: the batch in hand is not stored (see above)
     except BaseException:
-        # The file cannot be read on: what was read before is kept and sent.
+        # The file cannot be read on, a record cannot be prepared, Ctrl-C: what was
+        # read before is kept and sent.
         if batch:
             store_batch()
         raise

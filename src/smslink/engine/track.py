@@ -47,7 +47,7 @@ from smslink.waiting import wait_until
 
 LIST_PAGE_SIZE = 1000
 #: Messages a round observes, or a listing page scans, before it lets the event loop
-#: handle the senders' answers again (100 take about 1 ms).
+#: handle the senders' answers again (100 take at most about 1 ms).
 OBSERVE_SLICE = 100
 #: Margin for clock skew between this machine and Twilio when deciding that a listing has
 #: gone back past the run's first message.
