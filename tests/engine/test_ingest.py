@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,12 +200,12 @@ def test_a_batch_the_store_refuses_is_not_tried_again_and_a_resume_reads_it_agai
     add_deliveries = store.deliveries.add_deliveries
     calls = 0
 
-    def failing_second(run: int, batch: list, columns: list[str]) -> None:
+    def failing_second(run: int, batch: list, columns: list[str], **kw: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OSError("disk I/O error")  # the store fails, the transaction rolls back
-        add_deliveries(run, batch, columns)
+        add_deliveries(run, batch, columns, **kw)
 
     monkeypatch.setattr(store.deliveries, "add_deliveries", failing_second)
     with open_audience(audience) as reader, pytest.raises(OSError, match="disk I/O"):
@@ -214,3 +215,32 @@ def test_a_batch_the_store_refuses_is_not_tried_again_and_a_resume_reads_it_agai
     assert calls == 2
     assert _run(store, run_id).total == 3
     assert [seq for seq, _, _ in _stored(store, run_id)] == [0, 1, 2]
+
+
+def test_a_resume_passes_over_the_stored_records_with_pauses_too(
+    store: Store, tmp_path: Path
+) -> None:
+    run_id = started_run(store, tmp_path, 50)
+    audience = Path(_run(store, run_id).input_path)
+    with open_audience(audience) as reader:
+        first = ingest_batches(store, run_id, reader, RECIPE, RunCounters(), batch_size=45)
+        assert next(first) == 45
+        first.close()
+
+    with open_audience(audience) as reader:
+        steps = list(
+            ingest_batches(
+                store,
+                run_id,
+                reader,
+                RECIPE,
+                RunCounters(),
+                already_stored=45,
+                batch_size=45,
+                pause_every=2,
+            )
+        )
+
+    # 45 skipped 20 at a time (three pauses), then records 45-49 with a pause every two.
+    assert steps == [None, None, None, None, None, 50]
+    assert _stored(store, run_id) == [(i, f"N{i}", phone(i)) for i in range(50)]

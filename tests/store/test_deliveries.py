@@ -291,6 +291,39 @@ def test_save_progress_writes_fields_but_never_touches_done(store: Store):
     assert d2.row["first_name"] == "Zoë 2"  # the input row is never rewritten
 
 
+def test_a_batch_stored_in_a_lease_holders_name_lands_only_while_no_other_process_took_it(
+    store: Store,
+):
+    """Reading the audience in the run's lease holder's name: stored while the lease names
+    that process, even after it expired unrenewed; refused whole, with LeaseTaken and the
+    total unmoved, once another process took the run over (it reads on from the total)."""
+    run_id = new_run(store)
+    runs = store.runs
+    assert (
+        runs.acquire_run(
+            run_id, "paused", until=NOW - timedelta(seconds=1), now=NOW, replacing=None
+        )
+        is None
+    )
+    paused = LeaseHolder(run_id, "paused")
+    store.deliveries.add_deliveries(run_id, deliveries(run_id, range(3)), ["mobile"], holder=paused)
+    until = NOW + timedelta(minutes=1)
+    assert runs.acquire_run(run_id, "successor", until=until, now=NOW, replacing=None) is None
+
+    with pytest.raises(LeaseTaken):
+        store.deliveries.add_deliveries(
+            run_id, deliveries(run_id, range(3, 6)), ["mobile"], holder=paused
+        )
+
+    assert runs.get_run(run_id).total == 3
+    assert store.deliveries.totals(run_id).total == 3
+    successor = LeaseHolder(run_id, "successor")
+    store.deliveries.add_deliveries(
+        run_id, deliveries(run_id, range(3, 6)), ["mobile"], holder=successor
+    )
+    assert runs.get_run(run_id).total == 6
+
+
 @pytest.mark.parametrize("part", [None, 3])
 def test_a_write_fenced_by_a_lease_lands_only_while_no_other_process_took_it(
     store: Store, part: int | None

@@ -18,7 +18,7 @@ from datetime import datetime
 from smslink.domain.errors import say
 from smslink.domain.models import Connection, Run, Stage
 from smslink.engine.counters import RunCounters
-from smslink.engine.errors import RunHalted
+from smslink.engine.errors import LeaseLost, RunHalted
 from smslink.engine.ingest import read_audience
 from smslink.engine.lease import RunLease
 from smslink.engine.optouts import OptOuts
@@ -30,7 +30,7 @@ from smslink.engine.send import Sender
 from smslink.engine.start import recipe_for, touchpoint_of
 from smslink.engine.timings import Timings
 from smslink.engine.track import Tracker
-from smslink.store import Store
+from smslink.store import LeaseHolder, LeaseTaken, Store
 from smslink.twilio import TwilioClient
 from smslink.waiting import wait_until
 
@@ -111,9 +111,11 @@ async def send_and_track(
             )
         else:
             reading = asyncio.create_task(
-                _read_rest(store, run, counters, sender.work_added, timings.ingest_batch)
+                _read_rest(
+                    store, run, counters, sender.work_added, timings.ingest_batch, lease.holder
+                )
             )
-        reading.add_done_callback(lambda task: _after_reading(task, sender))
+        reading.add_done_callback(lambda task: _after_reading(task, sender, lease))
         sending_done = asyncio.Event()
         tracking = asyncio.create_task(tracker.run(sending_done))
         tracking.add_done_callback(lambda task: _after_tracking(task, sender))
@@ -203,10 +205,13 @@ async def _read_rest(
     counters: RunCounters,
     on_batch: Callable[[], None],
     batch_size: int,
+    holder: LeaseHolder,
 ) -> None:
     if not run.audience_complete:
         recipe = recipe_for(touchpoint_of(run), run.snapshot.region)
-        await read_audience(store, run, recipe, counters, on_batch, batch_size=batch_size)
+        await read_audience(
+            store, run, recipe, counters, on_batch, batch_size=batch_size, holder=holder
+        )
 
 
 async def _follow_intake(
@@ -239,13 +244,18 @@ async def _follow_intake(
         arrivals.clear()
 
 
-def _after_reading(task: asyncio.Task[None], sender: Sender) -> None:
-    """Let the sender finish once the audience is read, or stop it if it cannot be."""
+def _after_reading(task: asyncio.Task[None], sender: Sender, lease: RunLease) -> None:
+    """Let the sender finish once the audience is read, or stop it if it cannot be; once
+    another process has taken the run over (a batch refused in its name), this one stops
+    as on any lost lease, and its successor reads on."""
     if task.cancelled():
         return
     error = task.exception()
     if error is None:
         sender.audience_read()
+    elif isinstance(error, LeaseTaken):
+        lease.taken()
+        sender.lose_lease()
     else:
         sender.halt(
             f"the audience could not be read to its end: {error}. The records stored before "
@@ -260,6 +270,9 @@ def _after_tracking(task: asyncio.Task[None], sender: Sender) -> None:
     which sends until it is sealed, could send for days with no status, no result and no
     event for any of it. What was sent stays TRACKING, and a resume tracks it again."""
     if task.cancelled() or task.exception() is None:
+        return
+    if isinstance(task.exception(), LeaseLost):
+        sender.lose_lease()  # the run may be another process's: nothing to report on it
         return
     sender.halt(
         f"tracking stopped ({task.exception()}); nothing more was sent. The messages sent "

@@ -27,7 +27,7 @@ from smslink.domain.callbacks import status_callback_url
 from smslink.domain.errors import Action, Remedy, say
 from smslink.domain.models import Connection, Outgoing, Progress, ResultStatus, Stage
 from smslink.engine.counters import RunCounters
-from smslink.engine.errors import RunHalted, lease_lost
+from smslink.engine.errors import LeaseLost, RunHalted, lease_lost
 from smslink.engine.optouts import OPTED_OUT, OptOuts
 from smslink.engine.pacing import SegmentPacer, SegmentRate
 from smslink.engine.progress_writer import ProgressWriter
@@ -289,11 +289,18 @@ class Sender:
         """False (and the sender halted) once the lease may have passed to another process."""
         if self._lease_held():
             return True
-        self._lease_lost = True  # from now on this process writes no releases
-        if self._halt is None:
-            self._halt = lease_lost(self._run_id)
-            self._work_added.set()
+        self.lose_lease()
         return False
+
+    def lose_lease(self) -> None:
+        """Stop at once as a process whose run may have passed to another (a fenced write
+        was refused, tracking found the lease lost), not at a worker's next request: no
+        more POSTs, no releases, and `run` raises LeaseLost, whatever else halted it (the
+        run is not this process's to report on). A worker waiting for records is woken."""
+        self._lease_lost = True  # from now on this process writes no releases
+        if not isinstance(self._halt, LeaseLost):
+            self._halt = lease_lost(self._run_id)
+        self._work_added.set()
 
     async def _reconcile(self, outgoing: Outgoing) -> Message | None:
         """The message the lost POST created, or None when Twilio proves it was not;

@@ -183,11 +183,21 @@ class DeliveryStore:
         self._copy_rows = db.copy_rows
 
     def add_deliveries(
-        self, run_id: int, deliveries_: Sequence[Delivery], columns: list[str]
+        self,
+        run_id: int,
+        deliveries_: Sequence[Delivery],
+        columns: list[str],
+        *,
+        holder: LeaseHolder | None = None,
     ) -> None:
         """Insert a batch and advance the run's total in the same transaction, so that
         after a crash `total` is exactly the number of stored deliveries and a resumed
-        ingest skips that many input records. The total never moves backwards."""
+        ingest skips that many input records. The total never moves backwards.
+
+        With `holder`, only while that process still holds the run's lease (checked
+        under the run row's lock the UPDATE takes): LeaseTaken, and nothing stored, once
+        another process took the run over and reads on from the total itself (a paused
+        reader's late batch would collide with its successor's)."""
         new_total = max((d.seq for d in deliveries_), default=-1) + 1
         with self._engine.begin() as conn:
             # The run row first: it checks the run exists and, on PostgreSQL, serialises
@@ -202,6 +212,9 @@ class DeliveryStore:
             )
             if result.rowcount == 0:
                 raise NotFound(say("no run %(run)s", run=str(run_id)))
+            if holder is not None and not holds_lease(conn, holder, postgres=self._postgres):
+                # Caught by the pipeline, never shown: not a translated message.
+                raise LeaseTaken(f"run {run_id} is another process's now: not stored")
             self.insert_in(conn, run_id, deliveries_)
 
     def insert_in(self, conn: Connection, run_id: int, deliveries_: Sequence[Delivery]) -> None:

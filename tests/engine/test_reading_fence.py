@@ -1,0 +1,128 @@
+"""A run taken over by another process while this one sends it: the audience is stored
+only in the name of the process holding the run's lease (DeliveryStore.add_deliveries
+with a holder), so a paused reader that wakes stores nothing beside its successor; and
+however the takeover is noticed first (a refused batch, a refused progress write, the
+tracker's round), the process stops as on any lost lease: LeaseLost, nothing to resume
+here. Real SQLite, the simulator over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smslink.domain.models import Connection, Touchpoint
+from smslink.engine import LeaseLost, RunCounters, RunRequest, Timings, execute_run, start_run
+from smslink.simulator import SimulatorConfig, run_in_thread
+from smslink.store import LeaseTaken, Store
+
+ACCOUNT = "AC" + "5709000000000000000000000000003c"
+TOKEN = "fence-token"
+BATCH = 20
+
+
+@pytest.fixture(params=[20, 300], ids=["answers-quick", "answers-after-a-tracking-round"])
+def twilio(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Answers in 20 ms, or in 300 ms: then the tracker's round (every 100 ms) finds the
+    lease gone before any sender does, and the run must still end as LeaseLost."""
+    with run_in_thread(SimulatorConfig(auth_token=TOKEN, latency_ms=request.param)) as url:
+        yield url
+
+
+def test_a_reader_whose_run_was_taken_over_stores_nothing_more_and_stops(
+    store: Store, twilio: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.catalogue.add_connection(
+        Connection(
+            "c", ACCOUNT, TOKEN, from_number="+15005550006", base_url=twilio,
+            concurrency=2, poll_interval_ms=100,
+        )
+    )  # fmt: skip
+    store.catalogue.add_touchpoint(Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"}))
+    audience = tmp_path / "a.csv"
+    rows = "".join(f"N{i},+1212555{i:04d}\n" for i in range(500))
+    audience.write_text("name,phone\n" + rows, encoding="utf-8")
+    run_id = start_run(store, RunRequest("t", audience, tmp_path / "out.csv"))
+    add_deliveries = store.deliveries.add_deliveries
+    refused: list[Exception] = []
+
+    def taken_over_after_two_batches(run: int, batch: list, columns: list[str], **kw: Any) -> None:
+        if store.runs.get_run(run).total == 2 * BATCH:
+            # Meanwhile another process found the lease lapsed and took the run over.
+            now = datetime.now(UTC)
+            holder = store.runs.acquire_run(
+                run, "successor", until=now + timedelta(minutes=1), now=now, replacing=None
+            )
+            assert holder is not None  # this process's, still running
+            assert (
+                store.runs.acquire_run(
+                    run, "successor", until=now + timedelta(minutes=1), now=now, replacing=holder
+                )
+                is None
+            )
+        try:
+            add_deliveries(run, batch, columns, **kw)
+        except LeaseTaken as error:
+            refused.append(error)
+            raise
+
+    monkeypatch.setattr(store.deliveries, "add_deliveries", taken_over_after_two_batches)
+
+    with pytest.raises(LeaseLost):
+        asyncio.run(execute_run(store, run_id, RunCounters(), timings=Timings(ingest_batch=BATCH)))
+
+    assert len(refused) == 1  # the batch after the takeover, and none after it
+    assert store.runs.get_run(run_id).total == 2 * BATCH  # the successor reads on from here
+    assert store.deliveries.totals(run_id).total == 2 * BATCH
+
+
+def test_a_takeover_in_the_middle_of_sending_ends_the_run_as_a_lost_lease(
+    store: Store, tmp_path: Path
+) -> None:
+    """Answers take 300 ms, so requests are in flight when the run is taken over after
+    the audience was read: the progress writer's refused flush tells the lease, and
+    whichever notices first (the tracker's round every 100 ms, a sender's next request),
+    the run ends as LeaseLost, with the rest left to the successor."""
+    with run_in_thread(SimulatorConfig(auth_token=TOKEN, latency_ms=300)) as twilio:
+        store.catalogue.add_connection(
+            Connection(
+                "c", ACCOUNT, TOKEN, from_number="+15005550006", base_url=twilio,
+                concurrency=3, poll_interval_ms=100,
+            )
+        )  # fmt: skip
+        store.catalogue.add_touchpoint(Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"}))
+        audience = tmp_path / "a.csv"
+        rows = "".join(f"N{i},+1212555{i:04d}\n" for i in range(100))
+        audience.write_text("name,phone\n" + rows, encoding="utf-8")
+        run_id = start_run(store, RunRequest("t", audience, tmp_path / "out.csv"))
+        stats_url = twilio.rsplit("/2010-04-01", 1)[0] + "/_stats"
+
+        def posts() -> int:
+            with urllib.request.urlopen(stats_url) as response:
+                return int(json.load(response)["posts"])
+
+        async def send_then_take_over() -> None:
+            sending = asyncio.create_task(execute_run(store, run_id, RunCounters()))
+            while posts() < 4:  # two answered and tracked, two more in flight
+                await asyncio.sleep(0.02)
+            now = datetime.now(UTC)
+            until = now + timedelta(minutes=1)
+            holder = store.runs.acquire_run(
+                run_id, "successor", until=until, now=now, replacing=None
+            )
+            assert holder is not None
+            assert (
+                store.runs.acquire_run(run_id, "successor", until=until, now=now, replacing=holder)
+                is None
+            )
+            await sending
+
+        with pytest.raises(LeaseLost):
+            asyncio.run(send_then_take_over())
+        assert posts() < 100
