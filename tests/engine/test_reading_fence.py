@@ -27,45 +27,50 @@ TOKEN = "fence-token"
 BATCH = 20
 
 
-@pytest.fixture(params=[20, 300], ids=["answers-quick", "answers-after-a-tracking-round"])
+@pytest.fixture(params=[20, 300], ids=["answers-quick", "answers-slow"])
 def twilio(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Answers in 20 ms, or in 300 ms: then the tracker's round (every 100 ms) finds the
-    lease gone before any sender does, and the run must still end as LeaseLost."""
+    """Answers in 20 ms, or in 300 ms (requests still in flight when the reader is
+    refused)."""
     with run_in_thread(SimulatorConfig(auth_token=TOKEN, latency_ms=request.param)) as url:
         yield url
+
+
+def _started_run(
+    store: Store, base_url: str, folder: Path, *, records: int, concurrency: int
+) -> int:
+    store.catalogue.add_connection(
+        Connection(
+            "c", ACCOUNT, TOKEN, from_number="+15005550006", base_url=base_url,
+            concurrency=concurrency, poll_interval_ms=100,
+        )
+    )  # fmt: skip
+    store.catalogue.add_touchpoint(Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"}))
+    audience = folder / "a.csv"
+    rows = "".join(f"N{i},+1212555{i:04d}\n" for i in range(records))
+    audience.write_text("name,phone\n" + rows, encoding="utf-8")
+    return start_run(store, RunRequest("t", audience, folder / "out.csv"))
+
+
+def _taken_over(store: Store, run_id: int) -> None:
+    """Another process found this one's lease lapsed (it was paused) and took the run."""
+    now = datetime.now(UTC)
+    until = now + timedelta(minutes=1)
+    holder = store.runs.acquire_run(run_id, "successor", until=until, now=now, replacing=None)
+    assert holder is not None  # this process's, still running
+    replaced = store.runs.acquire_run(run_id, "successor", until=until, now=now, replacing=holder)
+    assert replaced is None
 
 
 def test_a_reader_whose_run_was_taken_over_stores_nothing_more_and_stops(
     store: Store, twilio: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.catalogue.add_connection(
-        Connection(
-            "c", ACCOUNT, TOKEN, from_number="+15005550006", base_url=twilio,
-            concurrency=2, poll_interval_ms=100,
-        )
-    )  # fmt: skip
-    store.catalogue.add_touchpoint(Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"}))
-    audience = tmp_path / "a.csv"
-    rows = "".join(f"N{i},+1212555{i:04d}\n" for i in range(500))
-    audience.write_text("name,phone\n" + rows, encoding="utf-8")
-    run_id = start_run(store, RunRequest("t", audience, tmp_path / "out.csv"))
+    run_id = _started_run(store, twilio, tmp_path, records=500, concurrency=2)
     add_deliveries = store.deliveries.add_deliveries
     refused: list[Exception] = []
 
     def taken_over_after_two_batches(run: int, batch: list, columns: list[str], **kw: Any) -> None:
         if store.runs.get_run(run).total == 2 * BATCH:
-            # Meanwhile another process found the lease lapsed and took the run over.
-            now = datetime.now(UTC)
-            holder = store.runs.acquire_run(
-                run, "successor", until=now + timedelta(minutes=1), now=now, replacing=None
-            )
-            assert holder is not None  # this process's, still running
-            assert (
-                store.runs.acquire_run(
-                    run, "successor", until=now + timedelta(minutes=1), now=now, replacing=holder
-                )
-                is None
-            )
+            _taken_over(store, run)
         try:
             add_deliveries(run, batch, columns, **kw)
         except LeaseTaken as error:
@@ -90,17 +95,7 @@ def test_a_takeover_in_the_middle_of_sending_ends_the_run_as_a_lost_lease(
     whichever notices first (the tracker's round every 100 ms, a sender's next request),
     the run ends as LeaseLost, with the rest left to the successor."""
     with run_in_thread(SimulatorConfig(auth_token=TOKEN, latency_ms=300)) as twilio:
-        store.catalogue.add_connection(
-            Connection(
-                "c", ACCOUNT, TOKEN, from_number="+15005550006", base_url=twilio,
-                concurrency=3, poll_interval_ms=100,
-            )
-        )  # fmt: skip
-        store.catalogue.add_touchpoint(Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"}))
-        audience = tmp_path / "a.csv"
-        rows = "".join(f"N{i},+1212555{i:04d}\n" for i in range(100))
-        audience.write_text("name,phone\n" + rows, encoding="utf-8")
-        run_id = start_run(store, RunRequest("t", audience, tmp_path / "out.csv"))
+        run_id = _started_run(store, twilio, tmp_path, records=100, concurrency=3)
         stats_url = twilio.rsplit("/2010-04-01", 1)[0] + "/_stats"
 
         def posts() -> int:
@@ -111,16 +106,7 @@ def test_a_takeover_in_the_middle_of_sending_ends_the_run_as_a_lost_lease(
             sending = asyncio.create_task(execute_run(store, run_id, RunCounters()))
             while posts() < 4:  # two answered and tracked, two more in flight
                 await asyncio.sleep(0.02)
-            now = datetime.now(UTC)
-            until = now + timedelta(minutes=1)
-            holder = store.runs.acquire_run(
-                run_id, "successor", until=until, now=now, replacing=None
-            )
-            assert holder is not None
-            assert (
-                store.runs.acquire_run(run_id, "successor", until=until, now=now, replacing=holder)
-                is None
-            )
+            _taken_over(store, run_id)
             await sending
 
         with pytest.raises(LeaseLost):
