@@ -6,9 +6,9 @@ store saying exactly how many records to skip when the run resumes. Batches are 
 that sending, which starts after the first one, is never held up for long.
 
 Reading shares the event loop with the answers from Twilio, and every millisecond the loop
-spends preparing records (reading, checking each phone, rendering: ~35 us a record) is
+spends preparing records (reading, checking each phone, rendering: 10-35 us a record) is
 a millisecond that answers wait. So preparing pauses for the loop every `pause_every`
-records, and batches are small (bench/RESULTS.md section 22).
+records (bench/RESULTS.md section 22).
 """
 
 from __future__ import annotations
