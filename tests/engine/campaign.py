@@ -20,7 +20,11 @@ TOUCHPOINT = Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"})
 
 
 def add_touchpoint(
-    store: Store, *, base_url: str | None = None, poll_interval_ms: int | None = None
+    store: Store,
+    *,
+    base_url: str | None = None,
+    poll_interval_ms: int | None = None,
+    concurrency: int | None = None,
 ) -> Touchpoint:
     """Connection "c" and touchpoint "t" ("Hi <Name>" to the `phone` column)."""
     connection = Connection("c", ACCOUNT, TOKEN, from_number=SENDER)
@@ -28,6 +32,8 @@ def add_touchpoint(
         connection.base_url = base_url
     if poll_interval_ms is not None:
         connection.poll_interval_ms = poll_interval_ms
+    if concurrency is not None:
+        connection.concurrency = concurrency
     store.catalogue.add_connection(connection)
     store.catalogue.add_touchpoint(TOUCHPOINT)
     return TOUCHPOINT

@@ -38,6 +38,16 @@ def _run(store: Store, run_id: int) -> Run:
     return store.runs.get_run(run_id)
 
 
+def _stopped_after(store: Store, run_id: int, *, batches: int, batch_size: int) -> list[int | None]:
+    """Read the run's audience `batches` batches far and stop there, as an interrupted
+    process does; the totals stored after each batch."""
+    with open_audience(Path(_run(store, run_id).input_path)) as reader:
+        first = ingest_batches(store, run_id, reader, RECIPE, RunCounters(), batch_size=batch_size)
+        stored = [next(first) for _ in range(batches)]
+        first.close()
+    return stored
+
+
 def test_each_batch_is_stored_with_the_runs_total(store: Store, tmp_path: Path) -> None:
     add_touchpoint(store)
     audience = write_audience(tmp_path / "audience.csv", 10)
@@ -71,11 +81,7 @@ def test_a_resume_skips_exactly_the_stored_records_and_reads_on(
 ) -> None:
     run_id = started_run(store, tmp_path, 10)
     audience = Path(_run(store, run_id).input_path)
-    with open_audience(audience) as reader:
-        first = ingest_batches(store, run_id, reader, RECIPE, RunCounters(), batch_size=4)
-        assert next(first) == 4
-        assert next(first) == 8
-        first.close()  # the process stops here: two batches stored
+    assert _stopped_after(store, run_id, batches=2, batch_size=4) == [4, 8]
     assert _run(store, run_id).total == 8
     counters = RunCounters()
 
@@ -222,10 +228,7 @@ def test_a_resume_passes_over_the_stored_records_with_pauses_too(
 ) -> None:
     run_id = started_run(store, tmp_path, 50)
     audience = Path(_run(store, run_id).input_path)
-    with open_audience(audience) as reader:
-        first = ingest_batches(store, run_id, reader, RECIPE, RunCounters(), batch_size=45)
-        assert next(first) == 45
-        first.close()
+    assert _stopped_after(store, run_id, batches=1, batch_size=45) == [45]
 
     with open_audience(audience) as reader:
         steps = list(

@@ -17,13 +17,11 @@ from typing import Any
 
 import pytest
 
-from smslink.domain.models import Connection, Touchpoint
 from smslink.engine import LeaseLost, RunCounters, RunRequest, Timings, execute_run, start_run
 from smslink.simulator import SimulatorConfig, run_in_thread
 from smslink.store import LeaseTaken, Store
+from tests.engine.campaign import TOKEN, add_touchpoint, write_audience
 
-ACCOUNT = "AC" + "5709000000000000000000000000003c"
-TOKEN = "fence-token"
 BATCH = 20
 
 
@@ -38,16 +36,8 @@ def twilio(request: pytest.FixtureRequest) -> Iterator[str]:
 def _started_run(
     store: Store, base_url: str, folder: Path, *, records: int, concurrency: int
 ) -> int:
-    store.catalogue.add_connection(
-        Connection(
-            "c", ACCOUNT, TOKEN, from_number="+15005550006", base_url=base_url,
-            concurrency=concurrency, poll_interval_ms=100,
-        )
-    )  # fmt: skip
-    store.catalogue.add_touchpoint(Touchpoint("t", "c", "Hi <Name>", "phone", {"Name": "name"}))
-    audience = folder / "a.csv"
-    rows = "".join(f"N{i},+1212555{i:04d}\n" for i in range(records))
-    audience.write_text("name,phone\n" + rows, encoding="utf-8")
+    add_touchpoint(store, base_url=base_url, poll_interval_ms=100, concurrency=concurrency)
+    audience = write_audience(folder / "a.csv", records)
     return start_run(store, RunRequest("t", audience, folder / "out.csv"))
 
 
