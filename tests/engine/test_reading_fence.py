@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from smslink.engine import LeaseLost, RunCounters, RunRequest, Timings, execute_run, start_run
+from smslink.engine.parts import store_audience
 from smslink.simulator import SimulatorConfig, run_in_thread
 from smslink.store import LeaseTaken, Store
 from tests.engine.campaign import TOKEN, add_touchpoint, write_audience
@@ -51,14 +52,13 @@ def _taken_over(store: Store, run_id: int) -> None:
     assert replaced is None
 
 
-def test_a_reader_whose_run_was_taken_over_stores_nothing_more_and_stops(
-    store: Store, twilio: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    run_id = _started_run(store, twilio, tmp_path, records=500, concurrency=2)
+def _taken_over_after_two_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[Exception]:
+    """The run is taken over once two batches of its audience are stored; the list
+    collects the store's refusals of later batches."""
     add_deliveries = store.deliveries.add_deliveries
     refused: list[Exception] = []
 
-    def taken_over_after_two_batches(run: int, batch: list, columns: list[str], **kw: Any) -> None:
+    def taken_over(run: int, batch: list, columns: list[str], **kw: Any) -> None:
         if store.runs.get_run(run).total == 2 * BATCH:
             _taken_over(store, run)
         try:
@@ -67,7 +67,15 @@ def test_a_reader_whose_run_was_taken_over_stores_nothing_more_and_stops(
             refused.append(error)
             raise
 
-    monkeypatch.setattr(store.deliveries, "add_deliveries", taken_over_after_two_batches)
+    monkeypatch.setattr(store.deliveries, "add_deliveries", taken_over)
+    return refused
+
+
+def test_a_reader_whose_run_was_taken_over_stores_nothing_more_and_stops(
+    store: Store, twilio: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = _started_run(store, twilio, tmp_path, records=500, concurrency=2)
+    refused = _taken_over_after_two_batches(store, monkeypatch)
 
     with pytest.raises(LeaseLost):
         asyncio.run(execute_run(store, run_id, RunCounters(), timings=Timings(ingest_batch=BATCH)))
@@ -102,3 +110,27 @@ def test_a_takeover_in_the_middle_of_sending_ends_the_run_as_a_lost_lease(
         with pytest.raises(LeaseLost):
             asyncio.run(send_then_take_over())
         assert posts() < 100
+
+
+def test_reading_a_run_for_the_workers_is_fenced_too(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`runs send --queue` reads the audience into the store before the workers send it
+    (engine/parts.store_audience). Taken over meanwhile, the reader stores nothing more
+    and stops as on any lost lease, leaving the run's state to its successor rather than
+    marking it interrupted."""
+    add_touchpoint(store)
+    audience = write_audience(tmp_path / "a.csv", 500)
+    run_id = start_run(store, RunRequest("t", audience, tmp_path / "out.csv"))
+    refused = _taken_over_after_two_batches(store, monkeypatch)
+    state_before = store.runs.get_run(run_id).state
+
+    with pytest.raises(LeaseLost):
+        asyncio.run(
+            store_audience(store, run_id, RunCounters(), timings=Timings(ingest_batch=BATCH))
+        )
+
+    assert len(refused) == 1
+    run = store.runs.get_run(run_id)
+    assert run.total == 2 * BATCH and store.deliveries.totals(run_id).total == 2 * BATCH
+    assert run.state is state_before and not run.audience_complete and not run.queued

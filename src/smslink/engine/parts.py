@@ -48,7 +48,7 @@ from smslink.engine.send import Sender, SendingShare
 from smslink.engine.start import recipe_for, touchpoint_of
 from smslink.engine.timings import Timings
 from smslink.engine.track import Tracker
-from smslink.store import Store
+from smslink.store import LeaseTaken, Store
 from smslink.twilio import Message, TwilioClient
 from smslink.waiting import at_most, wait_until
 
@@ -104,9 +104,12 @@ async def store_audience(
 
     Raises InputError when the audience file changed since the run started (the run
     stays as it was), and AudienceError when it cannot be read on (the run is then
-    interrupted, as on Ctrl-C: resuming reads on from where it stopped).
+    interrupted, as on Ctrl-C: resuming reads on from where it stopped). Raises LeaseLost
+    when another process took the run over while this one read it (paused past its
+    lease): each batch is stored only in the lease holder's name, so this process stores
+    nothing beside its successor, and leaves the run's state to it.
     """
-    async with RunLease(store, run_id, ttl_s=timings.lease_ttl_s):  # RunBusy: being sent
+    async with RunLease(store, run_id, ttl_s=timings.lease_ttl_s) as lease:  # RunBusy
         run = store.runs.get_run(run_id)
         if run.state is RunState.COMPLETED:
             return []
@@ -115,8 +118,17 @@ async def store_audience(
             recipe = recipe_for(touchpoint_of(run), run.snapshot.region)
             try:
                 await read_audience(
-                    store, run, recipe, counters, lambda: None, batch_size=timings.ingest_batch
+                    store,
+                    run,
+                    recipe,
+                    counters,
+                    lambda: None,
+                    batch_size=timings.ingest_batch,
+                    holder=lease.holder,
                 )
+            except LeaseTaken:  # the run is its successor's: so is its state
+                lease.taken()
+                raise lease_lost(run_id) from None
             except BaseException:  # Ctrl-C, a restart, a file that cannot be read on
                 store.runs.update_run(run_id, state=RunState.INTERRUPTED)
                 raise
