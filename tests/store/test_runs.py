@@ -58,6 +58,41 @@ def test_a_missing_run_is_not_found_and_runs_list_newest_first(store: Store):
 # -- run leases: one worker per run ------------------------------------------------------
 
 
+def test_a_change_of_a_runs_state_in_its_holders_name_lands_only_while_nobody_took_it(
+    store: Store,
+):
+    """`update_run` and `clear_stop_request` with a holder: written while the run's lease
+    names that process, even expired and unrenewed; refused with LeaseTaken and nothing
+    changed once another process took the run over (its state is the successor's)."""
+    now = datetime.now(UTC)
+    run_id = new_run(store)
+    runs = store.runs
+    assert runs.acquire_run(run_id, "paused", until=now, now=now, replacing=None) is None
+    paused = LeaseHolder(run_id, "paused")
+    runs.request_stop(run_id, at=now)
+    runs.clear_stop_request(run_id, holder=paused)  # lapsed, not taken: written
+    runs.update_run(run_id, state=RunState.SENDING, holder=paused)
+    assert runs.get_run(run_id).state is RunState.SENDING
+    later = now + timedelta(seconds=1)
+    assert runs.acquire_run(run_id, "successor", until=later, now=later, replacing=None) is None
+    runs.request_stop(run_id, at=later)  # the successor's user asks it to stop
+
+    with pytest.raises(LeaseTaken):
+        runs.update_run(run_id, state=RunState.INTERRUPTED, queued=True, holder=paused)
+    with pytest.raises(LeaseTaken):
+        runs.clear_stop_request(run_id, holder=paused)
+
+    run = runs.get_run(run_id)
+    assert (run.state, run.queued) == (RunState.SENDING, False)
+    assert runs.stop_requested(run_id)
+    runs.update_run(run_id, state=RunState.STOPPED, holder=LeaseHolder(run_id, "successor"))
+    assert runs.get_run(run_id).state is RunState.STOPPED
+    with pytest.raises(NotFound):
+        runs.update_run(999, state=RunState.SENDING, holder=paused)
+    with pytest.raises(ValueError):  # a part's lease does not fence the run's row
+        runs.update_run(run_id, state=RunState.SENDING, holder=LeaseHolder(run_id, "w", 1))
+
+
 def test_run_lease_admits_one_holder_until_it_expires_or_is_released(store: Store):
     run_id = new_run(store)
     now = datetime.now(UTC)

@@ -122,7 +122,8 @@ async def read_audience(
 ) -> None:
     """Store the rest of the run's audience while it is being sent, waking the sender
     after each batch; marks the run's audience complete at the end. Pauses for the loop
-    every PAUSE_EVERY records, and stores only in `holder`'s name (see `ingest_batches`).
+    every PAUSE_EVERY records, and stores (and marks complete) only in `holder`'s name:
+    LeaseTaken once another process has taken the run over (see `ingest_batches`).
 
     Raises AudienceError (or OSError) when the file cannot be read on or changed while it
     was read: the records stored before that point are sent, and a resume reads on from
@@ -147,7 +148,7 @@ async def read_audience(
             await asyncio.sleep(0)  # let the senders and the tracker run, within a batch too
         columns = list(run.columns) + [c for c in reader.columns if c not in run.columns]
         _check_same_file(run, reader)
-    store.runs.update_run(run.id, columns=columns, audience_complete=True)
+    store.runs.update_run(run.id, columns=columns, audience_complete=True, holder=holder)
 
 
 def check_audience_unchanged(run: Run) -> None:

@@ -21,9 +21,11 @@ import uuid
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from smslink.domain.errors import Busy, say
-from smslink.store import LeaseHolder, Store
+from smslink.engine.errors import lease_lost
+from smslink.store import LeaseHolder, LeaseTaken, Store
 
 
 def _clock() -> float:
@@ -104,6 +106,10 @@ class RunLease:
         self._trust_s = self._ttl.total_seconds() * 0.75  # how long a renewal is trusted
 
     @property
+    def run_id(self) -> int:
+        return self._run_id
+
+    @property
     def holder(self) -> LeaseHolder:
         """This lease as the store's writes in its name are fenced by."""
         return LeaseHolder(self._run_id, self.owner, self._part)
@@ -111,6 +117,26 @@ class RunLease:
     def held(self) -> bool:
         """True while the lease cannot have passed to another process."""
         return _clock() < self._held_until
+
+    def update_run(self, **changes: Any) -> None:
+        """Change the run's row (RunStore.update_run's fields) in this lease's name: once
+        another process has taken the run over, nothing is changed, the lease is marked
+        taken and LeaseLost raised, as the run's state is then its successor's to write.
+        Only a run's lease, not a part's, fences the run's row."""
+        try:
+            self._store.runs.update_run(self._run_id, holder=self.holder, **changes)
+        except LeaseTaken:
+            self.taken()
+            raise lease_lost(self._run_id) from None
+
+    def clear_stop_request(self) -> None:
+        """Forget an earlier request to stop the run, in this lease's name (as
+        `update_run`): resuming is asking it to go on."""
+        try:
+            self._store.runs.clear_stop_request(self._run_id, holder=self.holder)
+        except LeaseTaken:
+            self.taken()
+            raise lease_lost(self._run_id) from None
 
     def taken(self) -> None:
         """The store showed the lease in another process's hands (a fenced write was

@@ -36,9 +36,11 @@ from smslink.domain.models import Connection
 #: Where the window starts: small enough that a low server limit costs few 429s (on an
 #: account shared with other tools, a burst of them hits their requests too), and slow
 #: start reaches any higher limit within a handful of round trips. Starting at the
-#: ceiling would send a 10,000-message run ~2% faster (bench/RESULTS.md section 23): kept
-#: small all the same, as a long-lived process (`serve`, `worker`) keeps each account's
-#: window from one run to the next, and only its first run starts here.
+#: ceiling would send a 10,000-message run 1-2% faster (~0.1% at 100,000; bench/RESULTS.md
+#: section 23), and every `smslink send` pays this start; kept small all the same. A
+#: process that sends run after run on one event loop (`serve` sending itself, a worker
+#: without Redis) goes on from the window its last run left, and a window shared in Redis
+#: is kept for an hour of idleness (limits/redis.py).
 INITIAL_WINDOW = 8
 #: A 429 sets the window to this share of what was in flight when it was sent.
 BACKOFF_FACTOR = 0.9

@@ -106,8 +106,11 @@ async def store_audience(
     stays as it was), and AudienceError when it cannot be read on (the run is then
     interrupted, as on Ctrl-C: resuming reads on from where it stopped). Raises LeaseLost
     when another process took the run over while this one read it (paused past its
-    lease): each batch is stored only in the lease holder's name, so this process stores
-    nothing beside its successor, and leaves the run's state to it.
+    lease): each batch, and each change of the run's state, is written only in the lease
+    holder's name, so this process stores nothing beside its successor and leaves the
+    run's state (and its queueing) to it. An error that ends the reading after such a
+    takeover (Ctrl-C, the file) is raised as it is, the run's state left alone all the
+    same.
     """
     async with RunLease(store, run_id, ttl_s=timings.lease_ttl_s) as lease:  # RunBusy
         run = store.runs.get_run(run_id)
@@ -130,10 +133,12 @@ async def store_audience(
                 lease.taken()
                 raise lease_lost(run_id) from None
             except BaseException:  # Ctrl-C, a restart, a file that cannot be read on
-                store.runs.update_run(run_id, state=RunState.INTERRUPTED)
+                with suppress(LeaseLost):  # taken over meanwhile: the successor's state
+                    lease.update_run(state=RunState.INTERRUPTED)
                 raise
-        store.runs.clear_stop_request(run_id)
-        store.runs.update_run(run_id, state=RunState.SENDING, error=None, queued=True)
+        # LeaseLost when taken over since the last batch: nothing to queue from here.
+        lease.clear_stop_request()
+        lease.update_run(state=RunState.SENDING, error=None, queued=True)
         return store.deliveries.parts_to_send(run_id)
 
 
@@ -274,15 +279,17 @@ async def track_sent(
                     await tracking
         if not ended:
             if lease.held() and store.runs.stop_requested(run_id):
-                _mark_stopped(store, run_id)
+                _mark_stopped(store, lease)
             return store.runs.get_run(run_id)
         if not lease.held():
             raise lease_lost(run_id)
         totals = store.deliveries.totals(run_id)
         if totals.done == totals.total:
-            store.runs.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
+            lease.update_run(state=RunState.COMPLETED, finished_at=clock())
         else:  # every part sent and tracking over, yet records unfinished: say so, stop
-            stop_run(store, run_id, str(unfinished_after_all(totals.total - totals.done)))
+            reason = str(unfinished_after_all(totals.total - totals.done))
+            lease.update_run(state=RunState.STOPPED, error=reason)
+            store.runs.request_stop(run_id, at=datetime.now(UTC))
     return store.runs.get_run(run_id)
 
 
@@ -340,10 +347,11 @@ def stop_run(store: Store, run_id: int, reason: str) -> None:
     store.runs.request_stop(run_id, at=datetime.now(UTC))
 
 
-def _mark_stopped(store: Store, run_id: int) -> None:
-    """A stopped run keeps the reason a part gave; asked to stop, it says so."""
-    if store.runs.get_run(run_id).state is not RunState.STOPPED:
-        store.runs.update_run(run_id, state=RunState.STOPPED, error=str(STOPPED_ON_REQUEST))
+def _mark_stopped(store: Store, lease: RunLease) -> None:
+    """A stopped run keeps the reason a part gave; asked to stop, it says so (in the run
+    lease's name: LeaseLost once another process has taken the run over)."""
+    if store.runs.get_run(lease.run_id).state is not RunState.STOPPED:
+        lease.update_run(state=RunState.STOPPED, error=str(STOPPED_ON_REQUEST))
 
 
 def _still_to_send(store: Store, run_id: int) -> bool:

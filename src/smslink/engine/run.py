@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,11 +66,11 @@ async def execute_run(
         connection = store.catalogue.get_connection(run.connection)
         problem = stored_connection_problem(connection)
         if problem:
-            _stop(store, run_id, RunHalted(problem, remedy=_fix_connection(run)))
+            _stop(lease, RunHalted(problem, remedy=_fix_connection(run)))
         if not run.audience_complete:
             check_audience_unchanged(run)  # InputError: the run stays as it was
-        store.runs.clear_stop_request(run_id)  # resuming is asking it to go on
-        store.runs.update_run(run_id, state=RunState.SENDING, error=None)
+        lease.clear_stop_request()  # resuming is asking it to go on
+        lease.update_run(state=RunState.SENDING, error=None)
         _count_done(store, run, counters)
         ahead = None if run.is_journey else ResultsAhead(store, run_id)
         try:
@@ -88,17 +89,18 @@ async def execute_run(
         except LeaseLost:
             raise  # the run's new owner keeps its state: write nothing
         except RunHalted as halt:
-            if lease.held():
-                store.runs.update_run(run_id, state=RunState.STOPPED, error=str(halt))
+            if lease.held():  # LeaseLost instead once taken over: the successor's state
+                lease.update_run(state=RunState.STOPPED, error=str(halt))
             if halt.remedy is None:
                 halt.remedy = Remedy(Action.RESUME_RUN, {"run_id": run_id})
             raise
         except BaseException:
             if lease.held():
-                store.runs.update_run(run_id, state=RunState.INTERRUPTED)
+                with suppress(LeaseLost):  # taken over meanwhile: the successor's state
+                    lease.update_run(state=RunState.INTERRUPTED)
             raise
         try:
-            _finish(store, run, clock, lease.held, ahead)
+            _finish(store, run, clock, lease, ahead)
         finally:
             if ahead is not None:
                 ahead.abort()  # nothing once the file is in place
@@ -109,24 +111,24 @@ def _finish(
     store: Store,
     run: Run,
     clock: Callable[[], datetime],
-    lease_held: Callable[[], bool],
+    lease: RunLease,
     ahead: ResultsAhead | None,
 ) -> None:
     """After sending and tracking: check every delivery is done, write the results file
-    and mark the run COMPLETED; raises RunHalted (run STOPPED) when it cannot."""
+    and mark the run COMPLETED; raises RunHalted (run STOPPED) when it cannot, LeaseLost
+    when another process took the run over meanwhile (the state is then its to write)."""
     run_id = run.id
-    if not lease_held():
+    if not lease.held():
         raise lease_lost(run_id)
     unfinished = store.deliveries.totals(run_id)
     if unfinished.done != unfinished.total:
-        _stop(store, run_id, RunHalted(unfinished_after_all(unfinished.total - unfinished.done)))
+        _stop(lease, RunHalted(unfinished_after_all(unfinished.total - unfinished.done)))
     try:
         if not run.is_journey:
             write_results(store, store.runs.get_run(run_id), ahead)
     except (AudienceError, OSError) as error:
         _stop(
-            store,
-            run_id,
+            lease,
             RunHalted(
                 say(
                     "every message is done, but the results file could not be written: "
@@ -137,7 +139,7 @@ def _finish(
             ),
             cause=error,
         )
-    store.runs.update_run(run_id, state=RunState.COMPLETED, finished_at=clock())
+    lease.update_run(state=RunState.COMPLETED, finished_at=clock())
 
 
 async def _writing_results_ahead(
@@ -203,11 +205,12 @@ def request_stop(
     return run
 
 
-def _stop(store: Store, run_id: int, halt: RunHalted, cause: BaseException | None = None) -> None:
-    """Mark the run STOPPED with the reason, and raise it (resume is the default remedy)."""
-    store.runs.update_run(run_id, state=RunState.STOPPED, error=str(halt))
+def _stop(lease: RunLease, halt: RunHalted, cause: BaseException | None = None) -> None:
+    """Mark the run STOPPED with the reason in the lease's name, and raise it (resume is
+    the default remedy); LeaseLost instead once another process has taken the run over."""
+    lease.update_run(state=RunState.STOPPED, error=str(halt))
     if halt.remedy is None:
-        halt.remedy = Remedy(Action.RESUME_RUN, {"run_id": run_id})
+        halt.remedy = Remedy(Action.RESUME_RUN, {"run_id": lease.run_id})
     raise halt from cause
 
 

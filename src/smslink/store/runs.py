@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from types import EllipsisType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, Update, and_, insert, or_, select, update
 from sqlalchemy import Connection as DBConnection
 
 from smslink.domain.errors import say
 from smslink.domain.models import JOURNEY, Run, RunSnapshot, RunState
 from smslink.store.database import Database
-from smslink.store.errors import NotFound, RunConflict
+from smslink.store.errors import LeaseTaken, NotFound, RunConflict
 from smslink.store.rows import dumps, to_run
 from smslink.store.schema import run_parts, runs
 
@@ -53,6 +53,17 @@ def holds_lease(conn: DBConnection, holder: LeaseHolder, *, postgres: bool) -> b
     if postgres:
         query = query.with_for_update(read=True)
     return conn.execute(query).scalar() == holder.owner
+
+
+def _run_row(run_id: int, holder: LeaseHolder | None) -> Update:
+    """An UPDATE of the run's row; with `holder`, of that row only while its lease names
+    `holder` (on PostgreSQL a concurrent takeover is waited for and the condition
+    checked again on the row it left)."""
+    if holder is None:
+        return update(runs).where(runs.c.id == run_id)
+    if holder.part is not None:
+        raise ValueError("a run's row is fenced by the run's lease, not a part's")
+    return update(runs).where(runs.c.id == run_id, runs.c.lease_owner == holder.owner)
 
 
 def _lease_free(
@@ -222,9 +233,15 @@ class RunStore:
         output_path: str | None = None,
         snapshot: RunSnapshot | None = None,
         queued: bool | None = None,
+        holder: LeaseHolder | None = None,
     ) -> None:
         """Change only the fields given; `error=None` clears the error (hence the `...`
-        default meaning "leave it")."""
+        default meaning "leave it").
+
+        With `holder` (a run's lease, not a part's), only while the run's lease still
+        names that process, decided by the UPDATE itself: LeaseTaken, and nothing
+        changed, once another process has taken the run over (its state is the
+        successor's to write)."""
         values: dict[str, Any] = {}
         if output_path is not None:
             values["output_path"] = output_path
@@ -246,9 +263,9 @@ class RunStore:
             self.get_run(run_id)  # still report a missing run
             return
         with self._engine.begin() as conn:
-            result = conn.execute(update(runs).where(runs.c.id == run_id).values(values))
+            result = conn.execute(_run_row(run_id, holder).values(values))
         if result.rowcount == 0:
-            raise NotFound(say("no run %(run)s", run=str(run_id)))
+            self._refused(run_id, holder)
 
     # -- leases: one worker per run ---------------------------------------------------
 
@@ -311,10 +328,21 @@ class RunStore:
             at = conn.execute(select(runs.c.stop_requested_at).where(runs.c.id == run_id)).scalar()
         return at is not None
 
-    def clear_stop_request(self, run_id: int) -> None:
-        """Forget an earlier request to stop: the run is being resumed on purpose."""
+    def clear_stop_request(self, run_id: int, *, holder: LeaseHolder | None = None) -> None:
+        """Forget an earlier request to stop: the run is being resumed on purpose. With
+        `holder`, fenced as `update_run` is."""
         with self._engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(stop_requested_at=None))
+            result = conn.execute(_run_row(run_id, holder).values(stop_requested_at=None))
+        if result.rowcount == 0:
+            self._refused(run_id, holder)
+
+    def _refused(self, run_id: int, holder: LeaseHolder | None) -> None:
+        """After a run's UPDATE changed no row: NotFound when there is no such run,
+        LeaseTaken when `holder` no longer holds it."""
+        self.get_run(run_id)  # NotFound
+        if holder is not None:
+            # Caught by the engine, never shown: not a translated message.
+            raise LeaseTaken(f"run {run_id} is another process's now: not changed")
 
     def release_run(self, run_id: int, owner: str) -> None:
         with self._engine.begin() as conn:

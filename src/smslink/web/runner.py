@@ -114,8 +114,9 @@ class RunExecutor:
     async def _enqueue(self, run_id: int, counters: RunCounters, _: asyncio.Event) -> None:
         try:
             await self._smslink.work.enqueue(run_id, counters)
-        except SmslinkError as error:  # the audience changed or cannot be read on
-            log.info("run %s was not queued: %s", run_id, error)
+        except SmslinkError as error:  # the audience changed or cannot be read on, or
+            # another process took the run over meanwhile (and queues it if it goes on)
+            log.info("run %s was not queued from here: %s", run_id, error)
         except asyncio.CancelledError:
             raise
         except Exception:
