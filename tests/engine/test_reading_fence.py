@@ -190,19 +190,20 @@ def test_a_run_taken_over_as_it_starts_is_left_to_its_successor(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starting: str
 ) -> None:
     """A run whose audience is all stored is resumed, and taken over just as this process
-    clears its stop request (paused there past its lease): it is neither queued for the
-    workers nor sent from here, and the successor's stop request stands."""
+    marks it resumed (paused there past its lease): it is neither queued for the workers
+    nor sent from here, and the successor's stop request stands."""
     with run_in_thread(SimulatorConfig(auth_token=TOKEN)) as twilio:
         run_id = _started_run(store, twilio, tmp_path, records=30, concurrency=2)
         campaign_store_audience(store, run_id)
-        clear_stop_request = store.runs.clear_stop_request
+        update_run = store.runs.update_run
 
-        def taken_over_first(run: int, **fence: Any) -> None:
-            _taken_over(store, run)
-            store.runs.request_stop(run, at=datetime.now(UTC))  # the successor's user
-            clear_stop_request(run, **fence)
+        def taken_over_as_resumed(run: int, **changes: Any) -> None:
+            if changes.get("stop_request_cleared"):  # marking it resumed
+                _taken_over(store, run)
+                store.runs.request_stop(run, at=datetime.now(UTC))  # the successor's user
+            update_run(run, **changes)
 
-        monkeypatch.setattr(store.runs, "clear_stop_request", taken_over_first)
+        monkeypatch.setattr(store.runs, "update_run", taken_over_as_resumed)
         timings = Timings(ingest_batch=BATCH)
         starts = {
             "queued for workers": lambda: store_audience(

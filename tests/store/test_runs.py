@@ -61,7 +61,7 @@ def test_a_missing_run_is_not_found_and_runs_list_newest_first(store: Store):
 def test_a_change_of_a_runs_state_in_its_holders_name_lands_only_while_nobody_took_it(
     store: Store,
 ):
-    """`update_run` and `clear_stop_request` with a holder: written while the run's lease
+    """`update_run` with a holder (a stop request cleared too): written while the run's lease
     names that process, even expired and unrenewed; refused with LeaseTaken and nothing
     changed once another process took the run over (its state is the successor's)."""
     now = datetime.now(UTC)
@@ -70,9 +70,10 @@ def test_a_change_of_a_runs_state_in_its_holders_name_lands_only_while_nobody_to
     assert runs.acquire_run(run_id, "paused", until=now, now=now, replacing=None) is None
     paused = LeaseHolder(run_id, "paused")
     runs.request_stop(run_id, at=now)
-    runs.clear_stop_request(run_id, holder=paused)  # lapsed, not taken: written
-    runs.update_run(run_id, state=RunState.SENDING, holder=paused)
+    # Lapsed, not taken: written.
+    runs.update_run(run_id, state=RunState.SENDING, stop_request_cleared=True, holder=paused)
     assert runs.get_run(run_id).state is RunState.SENDING
+    assert not runs.stop_requested(run_id)
     later = now + timedelta(seconds=1)
     assert runs.acquire_run(run_id, "successor", until=later, now=later, replacing=None) is None
     runs.request_stop(run_id, at=later)  # the successor's user asks it to stop
@@ -80,7 +81,7 @@ def test_a_change_of_a_runs_state_in_its_holders_name_lands_only_while_nobody_to
     with pytest.raises(LeaseTaken):
         runs.update_run(run_id, state=RunState.INTERRUPTED, queued=True, holder=paused)
     with pytest.raises(LeaseTaken):
-        runs.clear_stop_request(run_id, holder=paused)
+        runs.update_run(run_id, stop_request_cleared=True, holder=paused)
 
     run = runs.get_run(run_id)
     assert (run.state, run.queued) == (RunState.SENDING, False)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from smslink.domain.errors import Busy, say
-from smslink.engine.errors import lease_lost
+from smslink.engine.errors import LeaseLost, lease_lost
 from smslink.store import LeaseHolder, LeaseTaken, Store
 
 
@@ -126,17 +126,13 @@ class RunLease:
         try:
             self._store.runs.update_run(self._run_id, holder=self.holder, **changes)
         except LeaseTaken:
-            self.taken()
-            raise lease_lost(self._run_id) from None
+            raise self.lost() from None
 
-    def clear_stop_request(self) -> None:
-        """Forget an earlier request to stop the run, in this lease's name (as
-        `update_run`): resuming is asking it to go on."""
-        try:
-            self._store.runs.clear_stop_request(self._run_id, holder=self.holder)
-        except LeaseTaken:
-            self.taken()
-            raise lease_lost(self._run_id) from None
+    def lost(self) -> LeaseLost:
+        """After the store refused a write in this lease's name (LeaseTaken): the lease
+        is marked taken, and the LeaseLost to raise is returned."""
+        self.taken()
+        return lease_lost(self._run_id)
 
     def taken(self) -> None:
         """The store showed the lease in another process's hands (a fenced write was

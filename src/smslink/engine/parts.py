@@ -130,15 +130,13 @@ async def store_audience(
                     holder=lease.holder,
                 )
             except LeaseTaken:  # the run is its successor's: so is its state
-                lease.taken()
-                raise lease_lost(run_id) from None
+                raise lease.lost() from None
             except BaseException:  # Ctrl-C, a restart, a file that cannot be read on
                 with suppress(LeaseLost):  # taken over meanwhile: the successor's state
                     lease.update_run(state=RunState.INTERRUPTED)
                 raise
         # LeaseLost when taken over since the last batch: nothing to queue from here.
-        lease.clear_stop_request()
-        lease.update_run(state=RunState.SENDING, error=None, queued=True)
+        lease.update_run(state=RunState.SENDING, error=None, queued=True, stop_request_cleared=True)
         return store.deliveries.parts_to_send(run_id)
 
 
@@ -287,9 +285,7 @@ async def track_sent(
         if totals.done == totals.total:
             lease.update_run(state=RunState.COMPLETED, finished_at=clock())
         else:  # every part sent and tracking over, yet records unfinished: say so, stop
-            reason = str(unfinished_after_all(totals.total - totals.done))
-            lease.update_run(state=RunState.STOPPED, error=reason)
-            store.runs.request_stop(run_id, at=datetime.now(UTC))
+            stop_run(store, run_id, str(unfinished_after_all(totals.total - totals.done)), lease)
     return store.runs.get_run(run_id)
 
 
@@ -340,10 +336,15 @@ def _client(connection: Connection, pacing: Pacing, timings: Timings) -> TwilioC
     )
 
 
-def stop_run(store: Store, run_id: int, reason: str) -> None:
+def stop_run(store: Store, run_id: int, reason: str, lease: RunLease | None = None) -> None:
     """Stop the whole run (resumably) because one part cannot go on: the other parts
-    and the tracking job see the request within a second and stop too."""
-    store.runs.update_run(run_id, state=RunState.STOPPED, error=reason)
+    and the tracking job see the request within a second and stop too. Under the run's
+    `lease` (the tracking job), in its name: LeaseLost once another process has taken
+    the run over; a part's worker holds only its part's lease, which cannot fence it."""
+    if lease is None:
+        store.runs.update_run(run_id, state=RunState.STOPPED, error=reason)
+    else:
+        lease.update_run(state=RunState.STOPPED, error=reason)
     store.runs.request_stop(run_id, at=datetime.now(UTC))
 
 

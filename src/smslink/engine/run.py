@@ -69,8 +69,8 @@ async def execute_run(
             _stop(lease, RunHalted(problem, remedy=_fix_connection(run)))
         if not run.audience_complete:
             check_audience_unchanged(run)  # InputError: the run stays as it was
-        lease.clear_stop_request()  # resuming is asking it to go on
-        lease.update_run(state=RunState.SENDING, error=None)
+        # Resuming is asking it to go on: an earlier request to stop is forgotten.
+        lease.update_run(state=RunState.SENDING, error=None, stop_request_cleared=True)
         _count_done(store, run, counters)
         ahead = None if run.is_journey else ResultsAhead(store, run_id)
         try:

@@ -233,10 +233,12 @@ class RunStore:
         output_path: str | None = None,
         snapshot: RunSnapshot | None = None,
         queued: bool | None = None,
+        stop_request_cleared: bool = False,
         holder: LeaseHolder | None = None,
     ) -> None:
         """Change only the fields given; `error=None` clears the error (hence the `...`
-        default meaning "leave it").
+        default meaning "leave it"). `stop_request_cleared` forgets an earlier request to
+        stop, in the same UPDATE: the run is being resumed on purpose.
 
         With `holder` (a run's lease, not a part's), only while the run's lease still
         names that process, decided by the UPDATE itself: LeaseTaken, and nothing
@@ -259,13 +261,18 @@ class RunStore:
             values["audience_complete"] = audience_complete
         if queued is not None:
             values["queued"] = queued
+        if stop_request_cleared:
+            values["stop_requested_at"] = None
         if not values:
             self.get_run(run_id)  # still report a missing run
             return
         with self._engine.begin() as conn:
             result = conn.execute(_run_row(run_id, holder).values(values))
         if result.rowcount == 0:
-            self._refused(run_id, holder)
+            self.get_run(run_id)  # NotFound
+            if holder is not None:
+                # Caught by the engine, never shown: not a translated message.
+                raise LeaseTaken(f"run {run_id} is another process's now: not changed")
 
     # -- leases: one worker per run ---------------------------------------------------
 
@@ -327,22 +334,6 @@ class RunStore:
         with self._engine.connect() as conn:
             at = conn.execute(select(runs.c.stop_requested_at).where(runs.c.id == run_id)).scalar()
         return at is not None
-
-    def clear_stop_request(self, run_id: int, *, holder: LeaseHolder | None = None) -> None:
-        """Forget an earlier request to stop: the run is being resumed on purpose. With
-        `holder`, fenced as `update_run` is."""
-        with self._engine.begin() as conn:
-            result = conn.execute(_run_row(run_id, holder).values(stop_requested_at=None))
-        if result.rowcount == 0:
-            self._refused(run_id, holder)
-
-    def _refused(self, run_id: int, holder: LeaseHolder | None) -> None:
-        """After a run's UPDATE changed no row: NotFound when there is no such run,
-        LeaseTaken when `holder` no longer holds it."""
-        self.get_run(run_id)  # NotFound
-        if holder is not None:
-            # Caught by the engine, never shown: not a translated message.
-            raise LeaseTaken(f"run {run_id} is another process's now: not changed")
 
     def release_run(self, run_id: int, owner: str) -> None:
         with self._engine.begin() as conn:
